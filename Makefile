@@ -1,0 +1,36 @@
+# Two commands for a new user: `make demo` and `make test`. Everything else is a helper of those.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench venv bq-venv clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# local-bigquery needs Python 3.13 in a virtualenv of its own (see local_env/bigquery_emulator.py).
+bq-venv: $(STAMP)
+	$(PY) -m local_env.bigquery_emulator install
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
+
+test: $(STAMP) bq-venv lint
+	$(PY) -m pytest -q
+
+demo: $(STAMP) bq-venv
+	$(PY) -m local_env.demo
+
+bench: $(STAMP) bq-venv
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .venv-bq .local output/*.csv

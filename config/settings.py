@@ -1,0 +1,144 @@
+"""Service settings, read from the environment once.
+
+Every knob has a documented default (README "Configuration"). An invalid value stops the
+process at start with a message naming the variable, instead of failing mid-run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from typing import Any
+
+PRODUCTION_BASE_URL = "https://business-api.tiktok.com/open_api/v1.3/"
+SANDBOX_BASE_URL = "https://sandbox-ads.tiktok.com/open_api/v1.3/"
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    tiktok_api_base_url: str = PRODUCTION_BASE_URL
+    tiktok_access_token: str | None = None
+    tiktok_qps: float = 10.0  # the developer app's tier (Basic: 10 QPS / 600 QPM)
+    tiktok_qpm: int = 600
+    tiktok_concurrency: int = 24  # requests in flight; the rate limiter is the real throttle
+    tiktok_connect_timeout: float = 10.0
+    tiktok_read_timeout: float = 120.0
+    tiktok_retry_max_seconds: float = 300.0  # total time one request may spend retrying
+    tiktok_retry_max_attempts: int = 8
+    days_reprocess: int = 3
+    port: int = 8080
+    run_deadline_seconds: float = 540.0  # under Cloud Run's 600 s request timeout
+    bq_location: str = "US"
+    bigquery_emulator_host: str | None = None
+    bq_commit_retries: int = 5
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:  # never print the token
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["tiktok_access_token"]:
+            shown["tiktok_access_token"] = "***"
+        return f"Settings({shown})"
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        value = kind(raw)
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    return parse
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def _base_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def _emulator_host(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must include the scheme, e.g. http://127.0.0.1:9050")
+    return raw.rstrip("/")
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "TIKTOK_API_BASE_URL": _base_url,
+    "TIKTOK_ACCESS_TOKEN": str,
+    "TIKTOK_QPS": _positive(float),
+    "TIKTOK_QPM": _positive(int),
+    "TIKTOK_CONCURRENCY": _positive(int),
+    "TIKTOK_CONNECT_TIMEOUT": _positive(float),
+    "TIKTOK_READ_TIMEOUT": _positive(float),
+    "TIKTOK_RETRY_MAX_SECONDS": _positive(float),
+    "TIKTOK_RETRY_MAX_ATTEMPTS": _positive(int),
+    "DAYS_REPROCESS": _positive(int),
+    "PORT": _port,
+    "RUN_DEADLINE_SECONDS": _positive(float),
+    "BQ_LOCATION": str,
+    "BIGQUERY_EMULATOR_HOST": _emulator_host,
+    "BQ_COMMIT_RETRIES": _non_negative_int,
+    "LOG_LEVEL": _log_level,
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``environ`` (default: the process environment).
+
+    Raises SettingsError naming every variable whose value is invalid.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, parse in _PARSERS.items():
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            values[name.lower()] = parse(raw)
+        except ValueError as exc:
+            shown = "***" if "TOKEN" in name else repr(raw)
+            problems.append(f"{name}={shown}: {_reason(exc)}")
+    if problems:
+        raise SettingsError("invalid configuration: " + "; ".join(problems))
+    return Settings(**values)
+
+
+def _reason(exc: ValueError) -> str:
+    text = str(exc)
+    if text.startswith(("invalid literal", "could not convert")):
+        return "not a number"
+    return text
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use and never again."""
+    return load_settings()

@@ -1,0 +1,265 @@
+"""Concurrent extraction of many (advertiser, report type) items over a date window.
+
+The unit of scheduling is one page request, not one advertiser: page 1 of every chunk is
+queued first, and once a page 1 tells how many pages follow, those pages are queued behind
+the others. A bounded thread pool keeps enough requests in flight to cover TikTok's
+latency; the shared rate limiter is the only throttle. So a slow advertiser or a long page
+chain never idles the rest, and the app's QPS budget is used, not wasted.
+
+Rows stream: each page becomes a typed Arrow table handed to ``sink`` right away (or, when
+a level's metrics need several requests, once the chunk's requests are joined). Nothing
+holds an account in memory. One item's failure never stops the others; its result carries
+the error, and the rows it had already handed over are flagged by the failed status so the
+writer can leave them out.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+
+from controller.catalog import ReportSpec
+from controller.normalize import NormalizationError, finish, join_metric_groups, page_to_table
+from controller.tiktok_client import TikTokClient, TikTokError
+
+log = logging.getLogger(__name__)
+
+MAX_DAYS_PER_REQUEST = 30  # TikTok's limit for daily (stat_time_day) sync reports
+
+
+def date_chunks(
+    start: date, end: date, days: int = MAX_DAYS_PER_REQUEST
+) -> Iterator[tuple[date, date]]:
+    """Split an inclusive window into inclusive chunks of at most ``days`` days."""
+    while start <= end:
+        chunk_end = min(start + timedelta(days=days - 1), end)
+        yield start, chunk_end
+        start = chunk_end + timedelta(days=1)
+
+
+@dataclass
+class ItemResult:
+    """Outcome of one advertiser × report type over the window."""
+
+    advertiser_id: str
+    report_type: str
+    status: str = "running"
+    rows: int = 0
+    requests: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+
+Sink = Callable[[ReportSpec, str, pa.Table], None]
+
+
+@dataclass
+class _Chunk:
+    """One date chunk of one item; collects metric-group parts when a level needs several."""
+
+    start: date
+    end: date
+    parts: list[list[pa.Table]] = field(default_factory=list)
+    pending: int = 0
+
+
+@dataclass
+class _Item:
+    spec: ReportSpec
+    result: ItemResult
+    pending: int = 0
+
+
+class Extraction:
+    """Runs the requests of many items concurrently and streams typed tables to ``sink``."""
+
+    def __init__(
+        self,
+        client: TikTokClient,
+        items: list[tuple[str, ReportSpec]],
+        start: date,
+        end: date,
+        *,
+        sink: Sink,
+        workers: int,
+        extracted_at: datetime,
+        deadline: float | None = None,
+        max_metrics: int | None = None,
+        on_item_done: Callable[[ItemResult], None] | None = None,
+        on_request_done: Callable[[int], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
+    ) -> None:
+        self._client = client
+        self._start, self._end = start, end
+        self._sink = sink
+        self._workers = workers
+        self._extracted_at = extracted_at
+        self._deadline = deadline
+        self._on_item_done = on_item_done
+        self._on_request_done = on_request_done
+        self._stop_requested = stop_requested
+        self._lock = threading.Lock()
+        self._items = [
+            _Item(spec, ItemResult(advertiser_id, spec.report_type))
+            for advertiser_id, spec in items
+        ]
+        self._groups = {
+            spec.report_type: spec.metric_groups(max_metrics)
+            if max_metrics
+            else spec.metric_groups()
+            for _, spec in items
+        }
+        self._pool: ThreadPoolExecutor | None = None
+        self._all_done = threading.Event()
+        self._outstanding = 0
+
+    @property
+    def results(self) -> list[ItemResult]:
+        return [item.result for item in self._items]
+
+    def run(self) -> list[ItemResult]:
+        if not self._items:
+            return []
+        chunks = list(date_chunks(self._start, self._end))
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tiktok")
+        # Chunk-major order: every item gets its first request early.
+        for start, end in chunks:
+            for item in self._items:
+                chunk = _Chunk(start, end, [[] for _ in self._groups[item.spec.report_type]])
+                for group in range(len(chunk.parts)):
+                    self._submit(item, chunk, group, page=1)
+        while not self._all_done.wait(0.1):
+            reason = self._abort_reason()
+            if reason:
+                self._abandon(reason)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                return self.results
+        self._pool.shutdown(wait=True)
+        return self.results
+
+    def _abort_reason(self) -> str | None:
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return "the run's deadline passed before this report finished; retry the run"
+        if self._stop_requested and self._stop_requested():
+            return "the service is shutting down; this report was not finished, retry the run"
+        return None
+
+    def _abandon(self, reason: str) -> None:
+        """Fail every unfinished item now; in-flight requests finish in the background.
+
+        Rows such a request might still hand to the sink belong to a failed item, which the
+        writer leaves out, so nothing half-done is ever committed.
+        """
+        for item in self._items:
+            self._fail(item, TimeoutError(reason))
+
+    # -- scheduling -------------------------------------------------------------------------
+
+    def _submit(self, item: _Item, chunk: _Chunk, group: int, page: int) -> None:
+        with self._lock:
+            item.pending += 1
+            chunk.pending += 1
+            self._outstanding += 1
+        context = contextvars.copy_context()  # keeps the run's request id on worker log lines
+        assert self._pool is not None
+        self._pool.submit(context.run, self._task, item, chunk, group, page)
+
+    def _task(self, item: _Item, chunk: _Chunk, group: int, page: int) -> None:
+        try:
+            if item.result.status == "running":
+                self._fetch(item, chunk, group, page)
+                with self._lock:
+                    chunk.pending -= 1
+                    chunk_done = chunk.pending == 0
+                if chunk_done and len(chunk.parts) > 1:
+                    self._emit_joined(item, chunk)
+        except (TikTokError, NormalizationError, TimeoutError) as exc:
+            self._fail(item, exc)
+        except Exception as exc:  # a bug must fail the item, never hang the run
+            log.exception("unexpected extraction error")
+            self._fail(item, exc)
+        finally:
+            self._task_done(item)
+
+    def _fetch(self, item: _Item, chunk: _Chunk, group: int, page: int) -> None:
+        reason = self._abort_reason()
+        if reason:
+            raise TimeoutError(reason)
+        spec, advertiser_id = item.spec, item.result.advertiser_id
+        metrics = self._groups[spec.report_type][group]
+        result = self._client.fetch_page(
+            spec, advertiser_id, metrics, chunk.start, chunk.end, page, deadline=self._deadline
+        )
+        with self._lock:
+            item.result.requests += 1
+        if self._on_request_done:
+            self._on_request_done(len(result.rows))
+        if page == 1:
+            for next_page in range(2, result.total_page + 1):
+                self._submit(item, chunk, group, next_page)
+        if not result.rows:
+            return
+        table = page_to_table(spec, metrics, result.rows)
+        if len(chunk.parts) == 1:
+            self._emit(item, table)
+            return
+        with self._lock:
+            chunk.parts[group].append(table)
+
+    def _emit_joined(self, item: _Item, chunk: _Chunk) -> None:
+        """All requests of a split chunk are in: join their groups into full rows."""
+        parts = [pa.concat_tables(tables) for tables in chunk.parts if tables]
+        chunk.parts = []
+        if parts:
+            self._emit(item, join_metric_groups(item.spec, parts))
+
+    def _emit(self, item: _Item, table: pa.Table) -> None:
+        typed = finish(item.spec, table, item.result.advertiser_id, self._extracted_at)
+        self._sink(item.spec, item.result.advertiser_id, typed)
+        with self._lock:
+            item.result.rows += len(typed)
+
+    def _fail(self, item: _Item, exc: Exception) -> None:
+        with self._lock:
+            if item.result.status != "running":
+                return
+            item.result.status = "error"
+            item.result.error = (
+                str(exc)
+                if isinstance(exc, TikTokError)
+                else (f"advertiser {item.result.advertiser_id}: {exc}")
+            )
+        log.warning(
+            "report failed",
+            extra={
+                "fields": {
+                    "advertiser_id": item.result.advertiser_id,
+                    "report_type": item.spec.report_type,
+                    "error": item.result.error,
+                }
+            },
+        )
+
+    def _task_done(self, item: _Item) -> None:
+        with self._lock:
+            item.pending -= 1
+            self._outstanding -= 1
+            finished = item.pending == 0
+            if finished and item.result.status == "running":
+                item.result.status = "success"
+            all_done = self._outstanding == 0
+        if finished and self._on_item_done:
+            self._on_item_done(item.result)
+        if all_done:
+            self._all_done.set()

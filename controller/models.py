@@ -1,0 +1,166 @@
+"""The /run payload and response, validated strictly with pydantic.
+
+Strict on purpose: a wrong field is a 400 naming it, not a silent default. Advertiser ids
+must be JSON strings of digits: a JSON number above 2**53 has usually been rounded by the
+tool that wrote it (spreadsheets, JavaScript), and the wrong advertiser would be read.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from controller.catalog import REPORT_TYPES
+
+MAX_ADVERTISERS = 200  # per request; the DAG fans larger lists out in batches
+MAX_WINDOW_DAYS = 366
+EARLIEST_DATE = date(2016, 1, 1)
+
+ReportType = Literal["advertiser", "campaign", "adgroup", "ad"]
+assert set(REPORT_TYPES) == set(ReportType.__args__)  # the catalog is the source of truth
+
+AdvertiserId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{1,20}$", strict=True),
+    Field(description="TikTok advertiser id as a string of digits (ids exceed 2**53)."),
+]
+_PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_DATASET_ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _parse_day(value: object) -> object:
+    if value is None or isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be a date string YYYY-MM-DD")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value} is not a calendar date") from None
+
+
+class RunRequest(BaseModel):
+    """POST /run body."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
+
+    access_token: SecretStr | None = Field(
+        default=None,
+        description="TikTok access token; optional when the service has TIKTOK_ACCESS_TOKEN.",
+    )
+    advertiser_ids: list[AdvertiserId] = Field(min_length=1, max_length=MAX_ADVERTISERS)
+    project_id: str = Field(description="GCP project of the destination dataset.")
+    dataset_id: str = Field(default="raw", description="BigQuery dataset; created if missing.")
+    if_exists: Literal["append", "replace"] = Field(
+        default="append",
+        description="append adds rows; replace swaps the window's rows of these advertisers atomically.",
+    )
+    report_types: list[ReportType] = Field(default_factory=lambda: list(REPORT_TYPES), min_length=1)
+    start_date: date | None = Field(default=None, description="YYYY-MM-DD, advertiser-local.")
+    end_date: date | None = Field(default=None, description="YYYY-MM-DD, advertiser-local.")
+    max_qps: float | None = Field(
+        default=None, gt=0, le=1000, description="This request's share of the app's QPS."
+    )
+    max_qpm: int | None = Field(
+        default=None, gt=0, le=60000, description="This request's share of the app's QPM."
+    )
+
+    @field_validator("access_token", mode="before")
+    @classmethod
+    def _token_text(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("project_id")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not _PROJECT_ID.match(value):
+            raise ValueError("not a valid GCP project id (6-30 lowercase letters, digits, hyphens)")
+        return value
+
+    @field_validator("dataset_id")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if not _DATASET_ID.match(value):
+            raise ValueError("not a valid BigQuery dataset id (letters, digits, underscores)")
+        return value
+
+    @field_validator("start_date", "end_date", mode="before")
+    @classmethod
+    def _day(cls, value: object) -> object:
+        return _parse_day(value)
+
+    @field_validator("advertiser_ids", "report_types")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(values))
+
+    @model_validator(mode="after")
+    def _window(self) -> RunRequest:
+        latest = datetime.now(UTC).date() + timedelta(days=1)  # advertiser zones run ahead of UTC
+        for name in ("start_date", "end_date"):
+            day = getattr(self, name)
+            if day is not None and not EARLIEST_DATE <= day <= latest:
+                raise ValueError(f"{name}: must be between {EARLIEST_DATE} and {latest}")
+        if self.start_date and self.end_date:
+            if self.start_date > self.end_date:
+                raise ValueError("start_date: must not be after end_date")
+            if (self.end_date - self.start_date).days + 1 > MAX_WINDOW_DAYS:
+                raise ValueError(
+                    f"end_date: window longer than {MAX_WINDOW_DAYS} days; split the backfill"
+                )
+        return self
+
+    def window(self, days_reprocess: int, today: date | None = None) -> tuple[date, date]:
+        """The requested window, defaulting to D-days_reprocess .. D-1 (UTC)."""
+        today = today or datetime.now(UTC).date()
+        end = self.end_date or today - timedelta(days=1)
+        start = self.start_date or end - timedelta(days=days_reprocess - 1)
+        if start > end:
+            raise ValueError("start_date: must not be after end_date")
+        return start, end
+
+
+class ItemOutcome(BaseModel):
+    advertiser_id: str
+    report_type: str
+    destination_table: str
+    inserted_rows: int
+    status: Literal["success", "error"]
+    error: str | None = None
+
+
+class RunResponse(BaseModel):
+    status: Literal["success", "partial_success", "error"]
+    message: str
+    request_id: str
+    start_date: date
+    end_date: date
+    total_inserted_rows: int
+    results: list[ItemOutcome]
+    errors_count: int
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    status: Literal["error"] = "error"
+    message: str
+    request_id: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)

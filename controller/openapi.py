@@ -1,0 +1,88 @@
+"""OpenAPI 3.1 description of the service, generated from the pydantic models.
+
+Generated rather than written so that it cannot drift from what /run validates.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from controller.models import ErrorResponse, RunRequest, RunResponse
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+@cache
+def openapi_document(version: str) -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [
+            (RunRequest, "validation"),
+            (RunResponse, "serialization"),
+            (ErrorResponse, "serialization"),
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    error = "ErrorResponse"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tiktok-ads-api",
+            "version": version,
+            "description": "Extracts TikTok Ads daily reports into BigQuery.",
+        },
+        "paths": {
+            "/health": {
+                "get": {
+                    "summary": "Liveness probe (no dependency calls)",
+                    "responses": {
+                        "200": {
+                            "description": "Service is up",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["status", "version"],
+                                        "properties": {
+                                            "status": {"type": "string"},
+                                            "version": {"type": "string"},
+                                        },
+                                    }
+                                }
+                            },
+                        }
+                    },
+                }
+            },
+            "/run": {
+                "post": {
+                    "summary": "Extract reports for advertisers and load them into BigQuery",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/RunRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("RunResponse", "Every report loaded"),
+                        "207": _json("RunResponse", "Some reports failed (see results)"),
+                        "502": _json("RunResponse", "Every report failed"),
+                        "400": _json(error, "Invalid payload; errors name each field"),
+                        "413": _json(error, "Body larger than 1 MiB"),
+                        "415": _json(error, "Body is not application/json"),
+                        "500": _json(error, "Unexpected fault"),
+                    },
+                }
+            },
+        },
+        "components": {"schemas": schemas["$defs"]},
+    }

@@ -1,0 +1,250 @@
+"""One /run: extract every (advertiser, report type) from TikTok and load it into BigQuery.
+
+The composition point of the service: the TikTok client and the extraction know nothing of
+BigQuery, the warehouse knows nothing of TikTok, and this module wires them. Per table the
+rows of all advertisers stream into one local Parquet file and then into ONE load job and
+ONE transaction, so a run costs the same number of BigQuery jobs whatever the number of
+advertisers. Only advertisers whose report came back complete are written (or, with
+``replace``, swapped in); a failed one keeps its previous rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
+
+from config.settings import Settings
+from controller.catalog import REPORTS, ReportSpec, arrow_schema
+from controller.extraction import Extraction, ItemResult
+from controller.models import ItemOutcome, RunRequest, RunResponse
+from controller.rate_limiter import RateLimiter, app_limiter
+from controller.tiktok_client import RetryPolicy, TikTokClient
+
+log = logging.getLogger(__name__)
+
+
+def table_definition(spec: ReportSpec) -> TableDefinition:
+    return TableDefinition(
+        name=spec.table,
+        schema=arrow_schema(spec),
+        partition_field="date",
+        clustering_fields=("_advertiser_id", spec.id_dimension),
+        key_field="_advertiser_id",
+    )
+
+
+def build_client(settings: Settings, access_token: str, limiter: RateLimiter) -> TikTokClient:
+    return TikTokClient(
+        settings.tiktok_api_base_url,
+        access_token,
+        limiter,
+        pool_size=settings.tiktok_concurrency,
+        connect_timeout=settings.tiktok_connect_timeout,
+        read_timeout=settings.tiktok_read_timeout,
+        retry=RetryPolicy(
+            max_attempts=settings.tiktok_retry_max_attempts,
+            max_seconds=settings.tiktok_retry_max_seconds,
+        ),
+    )
+
+
+def request_limiter(settings: Settings, max_qps: float | None, max_qpm: int | None) -> RateLimiter:
+    """The app's limiter, narrowed to this request's share when the caller sets one."""
+    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm)
+    return limiter.child(max_qps, max_qpm) if (max_qps or max_qpm) else limiter
+
+
+def log_item(result: ItemResult) -> None:
+    log.info(
+        "report extracted" if result.ok else "report failed",
+        extra={
+            "fields": {
+                "advertiser_id": result.advertiser_id,
+                "report_type": result.report_type,
+                "rows": result.rows,
+                "requests": result.requests,
+                "status": result.status,
+            }
+        },
+    )
+
+
+@dataclass
+class RunPlan:
+    request: RunRequest
+    access_token: str
+    start: date
+    end: date
+    request_id: str
+
+
+class Run:
+    """Executes one validated /run request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: RunPlan,
+        *,
+        warehouse_factory: Callable[[str, str], BigQueryWarehouse] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self._warehouse_factory = warehouse_factory or self._default_warehouse
+        self._stop_requested = stop_requested
+
+    def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
+        client = make_client(
+            project_id,
+            location=self.settings.bq_location,
+            emulator_host=self.settings.bigquery_emulator_host,
+        )
+        return BigQueryWarehouse(
+            client,
+            dataset_id,
+            location=self.settings.bq_location,
+            commit_retries=self.settings.bq_commit_retries,
+        )
+
+    def execute(self) -> RunResponse:
+        request, settings = self.plan.request, self.settings
+        started = time.monotonic()
+        deadline = started + settings.run_deadline_seconds
+        # Keep time to commit what was extracted: extraction stops starting work before that.
+        extraction_deadline = deadline - min(60.0, settings.run_deadline_seconds * 0.25)
+        specs = [REPORTS[name] for name in request.report_types]
+        items = [(adv, spec) for spec in specs for adv in request.advertiser_ids]
+        results: list[ItemResult]
+        try:
+            warehouse = self._warehouse_factory(request.project_id, request.dataset_id)
+            warehouse.ensure_dataset()
+            for spec in specs:
+                warehouse.ensure_table(table_definition(spec))
+        except WarehouseError as exc:
+            results = [
+                ItemResult(adv, spec.report_type, "error", error=str(exc)) for adv, spec in items
+            ]
+            return self._response(results, {}, started)
+
+        limiter = request_limiter(settings, request.max_qps, request.max_qpm)
+        client = build_client(settings, self.plan.access_token, limiter)
+        inserted: dict[tuple[str, str], int] = {}
+        with tempfile.TemporaryDirectory(prefix="tiktok-run-") as workdir:
+            writers = {
+                spec.report_type: warehouse.open_writer(table_definition(spec), Path(workdir))
+                for spec in specs
+            }
+            extraction = Extraction(
+                client,
+                items,
+                self.plan.start,
+                self.plan.end,
+                sink=lambda spec, _adv, table: writers[spec.report_type].write(table),
+                workers=settings.tiktok_concurrency,
+                extracted_at=datetime.now(UTC),
+                deadline=extraction_deadline,
+                on_item_done=log_item,
+                stop_requested=self._stop_requested,
+            )
+            try:
+                results = extraction.run()
+            finally:
+                client.close()
+            for spec in specs:
+                path = writers[spec.report_type].close()
+                self._commit(warehouse, spec, path, results, inserted)
+        return self._response(results, inserted, started)
+
+    def _commit(
+        self,
+        warehouse: BigQueryWarehouse,
+        spec: ReportSpec,
+        path: Path,
+        results: list[ItemResult],
+        inserted: dict[tuple[str, str], int],
+    ) -> None:
+        """One load job + one transaction for the table; failures mark its items failed."""
+        ok = [r for r in results if r.report_type == spec.report_type and r.ok]
+        if not ok:
+            return
+        request = self.plan.request
+        try:
+            rows = warehouse.commit(
+                table_definition(spec),
+                path,
+                key_values=[r.advertiser_id for r in ok],
+                start=self.plan.start,
+                end=self.plan.end,
+                mode=request.if_exists,
+            )
+        except WarehouseError as exc:
+            log.error("load failed", extra={"fields": {"table": spec.table, "error": str(exc)}})
+            for result in ok:
+                result.status, result.error = "error", str(exc)
+            return
+        expected = sum(r.rows for r in ok)
+        if rows != expected:
+            log.warning(
+                "row count mismatch",
+                extra={"fields": {"table": spec.table, "loaded": rows, "extracted": expected}},
+            )
+        for result in ok:
+            inserted[(result.advertiser_id, result.report_type)] = result.rows
+        log.info(
+            "table loaded",
+            extra={"fields": {"table": spec.table, "rows": rows, "mode": request.if_exists}},
+        )
+
+    def _response(
+        self, results: list[ItemResult], inserted: dict[tuple[str, str], int], started: float
+    ) -> RunResponse:
+        dataset = self.plan.request.dataset_id
+        outcomes = [
+            ItemOutcome(
+                advertiser_id=r.advertiser_id,
+                report_type=r.report_type,
+                destination_table=f"{dataset}.{REPORTS[r.report_type].table}",
+                inserted_rows=inserted.get((r.advertiser_id, r.report_type), 0),
+                status="success" if r.ok else "error",
+                error=None if r.ok else r.error,
+            )
+            for r in results
+        ]
+        errors = sum(o.status == "error" for o in outcomes)
+        total = sum(o.inserted_rows for o in outcomes)
+        if errors == 0:
+            status, message = "success", f"loaded {total} rows from {len(outcomes)} reports"
+        elif errors < len(outcomes):
+            status = "partial_success"
+            message = f"loaded {total} rows; {errors} of {len(outcomes)} reports failed"
+        else:
+            status, message = "error", f"all {len(outcomes)} reports failed"
+        log.info(
+            "run finished",
+            extra={
+                "fields": {
+                    "status": status,
+                    "total_inserted_rows": total,
+                    "errors_count": errors,
+                    "seconds": round(time.monotonic() - started, 3),
+                }
+            },
+        )
+        return RunResponse(
+            status=status,
+            message=message,
+            request_id=self.plan.request_id,
+            start_date=self.plan.start,
+            end_date=self.plan.end,
+            total_inserted_rows=total,
+            results=outcomes,
+            errors_count=errors,
+        )

@@ -1,0 +1,269 @@
+"""HTTP client of TikTok's synchronous report endpoint (Marketing API v1.3).
+
+It knows HTTP, the envelope, paging metadata, the rate limit and the retry policy, and
+nothing of where rows go. One ``requests.Session`` with a connection pool sized to the
+worker pool is shared by every thread.
+
+Retry policy (tenacity, exponential backoff with full jitter, bounded in attempts and in
+total seconds): TikTok reports most errors as HTTP 200 with a non-zero ``code``. Rate limits
+(40100 app, 40133 advertiser, 40016), TikTok-side faults (50000, 50002, 51xxx-53xxx, 60001,
+61000, 40700, 40202), HTTP 5xx/429, timeouts, broken connections and bodies that are not
+complete JSON are retried. Everything else (401xx token errors, 40001 permission, 40002
+parameters, ...) fails at once: a retry cannot fix it.
+
+The access token travels only in the ``Access-Token`` header; it never enters a URL, a log
+line or an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from controller.catalog import ReportSpec
+from controller.rate_limiter import RateLimiter
+
+log = logging.getLogger(__name__)
+
+REPORT_PATH = "report/integrated/get/"
+PAGE_SIZE = 1000
+THROTTLE_HEADER = "X-Tt-Ads-Throttle"
+
+RATE_LIMIT_CODES = frozenset({40016, 40100, 40133, 61000})
+TRANSIENT_CODES = frozenset({40202, 40700, 50000, 50002, 60001})
+
+
+def is_transient_code(code: int) -> bool:
+    return code in RATE_LIMIT_CODES or code in TRANSIENT_CODES or 51000 <= code <= 53999
+
+
+class TikTokError(Exception):
+    """A report request that did not produce a page. ``retryable`` drives the retry policy."""
+
+    retryable = False
+
+    def __init__(self, advertiser_id: str, detail: str) -> None:
+        super().__init__(f"advertiser {advertiser_id}: {detail}")
+        self.advertiser_id = advertiser_id
+        self.detail = detail
+
+
+class TikTokApiError(TikTokError):
+    """HTTP 200 with a non-zero ``code``: TikTok's own error report."""
+
+    def __init__(self, advertiser_id: str, code: int, message: str, request_id: str | None) -> None:
+        detail = f"TikTok API error {code}: {message}"
+        if request_id:
+            detail += f" (request_id {request_id})"
+        super().__init__(advertiser_id, detail)
+        self.code = code
+        self.retryable = is_transient_code(code)
+
+
+class TikTokTransportError(TikTokError):
+    """HTTP 5xx/429, timeout, reset connection or a truncated body: worth another try."""
+
+    retryable = True
+
+
+class TikTokHttpError(TikTokError):
+    """HTTP 4xx other than 429: the request never reached the API logic (wrong URL/path)."""
+
+
+class TikTokTruncatedError(TikTokError):
+    """TikTok served only the newest 20k ads (``X-Tt-Ads-Throttle``): rows would be lost."""
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    page: int
+    total_page: int
+    total_number: int
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    max_seconds: float = 300.0
+    min_wait: float = 1.0
+    max_wait: float = 60.0
+
+
+def _jsonify(value: Any) -> str:
+    """TikTok's query encoding: scalars as-is, lists and objects as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+class TikTokClient:
+    """Fetches single report pages; callers decide which pages to ask for and when."""
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        limiter: RateLimiter,
+        *,
+        pool_size: int = 32,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._url = base_url.rstrip("/") + "/" + REPORT_PATH
+        self._limiter = limiter
+        self._timeout = (connect_timeout, read_timeout)
+        self._retry = retry or RetryPolicy()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["Access-Token"] = access_token
+        self.requests_sent = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        self._session.close()
+
+    def report_params(
+        self,
+        spec: ReportSpec,
+        advertiser_id: str,
+        metrics: list[str],
+        start: date,
+        end: date,
+        page: int,
+    ) -> dict[str, str]:
+        params: dict[str, Any] = {
+            "advertiser_id": advertiser_id,
+            "service_type": "AUCTION",
+            "report_type": "BASIC",
+            "data_level": spec.data_level,
+            "dimensions": list(spec.dimensions),
+            "metrics": metrics,
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "page": str(page),
+            "page_size": str(PAGE_SIZE),
+        }
+        filtering = spec.filtering()
+        if filtering:
+            params["filtering"] = filtering
+        return {key: _jsonify(value) for key, value in params.items()}
+
+    def fetch_page(
+        self,
+        spec: ReportSpec,
+        advertiser_id: str,
+        metrics: list[str],
+        start: date,
+        end: date,
+        page: int,
+        deadline: float | None = None,
+    ) -> Page:
+        """One page of one report, retried per the policy; raises TikTokError when it gives up."""
+        query = urlencode(self.report_params(spec, advertiser_id, metrics, start, end, page))
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, TikTokError) and exc.retryable),
+            wait=wait_random_exponential(
+                multiplier=self._retry.min_wait, min=self._retry.min_wait, max=self._retry.max_wait
+            ),
+            stop=(
+                stop_after_attempt(self._retry.max_attempts)
+                | stop_after_delay(self._retry.max_seconds)
+                | _stop_before(deadline)
+            ),
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        return retrying(self._get_page, advertiser_id, f"{self._url}?{query}", deadline)
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "retrying TikTok request",
+            extra={"fields": {"attempt": state.attempt_number, "error": str(exc)}},
+        )
+
+    def _get_page(self, advertiser_id: str, url: str, deadline: float | None) -> Page:
+        self._limiter.acquire(deadline)
+        self.requests_sent += 1
+        try:
+            response = self._session.get(url, timeout=self._timeout)
+            body = response.content
+        except requests.Timeout:
+            raise TikTokTransportError(advertiser_id, "TikTok did not answer in time") from None
+        except requests.RequestException as exc:
+            name = type(exc).__name__
+            raise TikTokTransportError(
+                advertiser_id, f"connection to TikTok failed ({name})"
+            ) from None
+        return self._parse(advertiser_id, response, body)
+
+    def _parse(self, advertiser_id: str, response: requests.Response, body: bytes) -> Page:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise TikTokTransportError(advertiser_id, f"TikTok answered HTTP {status}")
+        if status != 200:
+            raise TikTokHttpError(advertiser_id, f"TikTok answered HTTP {status} for {REPORT_PATH}")
+        try:
+            envelope = orjson.loads(body)
+            code = int(envelope["code"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise TikTokTransportError(
+                advertiser_id, "TikTok sent an incomplete or non-JSON body"
+            ) from None
+        if code not in (0, 20001):
+            raise TikTokApiError(
+                advertiser_id, code, str(envelope.get("message", "")), envelope.get("request_id")
+            )
+        if response.headers.get(THROTTLE_HEADER):
+            raise TikTokTruncatedError(
+                advertiser_id,
+                "TikTok truncated the report to the 20,000 most recently created ads "
+                f"({THROTTLE_HEADER}: {response.headers[THROTTLE_HEADER]}); "
+                "nothing was loaded for this report to avoid losing the older ads' rows",
+            )
+        try:
+            data = envelope["data"]
+            info = data["page_info"]
+            return Page(
+                rows=data.get("list") or [],
+                page=int(info["page"]),
+                total_page=int(info["total_page"]),
+                total_number=int(info["total_number"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise TikTokTransportError(
+                advertiser_id, "TikTok sent a body without page_info"
+            ) from None
+
+
+def _stop_before(deadline: float | None):
+    """Stop retrying when the next wait would cross the run's deadline."""
+
+    def stop(state: RetryCallState) -> bool:
+        if deadline is None:
+            return False
+        upcoming = state.upcoming_sleep or 0.0
+        return time.monotonic() + upcoming >= deadline
+
+    return stop

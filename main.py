@@ -1,0 +1,175 @@
+"""HTTP front of tiktok-ads-api: a thin Flask layer over controller.pipeline.
+
+``main:app`` is the WSGI entry gunicorn serves (see Dockerfile); ``python main.py`` runs the
+same app locally on ``PORT``. The routes only parse, validate and translate: every decision
+about TikTok or BigQuery lives in ``controller`` and ``database``.
+
+HTTP status of POST /run: 200 every report loaded; 207 some reports failed (the body lists
+which); 502 every report failed (TikTok or BigQuery refused the whole run); 400 invalid
+payload; 413 body over 1 MiB; 415 not JSON; 500 an unexpected fault (logged with the request
+id). The body is JSON in every case and always carries the per-item results when a run
+started.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from config.logging import configure_logging, register_secret, request_id_var
+from config.settings import Settings, get_settings
+from controller.models import ErrorResponse, FieldError, RunRequest
+from controller.openapi import openapi_document
+from controller.pipeline import Run, RunPlan
+
+__version__ = "1.0.0"
+MAX_BODY_BYTES = 1024 * 1024
+STATUS_CODES = {"success": 200, "partial_success": 207, "error": 502}
+
+log = logging.getLogger("tiktok_ads_api")
+
+# Set when the process receives SIGTERM (gunicorn.conf.py): runs stop starting new work.
+shutdown_requested = threading.Event()
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def _validation_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_input=False, include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        loc = error["loc"]
+        if not loc and ": " in message:  # model-level checks name their field first
+            field, message = message.split(": ", 1)
+            loc = (field,)
+        if error["type"] == "json_invalid":
+            loc, message = ("body",), "not valid JSON"
+        elif error["type"] == "model_type" and not loc:
+            loc, message = ("body",), "must be a JSON object"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif loc and loc[0] == "advertiser_ids" and error["type"] == "string_type":
+            message = "must be a string of digits (JSON numbers lose precision above 2**53)"
+        errors.append(FieldError(field=_field_name(loc), message=message))
+    return errors
+
+
+def _error(status: int, message: str, errors: list[FieldError] | None = None) -> Response:
+    body = ErrorResponse(message=message, request_id=request_id_var.get(), errors=errors or [])
+    response = jsonify(body.model_dump(mode="json"))
+    response.status_code = status
+    return response
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    warehouse_factory: Callable[..., Any] | None = None,
+) -> Flask:
+    """Build the app; tests pass their own settings (simulator URL, emulator endpoint)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    register_secret(settings.tiktok_access_token)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify(status="ok", version=__version__)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document(__version__))
+
+    @app.post("/run")
+    def run() -> Response:
+        request_id = str(uuid.uuid4())
+        request_id_var.set(request_id)
+        if not request.is_json:
+            return _error(415, "Content-Type must be application/json")
+        try:
+            payload = RunRequest.model_validate_json(request.get_data(cache=False))
+        except ValidationError as exc:
+            return _error(400, "invalid request", _validation_errors(exc))
+        token = (
+            payload.access_token.get_secret_value()
+            if payload.access_token
+            else settings.tiktok_access_token
+        )
+        if not token:
+            field = FieldError(
+                field="access_token", message="required (the service has no TIKTOK_ACCESS_TOKEN)"
+            )
+            return _error(400, "invalid request", [field])
+        register_secret(token)
+        try:
+            start, end = payload.window(settings.days_reprocess)
+        except ValueError as exc:
+            field, message = str(exc).split(": ", 1)
+            return _error(400, "invalid request", [FieldError(field=field, message=message)])
+        log.info(
+            "run started",
+            extra={
+                "fields": {
+                    "advertisers": len(payload.advertiser_ids),
+                    "report_types": payload.report_types,
+                    "start_date": start.isoformat(),
+                    "end_date": end.isoformat(),
+                    "if_exists": payload.if_exists,
+                    "project_id": payload.project_id,
+                    "dataset_id": payload.dataset_id,
+                }
+            },
+        )
+        plan = RunPlan(payload, token, start, end, request_id)
+        outcome = Run(
+            settings,
+            plan,
+            warehouse_factory=warehouse_factory,
+            stop_requested=shutdown_requested.is_set,
+        ).execute()
+        response = jsonify(outcome.model_dump(mode="json"))
+        response.status_code = STATUS_CODES[outcome.status]
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error")
+        return _error(500, "internal error; see the service logs for this request_id")
+
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``main:app`` for gunicorn, built on first access (nothing happens at import time)."""
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(name)
+
+
+def serve() -> None:
+    settings = get_settings()
+    create_app(settings).run(host="0.0.0.0", port=settings.port, threaded=True)
+
+
+if __name__ == "__main__":
+    serve()

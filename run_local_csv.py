@@ -1,0 +1,227 @@
+"""Validate an account locally: the service's extraction, written to CSV files under output/.
+
+Fill CONFIG below (or pass flags, which win) and run:
+
+    python run_local_csv.py --advertiser-ids 7012345678901234567 --start-date 2025-01-01
+
+One CSV per advertiser and report type: TKT00N_TIKTOK_ADS_<LEVEL>_<advertiser_id>_<YYYYMMDD>.csv
+(the date of the run). Honours TIKTOK_API_BASE_URL, TIKTOK_QPS/QPM and the other service
+settings. Exit code 0 only when every report succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from config.settings import SettingsError, load_settings
+from controller.catalog import REPORT_TYPES, REPORTS, ReportSpec, arrow_schema
+from controller.extraction import Extraction, ItemResult
+from controller.pipeline import build_client
+from controller.rate_limiter import app_limiter
+
+# Credentials and defaults; command-line flags override them.
+CONFIG: dict[str, object] = {
+    "access_token": os.environ.get("TIKTOK_ACCESS_TOKEN", ""),
+    "advertiser_ids": [],  # e.g. ["7012345678901234567"]
+    "report_types": list(REPORT_TYPES),
+    "output_dir": "output",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump or traceback
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _ids(text: str) -> list[str]:
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [i for i in ids if not i.isdigit()]
+    if not ids or bad:
+        raise argparse.ArgumentTypeError(f"advertiser ids must be digits, got {text!r}")
+    return ids
+
+
+def _report_types(text: str) -> list[str]:
+    types = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [t for t in types if t not in REPORTS]
+    if not types or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown report type(s) {unknown or text!r}; choose from {', '.join(REPORT_TYPES)}"
+        )
+    return types
+
+
+def parse_args(argv: list[str] | None, days_reprocess: int) -> argparse.Namespace:
+    parser = _Parser(prog="run_local_csv.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--access-token", default=CONFIG["access_token"])
+    parser.add_argument("--advertiser-ids", type=_ids, default=CONFIG["advertiser_ids"])
+    parser.add_argument("--start-date", type=_day)
+    parser.add_argument("--end-date", type=_day)
+    parser.add_argument("--report-types", type=_report_types, default=CONFIG["report_types"])
+    parser.add_argument("--output-dir", type=Path, default=Path(str(CONFIG["output_dir"])))
+    args = parser.parse_args(argv)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    args.end_date = args.end_date or yesterday
+    args.start_date = args.start_date or args.end_date - timedelta(days=days_reprocess - 1)
+    if not args.access_token:
+        parser.error("no access token: pass --access-token or set TIKTOK_ACCESS_TOKEN")
+    if not args.advertiser_ids:
+        parser.error("no advertiser ids: pass --advertiser-ids or fill CONFIG")
+    if args.start_date > args.end_date:
+        parser.error(f"--start-date {args.start_date} is after --end-date {args.end_date}")
+    return args
+
+
+class CsvSink:
+    """One CSV per advertiser and report, written to a temporary name and renamed on success.
+
+    A failed report leaves no file behind: a half file would look like a complete account.
+    """
+
+    def __init__(self, directory: Path, run_day: date) -> None:
+        self.directory = directory
+        self.stamp = run_day.strftime("%Y%m%d")
+        self._writers: dict[tuple[str, str], pacsv.CSVWriter] = {}
+        self._lock = threading.Lock()
+
+    def path(self, spec: ReportSpec, advertiser_id: str) -> Path:
+        return self.directory / f"{spec.table}_{advertiser_id}_{self.stamp}.csv"
+
+    def _writer(self, spec: ReportSpec, advertiser_id: str) -> pacsv.CSVWriter:
+        key = (spec.report_type, advertiser_id)
+        if key not in self._writers:
+            partial = self.path(spec, advertiser_id).with_suffix(".csv.part")
+            self._writers[key] = pacsv.CSVWriter(partial, arrow_schema(spec))
+        return self._writers[key]
+
+    def write(self, spec: ReportSpec, advertiser_id: str, table: pa.Table) -> None:
+        with self._lock:
+            self._writer(spec, advertiser_id).write_table(table)
+
+    def finish(self, result: ItemResult) -> Path | None:
+        spec = REPORTS[result.report_type]
+        with self._lock:
+            writer = self._writer(spec, result.advertiser_id)  # header-only file for no rows
+            writer.close()
+            partial = self.path(spec, result.advertiser_id).with_suffix(".csv.part")
+            if not result.ok:
+                partial.unlink(missing_ok=True)
+                return None
+            return partial.replace(self.path(spec, result.advertiser_id))
+
+
+class Progress:
+    """Live progress on a terminal (rich); plain lines when output is piped or logged."""
+
+    def __init__(self, total_items: int, limiter_waits) -> None:
+        self._live = sys.stdout.isatty()
+        self._waits = limiter_waits
+        self.requests = 0
+        self.rows = 0
+        self._lock = threading.Lock()
+        if self._live:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self._bar = Progress(
+                TextColumn("reports"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}")
+            )
+            self._task = self._bar.add_task("", total=total_items)
+            self._bar.start()
+
+    def request_done(self, rows: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.rows += rows
+        if self._live:
+            text = f"requests {self.requests} · rows {self.rows} · rate-limit waits {self._waits()}"
+            self._bar.update(self._task, description=text)
+
+    def item_done(self, line: str) -> None:
+        if self._live:
+            self._bar.console.print(line)
+            self._bar.advance(self._task)
+        else:
+            print(line, flush=True)
+
+    def stop(self) -> None:
+        if self._live:
+            self._bar.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"run_local_csv.py: error: {exc}", file=sys.stderr)
+        return 2
+    args = parse_args(argv, settings.days_reprocess)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    specs = [REPORTS[name] for name in args.report_types]
+    items = [(adv, spec) for adv in args.advertiser_ids for spec in specs]
+    now = datetime.now(UTC)
+    print(f"Period: {args.start_date} to {args.end_date}")
+    print(f"Output folder: {args.output_dir}/")
+    print(f"Advertisers: {len(args.advertiser_ids)} · reports: {', '.join(args.report_types)}")
+
+    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm)
+    client = build_client(settings, args.access_token, limiter)
+    sink = CsvSink(args.output_dir, now.date())
+    progress = Progress(len(items), lambda: limiter.waits)
+
+    def item_done(result: ItemResult) -> None:
+        saved = sink.finish(result)
+        if saved:
+            progress.item_done(f"[{result.advertiser_id}] {result.report_type}: saved {saved} ({result.rows} rows)")
+        else:
+            progress.item_done(f"[{result.advertiser_id}] {result.report_type}: FAILED: {result.error}")
+
+    extraction = Extraction(
+        client,
+        items,
+        args.start_date,
+        args.end_date,
+        sink=sink.write,
+        workers=settings.tiktok_concurrency,
+        extracted_at=now,
+        on_item_done=item_done,
+        on_request_done=progress.request_done,
+    )
+    try:
+        results = extraction.run()
+    finally:
+        progress.stop()
+        client.close()
+    return _summary(results, progress.requests)
+
+
+def _summary(results: list[ItemResult], requests: int) -> int:
+    print()
+    print(f"{'report type':<12} {'rows':>10}  status")
+    for report_type in dict.fromkeys(r.report_type for r in results):
+        mine = [r for r in results if r.report_type == report_type]
+        failed = sum(not r.ok for r in mine)
+        status = "success" if not failed else f"error ({failed} of {len(mine)} advertisers)"
+        print(f"{report_type:<12} {sum(r.rows for r in mine):>10}  {status}")
+    total_rows = sum(r.rows for r in results)
+    failed = sum(not r.ok for r in results)
+    print(f"Total: {total_rows} rows, {requests} requests, {failed} failed reports")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

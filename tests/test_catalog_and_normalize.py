@@ -1,0 +1,125 @@
+"""The report catalog and the typing of raw API rows (no servers needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import pytest
+
+from controller.catalog import REPORTS, arrow_schema
+from controller.extraction import date_chunks
+from controller.normalize import NormalizationError, finish, join_metric_groups, page_to_table
+
+BIG_ID = "7123456789012345679"  # > 2**53: a float would turn it into ...5680
+EXTRACTED = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+def test_catalog_levels_tables_and_metric_limits():
+    assert {s.report_type: s.table for s in REPORTS.values()} == {
+        "advertiser": "TKT001_TIKTOK_ADS_ADVERTISER",
+        "campaign": "TKT002_TIKTOK_ADS_CAMPAIGN",
+        "adgroup": "TKT003_TIKTOK_ADS_ADGROUP",
+        "ad": "TKT004_TIKTOK_ADS_AD",
+    }
+    for spec in REPORTS.values():
+        assert len(spec.metric_names) <= 100
+        assert len(set(spec.metric_names)) == len(spec.metric_names)
+    assert "cash_spend" in REPORTS["advertiser"].metric_names
+    assert "cash_spend" not in REPORTS["campaign"].metric_names
+    assert REPORTS["ad"].attributes == (
+        "campaign_name", "campaign_id", "adgroup_name", "adgroup_id", "ad_name",
+    )  # fmt: skip
+    assert REPORTS["advertiser"].attributes == ()
+    assert REPORTS["ad"].filtering() == [
+        {"field_name": "ad_status", "filter_type": "IN", "filter_value": '["STATUS_ALL"]'}
+    ]
+    assert REPORTS["advertiser"].filtering() is None
+
+
+def test_metric_groups_split_and_cover_every_metric():
+    spec = REPORTS["ad"]
+    groups = spec.metric_groups(40)
+    assert [len(g) for g in groups] == [40, 40, len(spec.metric_names) - 80]
+    assert sum(groups, []) == spec.metric_names
+
+
+def test_schema_types():
+    schema = arrow_schema(REPORTS["ad"])
+    assert schema.field("ad_id").type == pa.string()
+    assert schema.field("adgroup_id").type == pa.string()
+    assert schema.field("date").type == pa.date32()
+    assert schema.field("impressions").type == pa.int64()
+    assert schema.field("spend").type == pa.float64()
+    assert schema.field("_extracted_at").type == pa.timestamp("us", tz="UTC")
+
+
+def test_date_chunks_75_days_make_three_requests():
+    chunks = list(date_chunks(date(2025, 1, 1), date(2025, 3, 16)))
+    assert chunks == [
+        (date(2025, 1, 1), date(2025, 1, 30)),
+        (date(2025, 1, 31), date(2025, 3, 1)),
+        (date(2025, 3, 2), date(2025, 3, 16)),
+    ]
+    assert list(date_chunks(date(2025, 1, 1), date(2025, 1, 1))) == [
+        (date(2025, 1, 1), date(2025, 1, 1))
+    ]
+
+
+def _row(ad_id, day, **metrics):
+    return {"dimensions": {"ad_id": ad_id, "stat_time_day": f"{day} 00:00:00"}, "metrics": metrics}
+
+
+def test_page_typing_dash_null_numbers_and_big_ids():
+    spec = REPORTS["ad"]
+    rows = [
+        _row(BIG_ID, "2025-01-02", spend="14.68", impressions="1079", ctr="1.11",
+             secondary_goal_result="-", adgroup_id="1799999999999999999", ad_name="Ad, \"one\""),
+        _row("1714125042508817", "2025-01-03", spend=3, impressions=12.0, ctr=None,
+             secondary_goal_result="5", adgroup_id="1799999999999999998", ad_name="-"),
+    ]  # fmt: skip
+    metrics = ["spend", "impressions", "ctr", "secondary_goal_result", "adgroup_id", "ad_name"]
+    table = finish(spec, page_to_table(spec, metrics, rows), BIG_ID, EXTRACTED)
+    assert table.schema == arrow_schema(spec)
+    data = table.to_pydict()
+    assert data["ad_id"] == [BIG_ID, "1714125042508817"]
+    assert data["adgroup_id"] == ["1799999999999999999", "1799999999999999998"]
+    assert data["date"] == [date(2025, 1, 2), date(2025, 1, 3)]
+    assert data["stat_time_day"] == ["2025-01-02 00:00:00", "2025-01-03 00:00:00"]
+    assert data["spend"] == [14.68, 3.0]
+    assert data["impressions"] == [1079, 12]
+    assert data["ctr"] == [1.11, None]
+    assert data["secondary_goal_result"] == [None, 5]
+    assert data["ad_name"] == ['Ad, "one"', None]
+    assert data["clicks"] == [None, None]  # not requested: null, never 0
+    assert data["_advertiser_id"] == [BIG_ID, BIG_ID]
+    assert data["_report_type"] == ["ad", "ad"]
+    assert data["_extracted_at"] == [EXTRACTED, EXTRACTED]
+
+
+def test_unparseable_metric_fails_loudly():
+    spec = REPORTS["ad"]
+    with pytest.raises(NormalizationError, match="metric impressions"):
+        page_to_table(spec, ["impressions"], [_row(BIG_ID, "2025-01-02", impressions="<5")])
+    with pytest.raises(NormalizationError, match="stat_time_day"):
+        bad = [{"dimensions": {"ad_id": BIG_ID, "stat_time_day": "2025/01/02"}, "metrics": {}}]
+        finish(spec, page_to_table(spec, [], bad), BIG_ID, EXTRACTED)
+
+
+def test_join_metric_groups_full_outer():
+    spec = REPORTS["ad"]
+    first = page_to_table(
+        spec, ["spend"], [_row("1", "2025-01-01", spend="1.5"), _row("2", "2025-01-01", spend="2")]
+    )
+    second = page_to_table(
+        spec, ["clicks"], [_row("2", "2025-01-01", clicks="7"), _row("3", "2025-01-01", clicks="1")]
+    )
+    joined = finish(spec, join_metric_groups(spec, [first, second]), "9", EXTRACTED).sort_by(
+        "ad_id"
+    )
+    assert joined.select(["ad_id", "spend", "clicks"]).to_pylist() == [
+        {"ad_id": "1", "spend": 1.5, "clicks": None},
+        {"ad_id": "2", "spend": 2.0, "clicks": 7},
+        {"ad_id": "3", "spend": None, "clicks": 1},
+    ]
+    assert joined.column("date").to_pylist() == [date(2025, 1, 1)] * 3

@@ -1,0 +1,91 @@
+"""Rate limiter windows (on a fake clock, no timing) and settings parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.settings import Settings, SettingsError, load_settings
+from controller import rate_limiter
+from controller.rate_limiter import RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(
+        rate_limiter.time, "sleep", lambda seconds: setattr(fake, "now", fake.now + seconds)
+    )
+    return fake
+
+
+def _starts(limiter: RateLimiter, clock: FakeClock, count: int) -> list[float]:
+    starts = []
+    for _ in range(count):
+        limiter.acquire()
+        starts.append(clock.now)
+    return starts
+
+
+def _max_in_window(starts: list[float], seconds: float) -> int:
+    return max(sum(1 for t in starts if s <= t < s + seconds) for s in starts)
+
+
+def test_no_window_ever_exceeds_qps_or_qpm(clock):
+    limiter = RateLimiter(10, 600, margin=0.05, clock=clock)
+    starts = _starts(limiter, clock, 1300)
+    assert _max_in_window(starts, 1.0) == 10
+    assert _max_in_window(starts, 60.0) <= 600
+    rate = len(starts) / (starts[-1] - starts[0])
+    assert 9.0 <= rate <= 10.0  # saturates the tier instead of idling
+
+
+def test_qpm_binds_when_lower_than_qps_times_60(clock):
+    limiter = RateLimiter(10, 30, clock=clock)
+    starts = _starts(limiter, clock, 61)
+    assert _max_in_window(starts, 60.0) == 30
+    assert starts[30] >= 60.0
+
+
+def test_child_budget_is_fractional_and_counts_against_parent(clock):
+    parent = RateLimiter(10, 600, clock=clock)
+    child = parent.child(2.5, None)
+    starts = _starts(child, clock, 21)
+    assert _max_in_window(starts, 1.0) <= 3
+    assert _max_in_window(starts, 1.0) == 2  # 2.5 QPS rounds down per second
+    assert len(parent._windows[0].starts) == 10  # parent saw every start (window holds last 10)
+
+
+def test_deadline_raises_instead_of_waiting_forever(clock):
+    limiter = RateLimiter(1, 600, clock=clock)
+    limiter.acquire()
+    with pytest.raises(TimeoutError):
+        limiter.acquire(deadline=0.5)
+
+
+def test_settings_defaults_and_overrides():
+    assert load_settings({}) == Settings()
+    settings = load_settings({"TIKTOK_QPS": "20", "TIKTOK_QPM": "1200", "DAYS_REPROCESS": "5",
+                              "TIKTOK_API_BASE_URL": "http://127.0.0.1:9/open_api/v1.3"})  # fmt: skip
+    assert (settings.tiktok_qps, settings.tiktok_qpm, settings.days_reprocess) == (20.0, 1200, 5)
+    assert settings.tiktok_api_base_url == "http://127.0.0.1:9/open_api/v1.3/"
+    assert Settings().tiktok_api_base_url == "https://business-api.tiktok.com/open_api/v1.3/"
+
+
+def test_invalid_settings_name_each_variable_and_hide_token():
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            {"TIKTOK_QPS": "fast", "PORT": "0", "BIGQUERY_EMULATOR_HOST": "127.0.0.1:9050"}
+        )
+    text = str(info.value)
+    assert "TIKTOK_QPS='fast': not a number" in text
+    assert "PORT='0': must be between 1 and 65535" in text
+    assert "BIGQUERY_EMULATOR_HOST='127.0.0.1:9050': must include the scheme" in text
+    assert "secret-value" not in repr(Settings(tiktok_access_token="secret-value"))
