@@ -9,7 +9,7 @@ limit; the service's own run deadline (RUN_DEADLINE_SECONDS, 540 s) ends a run f
 import os
 import signal
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"  # noqa: S104
 workers = 1
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
