@@ -9,12 +9,13 @@ limit; the service's own run deadline (RUN_DEADLINE_SECONDS, 540 s) ends a run f
 import os
 import signal
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"  # noqa: S104
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
 workers = 1
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 660
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "9"))  # Cloud Run allows 10 s after SIGTERM
+# Cloud Run allows 10 s between SIGTERM and SIGKILL.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "9"))
 keepalive = 5
 accesslog = None
 errorlog = "-"

@@ -138,7 +138,10 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
             self._bar = Progress(
-                TextColumn("reports"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}")
+                TextColumn("reports"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
             )
             self._task = self._bar.add_task("", total=total_items)
             self._bar.start()
@@ -186,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     def item_done(result: ItemResult) -> None:
         saved = sink.finish(result)
         if saved:
-            progress.item_done(f"[{result.advertiser_id}] {result.report_type}: saved {saved} ({result.rows} rows)")
+            progress.item_done(
+                f"[{result.advertiser_id}] {result.report_type}: saved {saved} ({result.rows} rows)"
+            )
         else:
-            progress.item_done(f"[{result.advertiser_id}] {result.report_type}: FAILED: {result.error}")
+            progress.item_done(
+                f"[{result.advertiser_id}] {result.report_type}: FAILED: {result.error}"
+            )
 
     extraction = Extraction(
         client,

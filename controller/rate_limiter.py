@@ -70,7 +70,10 @@ class RateLimiter:
     def child(self, qps: float | None, qpm: int | None) -> RateLimiter:
         """A limiter that also honours this one: a caller's share of the app's budget."""
         return RateLimiter(
-            min(qps or self.qps, self.qps), min(qpm or self.qpm, self.qpm), parent=self, clock=self._clock
+            min(qps or self.qps, self.qps),
+            min(qpm or self.qpm, self.qpm),
+            parent=self,
+            clock=self._clock,
         )
 
     def acquire(self, deadline: float | None = None) -> float:
