@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Output folder: {args.output_dir}/")
     print(f"Advertisers: {len(args.advertiser_ids)} · reports: {', '.join(args.report_types)}")
 
-    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm)
+    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm, settings.tiktok_rate_margin)
     client = build_client(settings, args.access_token, limiter)
     sink = CsvSink(args.output_dir, now.date())
     progress = Progress(len(items), lambda: limiter.waits)

@@ -26,6 +26,7 @@ class Settings:
     tiktok_access_token: str | None = None
     tiktok_qps: float = 10.0  # the developer app's tier (Basic: 10 QPS / 600 QPM)
     tiktok_qpm: int = 600
+    tiktok_rate_margin: float = 0.1  # seconds added to each rate window against network jitter
     tiktok_concurrency: int = 24  # requests in flight; the rate limiter is the real throttle
     tiktok_connect_timeout: float = 10.0
     tiktok_read_timeout: float = 120.0
@@ -63,6 +64,13 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _port(raw: str) -> int:
     value = int(raw)
     if not 1 <= value <= 65535:
@@ -94,6 +102,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "TIKTOK_ACCESS_TOKEN": str,
     "TIKTOK_QPS": _positive(float),
     "TIKTOK_QPM": _positive(int),
+    "TIKTOK_RATE_MARGIN": _non_negative_float,
     "TIKTOK_CONCURRENCY": _positive(int),
     "TIKTOK_CONNECT_TIMEOUT": _positive(float),
     "TIKTOK_READ_TIMEOUT": _positive(float),

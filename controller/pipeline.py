@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
-
 from config.settings import Settings
 from controller.catalog import REPORTS, ReportSpec, arrow_schema
 from controller.extraction import Extraction, ItemResult
 from controller.models import ItemOutcome, RunRequest, RunResponse
 from controller.rate_limiter import RateLimiter, app_limiter
 from controller.tiktok_client import RetryPolicy, TikTokClient
+from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def build_client(settings: Settings, access_token: str, limiter: RateLimiter) ->
 
 def request_limiter(settings: Settings, max_qps: float | None, max_qpm: int | None) -> RateLimiter:
     """The app's limiter, narrowed to this request's share when the caller sets one."""
-    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm)
+    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm, settings.tiktok_rate_margin)
     return limiter.child(max_qps, max_qpm) if (max_qps or max_qpm) else limiter
 
 

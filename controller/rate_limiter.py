@@ -10,7 +10,10 @@ A sliding log (the start times of the last N requests) is used instead of a toke
 a bucket allows a burst of N right after N at the boundary of a second, which TikTok's
 rolling counters may answer with 40100. The log is tiny (N entries per window). Each
 window is widened by ``margin`` seconds so that jitter between our clock and TikTok's
-arrival time cannot squeeze N+1 requests into one of their windows.
+arrival time cannot squeeze N+1 requests into one of their windows (measured on loopback
+with a Python server under load: delays spread by up to ~200 ms at the tail, so the default
+is 100 ms, configurable with TIKTOK_RATE_MARGIN). After a 40100 anyway, ``pause`` holds
+every start for a second, as TikTok asks ("retry after the current second").
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class RateLimiter:
         qps: float,
         qpm: int,
         *,
-        margin: float = 0.05,
+        margin: float = 0.1,
         parent: RateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -62,10 +65,23 @@ class RateLimiter:
         self._parent = parent
         self._lock = parent._lock if parent else threading.Lock()  # one lock: atomic check-and-take
         self._clock = clock
-        own = [_qps_window(qps, margin), _Window(qpm, 60.0 + margin)]
+        per_second = _qps_window(qps, margin)
+        # Pacing: starts spaced evenly (one per window/count seconds) instead of bursts of N.
+        # A burst makes N connections race, and the jitter between our start and TikTok's
+        # arrival time grows with the race; evenly spaced starts arrive as they left.
+        pacing = _Window(1, per_second.seconds / per_second.count)
+        own = [per_second, pacing, _Window(qpm, 60.0 + margin)]
         self._windows = own + (parent._windows if parent else [])
         self.waits = 0
         self.waited_seconds = 0.0
+        self._paused_until = [0.0]  # shared with children through the parent's list
+        if parent:
+            self._paused_until = parent._paused_until
+
+    def pause(self, seconds: float = 1.0) -> None:
+        """Hold every start (of this limiter, its parent and siblings) for ``seconds``."""
+        with self._lock:
+            self._paused_until[0] = max(self._paused_until[0], self._clock() + seconds)
 
     def child(self, qps: float | None, qpm: int | None) -> RateLimiter:
         """A limiter that also honours this one: a caller's share of the app's budget."""
@@ -86,6 +102,7 @@ class RateLimiter:
             with self._lock:
                 now = self._clock()
                 wait = max(window.wait_time(now) for window in self._windows)
+                wait = max(wait, self._paused_until[0] - now)
                 if wait <= 1e-9:  # float rounding must not cost a spin of the loop
                     for window in self._windows:
                         window.starts.append(now)
@@ -99,14 +116,14 @@ class RateLimiter:
             waited += wait
 
 
-_app_limiters: dict[tuple[float, int], RateLimiter] = {}
+_app_limiters: dict[tuple[float, int, float], RateLimiter] = {}
 _app_lock = threading.Lock()
 
 
-def app_limiter(qps: float, qpm: int) -> RateLimiter:
+def app_limiter(qps: float, qpm: int, margin: float = 0.1) -> RateLimiter:
     """The process-wide limiter of the developer app's tier, shared by all runs and threads."""
     with _app_lock:
-        key = (qps, qpm)
+        key = (qps, qpm, margin)
         if key not in _app_limiters:
-            _app_limiters[key] = RateLimiter(qps, qpm)
+            _app_limiters[key] = RateLimiter(qps, qpm, margin=margin)
         return _app_limiters[key]

@@ -216,7 +216,16 @@ class TikTokClient:
             raise TikTokTransportError(
                 advertiser_id, f"connection to TikTok failed ({name})"
             ) from None
-        return self._parse(advertiser_id, response, body)
+        page = self._parse_or_pause(advertiser_id, response, body)
+        return page
+
+    def _parse_or_pause(self, advertiser_id: str, response: requests.Response, body: bytes) -> Page:
+        try:
+            return self._parse(advertiser_id, response, body)
+        except TikTokApiError as exc:
+            if exc.code == 40100:  # the app's quota: everyone waits, not only this thread
+                self._limiter.pause(1.0)
+            raise
 
     def _parse(self, advertiser_id: str, response: requests.Response, body: bytes) -> Page:
         status = response.status_code

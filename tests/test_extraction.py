@@ -1,0 +1,248 @@
+"""The TikTok client and the extraction against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from controller.catalog import REPORTS
+from controller.extraction import Extraction, ItemResult
+from controller.rate_limiter import RateLimiter
+from controller.tiktok_client import RetryPolicy, TikTokClient
+from tests.truth import by_key, truth_rows
+from tiktok_simulator import SimulatorServer, World
+
+TOKEN = "sim-token"
+FAST_RETRY = RetryPolicy(max_attempts=6, max_seconds=30, min_wait=0.05, max_wait=0.2)
+START, END = date(2025, 3, 1), date(2025, 3, 10)
+
+
+def extract(server, items, start=START, end=END, *, token=TOKEN, qps=10, **kwargs):
+    """Run an extraction; returns (results, {(report_type, advertiser): pa.Table})."""
+    client = TikTokClient(
+        server.base_url, token, RateLimiter(qps, 600), retry=FAST_RETRY, read_timeout=2.0
+    )
+    tables: dict[tuple[str, str], list[pa.Table]] = {}
+
+    def sink(spec, advertiser_id, table):
+        tables.setdefault((spec.report_type, advertiser_id), []).append(table)
+
+    extraction = Extraction(
+        client,
+        items,
+        start,
+        end,
+        sink=sink,
+        workers=8,
+        extracted_at=datetime(2026, 11, 25, tzinfo=UTC),
+        **kwargs,
+    )
+    results = extraction.run()
+    client.close()
+    return results, {k: pa.concat_tables(v) for k, v in tables.items()}
+
+
+def assert_equals_truth(world, spec, advertiser_id, table, start=START, end=END):
+    expected = by_key(spec, truth_rows(world, spec, advertiser_id, start, end))
+    got = by_key(spec, table.drop_columns(["_extracted_at"]).to_pylist())
+    assert got.keys() == expected.keys()
+    for k, row in expected.items():
+        assert got[k] == row, k
+    return len(expected)
+
+
+def report_calls(server) -> list[dict]:
+    return [e["params"] for e in server.stats()["log"] if e["path"].endswith("integrated/get/")]
+
+
+@pytest.fixture(scope="module")
+def big_world() -> World:
+    # One advertiser with 160 ads: an ad-level month is ~3,400 rows = 4 pages of 1,000.
+    return World(
+        seed=7,
+        advertisers=1,
+        campaigns_per_advertiser=4,
+        adgroups_per_campaign=4,
+        ads_per_adgroup=10,
+        delivery_probability=0.7,
+    )
+
+
+@pytest.fixture(scope="module")
+def big_sim(big_world) -> SimulatorServer:
+    with SimulatorServer(big_world) as server:
+        yield server
+
+
+def test_every_level_matches_ground_truth(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    items = [(advertiser, spec) for spec in REPORTS.values()]
+    results, tables = extract(sim, items)
+    assert [r.status for r in results] == ["success"] * 4
+    for spec in REPORTS.values():
+        rows = assert_equals_truth(
+            sim_world, spec, advertiser, tables[(spec.report_type, advertiser)]
+        )
+        assert rows > 0
+        assert next(r for r in results if r.report_type == spec.report_type).rows == rows
+    calls = report_calls(sim)
+    assert len(calls) == 4  # one request per level: every metric list is accepted as is
+    ad_call = next(c for c in calls if c["data_level"] == "AUCTION_AD")
+    assert orjson.loads(ad_call["dimensions"]) == ["ad_id", "stat_time_day"]
+    assert orjson.loads(ad_call["filtering"]) == [
+        {"field_name": "ad_status", "filter_type": "IN", "filter_value": '["STATUS_ALL"]'}
+    ]
+    assert ad_call["page_size"] == "1000"
+    assert ad_call["service_type"] == "AUCTION" and ad_call["report_type"] == "BASIC"
+
+
+def test_ids_stay_exact_strings_above_2_pow_53(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[1]
+    _, tables = extract(sim, [(advertiser, REPORTS["ad"])])
+    table = tables[("ad", advertiser)]
+    for column in ("ad_id", "adgroup_id", "campaign_id", "_advertiser_id"):
+        assert table.schema.field(column).type == pa.string()
+        values = [v for v in table.column(column).to_pylist() if v is not None]
+        assert values and all(len(v) >= 16 and v.isdigit() for v in values)
+        assert any(int(v) > 2**53 and float(int(v)) != int(v) for v in values), column
+
+
+def test_dash_becomes_null_and_types_are_numbers(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    _, tables = extract(sim, [(advertiser, REPORTS["campaign"])])
+    table = tables[("campaign", advertiser)]
+    assert table.column("secondary_goal_result").null_count == len(table)  # "-" on the wire
+    assert table.schema.field("impressions").type == pa.int64()
+    assert table.schema.field("spend").type == pa.float64()
+    assert table.column("spend").null_count == 0
+
+
+def test_deleted_objects_are_included(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    deleted = set(sim_world.deleted_ids(advertiser, "AUCTION_AD"))
+    window = (date(2025, 1, 1), date(2025, 3, 31))
+    _, tables = extract(sim, [(advertiser, REPORTS["ad"])], *window)
+    served = set(tables[("ad", advertiser)].column("ad_id").to_pylist())
+    assert deleted and deleted & served == deleted - (deleted - served)
+    assert served & deleted, "no deleted ad delivered in the window: pick another window"
+
+
+def test_paging_across_pages(big_sim, big_world):
+    advertiser = big_world.advertiser_ids[0]
+    start, end = date(2025, 4, 1), date(2025, 4, 30)
+    results, tables = extract(big_sim, [(advertiser, REPORTS["ad"])], start, end)
+    rows = assert_equals_truth(
+        big_world, REPORTS["ad"], advertiser, tables[("ad", advertiser)], start, end
+    )
+    pages = [int(c["page"]) for c in report_calls(big_sim)]
+    assert rows > 3000 and sorted(pages) == list(range(1, (rows + 999) // 1000 + 1))
+    assert results[0].requests == len(pages)
+
+
+def test_75_day_window_is_split_into_three_requests(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[2]
+    start, end = date(2025, 1, 1), date(2025, 3, 16)
+    _, tables = extract(sim, [(advertiser, REPORTS["advertiser"])], start, end)
+    windows = sorted((c["start_date"], c["end_date"]) for c in report_calls(sim))
+    assert windows == [
+        ("2025-01-01", "2025-01-30"),
+        ("2025-01-31", "2025-03-01"),
+        ("2025-03-02", "2025-03-16"),
+    ]
+    spec = REPORTS["advertiser"]
+    assert (
+        assert_equals_truth(
+            sim_world, spec, advertiser, tables[("advertiser", advertiser)], start, end
+        )
+        > 60
+    )
+
+
+def test_metric_list_split_into_requests_and_joined(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    spec = REPORTS["ad"]
+    _, tables = extract(sim, [(advertiser, spec)], max_metrics=40)
+    assert len(report_calls(sim)) == 3
+    assert assert_equals_truth(sim_world, spec, advertiser, tables[("ad", advertiser)]) > 0
+
+
+@pytest.mark.parametrize("faults", [["40100", "50000", "503_html"], ["51010", "504", "truncated"]])
+def test_transient_faults_are_retried_to_the_exact_result(sim, sim_world, faults):
+    advertiser = sim_world.advertiser_ids[0]
+    sim.set_faults({"mode": "queue", "queue": faults})
+    results, tables = extract(sim, [(advertiser, REPORTS["adgroup"])])
+    assert results[0].status == "success"
+    assert (
+        assert_equals_truth(
+            sim_world, REPORTS["adgroup"], advertiser, tables[("adgroup", advertiser)]
+        )
+        > 0
+    )
+    assert sum(sim.stats()["faults"].values()) == 3
+    assert len(report_calls(sim)) == 4
+
+
+def test_reset_connection_and_slow_answer_are_retried(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    sim.set_faults({"mode": "queue", "queue": ["reset", "slow"], "slow_seconds": 3})
+    results, _ = extract(sim, [(advertiser, REPORTS["advertiser"])])
+    assert results[0].status == "success"
+    deadline = time.monotonic() + 10  # let the abandoned slow answer finish before the next test
+    while sim.stats(include_log=False)["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _only(results: list[ItemResult]) -> ItemResult:
+    assert len(results) == 1
+    return results[0]
+
+
+def test_revoked_token_fails_fast_naming_the_advertiser(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    sim.revoke_token(TOKEN)
+    result = _only(extract(sim, [(advertiser, REPORTS["ad"])])[0])
+    assert result.status == "error"
+    assert result.error.startswith(f"advertiser {advertiser}: TikTok API error 40105: ")
+    assert TOKEN not in result.error
+    assert len(report_calls(sim)) == 1  # never retried
+
+
+def test_parameter_error_fails_fast_with_the_api_message(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    sim.set_faults({"mode": "queue", "queue": ["40002"]})
+    result = _only(extract(sim, [(advertiser, REPORTS["campaign"])])[0])
+    assert result.status == "error"
+    assert result.error.startswith(f"advertiser {advertiser}: TikTok API error 40002: ")
+    assert len(report_calls(sim)) == 1
+
+
+def test_one_advertiser_failing_does_not_stop_the_others(sim, sim_world):
+    bad, good = sim_world.advertiser_ids[0], sim_world.advertiser_ids[1]
+    sim.remove_permission(bad)
+    results, tables = extract(sim, [(bad, REPORTS["campaign"]), (good, REPORTS["campaign"])])
+    status = {r.advertiser_id: r for r in results}
+    assert status[bad].status == "error" and "40001" in status[bad].error
+    assert status[good].status == "success"
+    assert ("campaign", good) in tables
+
+
+def test_throttle_header_is_reported_not_silently_truncated(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    sim.configure(throttle_threshold=3)
+    result = _only(extract(sim, [(advertiser, REPORTS["ad"])])[0])
+    assert result.status == "error"
+    assert "X-Tt-Ads-Throttle" in result.error and "20,000" in result.error
+
+
+def test_rate_limiter_keeps_the_simulator_from_answering_40100(sim, sim_world):
+    items = [(adv, spec) for adv in sim_world.advertiser_ids for spec in REPORTS.values()]
+    results, _ = extract(sim, items, date(2025, 1, 1), date(2025, 6, 29))
+    stats = sim.stats(include_log=False)
+    assert all(r.ok for r in results)
+    assert stats["requests"] == 72  # 3 advertisers x 4 levels x 6 chunks
+    assert stats["codes"] == {"0": 72}
+    assert max(count for _, count in stats["accepted_per_second"]) <= 10
