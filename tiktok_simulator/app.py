@@ -1,0 +1,510 @@
+"""The simulated API, independent of HTTP plumbing: ``SimulatorApp.handle`` maps a request to a ``Reply``.
+
+Order of checks for an API request, as a gateway in front of TikTok's logic would do it:
+route (HTTP 404/405) -> ``Access-Token`` (40104/40105/40102) -> app rate limit (40100,
+counted at arrival) -> parameters (40002) -> advertiser permission (40001) -> advertiser
+rate limit (40133, optional) -> injected fault -> latency -> data.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from datetime import date
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from . import errors
+from .errors import ApiError, param_error
+from .faults import FaultInjector, FaultPlan
+from .metrics import DEFAULT_METRICS, LEVELS
+from .query import parse_id_list, parse_report_query
+from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
+from .report import ReportQuery
+from .stats import Stats
+from .world import World
+
+API_PREFIX = "/open_api/v1.3/"
+REPORT_PATH = API_PREFIX + "report/integrated/get/"
+ADVERTISER_INFO_PATH = API_PREFIX + "advertiser/info/"
+OAUTH_ADVERTISERS_PATH = API_PREFIX + "oauth2/advertiser/get/"
+DEFAULT_TOKEN = "sim-token"
+ALL_ADVERTISERS = "*"
+THROTTLE_HEADER = "X-Tt-Ads-Throttle"
+THROTTLE_MESSAGE = (
+    "Number of ad ids is equal or more than 20k, only return the top 20k id's results, "
+    "sorting by create time desc order."
+)
+ADVERTISER_INFO_FIELDS = (
+    "advertiser_id",
+    "name",
+    "currency",
+    "timezone",
+    "status",
+    "company",
+    "country",
+)
+DEFAULT_ADVERTISER_INFO_FIELDS = ("advertiser_id", "name", "currency", "timezone")
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+
+
+@dataclass
+class Reply:
+    """What to send back. ``action`` "reset" drops the connection, "truncate" sends half the body."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    action: str | None = None
+
+
+@dataclass
+class Outcome:
+    """A reply plus what the stats need to know about it."""
+
+    reply: Reply
+    code: int | None = None
+    fault: str | None = None
+    rows: int = 0
+
+
+@dataclass
+class Settings:
+    """Runtime-tunable behaviour (``configure``). Defaults: TikTok's Basic tier, no latency."""
+
+    qps: int = 10
+    qpm: int = 600
+    rate_limit: bool = True
+    count_rejected: bool = False
+    latency: float = 0.0
+    latency_per_row: float = 0.0
+    advertiser_qps: int | None = None
+    throttle_threshold: int = 20_000
+    app_id: str = "1234567890"
+
+    def update(self, key: str, value: Any) -> None:
+        if key in ("qps", "qpm", "throttle_threshold"):
+            value = _positive_int(key, value)
+        elif key == "advertiser_qps":
+            value = None if value is None else _positive_int(key, value)
+        elif key in ("latency", "latency_per_row"):
+            value = float(value)
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0")
+        elif key in ("rate_limit", "count_rejected"):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be a boolean")
+        elif key == "app_id":
+            value = str(value)
+        setattr(self, key, value)
+
+
+SETTING_NAMES = frozenset(f.name for f in fields(Settings))
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be a positive integer")
+    return value
+
+
+def request_id() -> str:
+    """``YYYYMMDDhhmmss`` (UTC) followed by 18 uppercase hex characters, fresh every time."""
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + os.urandom(9).hex().upper()
+
+
+def envelope(code: int, message: str, data: Any) -> tuple[bytes, str]:
+    rid = request_id()
+    body = orjson.dumps({"code": code, "message": message, "request_id": rid, "data": data})
+    return body, rid
+
+
+def json_reply(code: int, message: str, data: Any, headers: dict[str, str] | None = None) -> Reply:
+    body, rid = envelope(code, message, data)
+    return Reply(200, body, JSON, {"X-Tt-Logid": rid, **(headers or {})})
+
+
+def error_reply(error: ApiError) -> Reply:
+    return json_reply(error.code, error.message, {})
+
+
+def text_reply(status: int, text: str, content_type: str = TEXT) -> Reply:
+    return Reply(status, text.encode(), content_type)
+
+
+def http_fault_reply(kind: str) -> Reply:
+    status = int(kind[:3])
+    phrase = HTTPStatus(status).phrase
+    if kind.endswith("_html"):
+        page = (
+            f"<html>\r\n<head><title>{status} {phrase}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{status} {phrase}</h1></center>\r\n</body>\r\n</html>\r\n"
+        )
+        return text_reply(status, page, HTML)
+    return text_reply(status, f"{status} {phrase}")
+
+
+def control_reply(data: Any, status: int = 200) -> Reply:
+    return Reply(status, orjson.dumps(data), JSON)
+
+
+def first_values(query_string: str) -> dict[str, str]:
+    """Query parameters, first value of each (blank values kept: ``page=`` is an error, not absent)."""
+    return {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+class SimulatorApp:
+    """State and request handling of the simulator (thread-safe)."""
+
+    def __init__(
+        self,
+        world: World,
+        tokens: Mapping[str, Iterable[str] | str] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.world = world
+        self._initial_grants = self._grants_from(tokens or {DEFAULT_TOKEN: ALL_ADVERTISERS})
+        self._initial_settings = Settings()
+        for key, value in settings.items():
+            if key not in SETTING_NAMES:
+                raise TypeError(f"unknown simulator setting {key!r}")
+            self._initial_settings.update(key, value)
+        self._lock = threading.Lock()
+        self.stats = Stats()
+        self.faults = FaultInjector()
+        self._restore()
+
+    def _grants_from(self, tokens: Mapping[str, Iterable[str] | str]) -> dict[str, set[str]]:
+        return {
+            token: set(self.world.advertiser_ids if ids == ALL_ADVERTISERS else ids)
+            for token, ids in tokens.items()
+        }
+
+    def _restore(self) -> None:
+        """Back to the constructor's configuration: tokens, grants, limits, no faults."""
+        self.settings = Settings(**asdict(self._initial_settings))
+        self.grants = {token: set(ids) for token, ids in self._initial_grants.items()}
+        self.revoked: set[str] = set()
+        self.expired: set[str] = set()
+        self.app_limiter = AppRateLimiter(
+            self.settings.qps, self.settings.qpm, self.settings.count_rejected
+        )
+        self.advertiser_limiter = AdvertiserRateLimiter(self.settings.advertiser_qps)
+        self.faults.set_plan(None)
+
+    # ------------------------------------------------------------------ control (Python)
+    def reset(self) -> None:
+        """Restore the initial configuration, clear faults, rate windows and stats."""
+        with self._lock:
+            self._restore()
+        self.stats.reset()
+
+    def set_faults(self, plan: dict[str, Any] | FaultPlan | None) -> dict[str, Any]:
+        return self.faults.set_plan(plan).to_dict()
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Change settings (see ``Settings``) and tokens/permissions; returns the new config.
+
+        Token/permission keys: ``revoke_token`` (-> 40105), ``expire_token`` (-> 40102),
+        ``restore_token``, ``remove_permission`` / ``grant_permission`` (an advertiser id for
+        every token, or ``{"advertiser_id": ..., "token": ...}``) and ``add_token``
+        (``{"token": ..., "advertiser_ids": [...] | "*"}``).
+        """
+        with self._lock:
+            for key, value in changes.items():
+                self._apply(key, value)
+            self.app_limiter.count_rejected = self.settings.count_rejected
+            if {"qps", "qpm"} & changes.keys():
+                self.app_limiter.configure(self.settings.qps, self.settings.qpm)
+            self.advertiser_limiter.qps = self.settings.advertiser_qps
+        return self.config()
+
+    def _apply(self, key: str, value: Any) -> None:
+        if key in SETTING_NAMES:
+            self.settings.update(key, value)
+        elif key == "revoke_token":
+            self.revoked.add(str(value))
+        elif key == "expire_token":
+            self.expired.add(str(value))
+        elif key == "restore_token":
+            self.revoked.discard(str(value))
+            self.expired.discard(str(value))
+        elif key in ("remove_permission", "grant_permission"):
+            advertiser_id, tokens = self._permission_target(value)
+            for token in tokens:
+                grants = self.grants.setdefault(token, set())
+                if key == "remove_permission":
+                    grants.discard(advertiser_id)
+                else:
+                    grants.add(advertiser_id)
+        elif key == "add_token":
+            if not isinstance(value, dict) or "token" not in value:
+                raise ValueError('add_token needs {"token": ..., "advertiser_ids": [...] | "*"}')
+            ids = value.get("advertiser_ids", ALL_ADVERTISERS)
+            self.grants.update(self._grants_from({str(value["token"]): ids}))
+        else:
+            raise ValueError(f"unknown config key {key!r}")
+
+    def _permission_target(self, value: Any) -> tuple[str, list[str]]:
+        if isinstance(value, dict):
+            token = value.get("token")
+            return str(value["advertiser_id"]), [token] if token else list(self.grants)
+        return str(value), list(self.grants)
+
+    def config(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **asdict(self.settings),
+                "tokens": {token: sorted(ids) for token, ids in self.grants.items()},
+                "revoked_tokens": sorted(self.revoked),
+                "expired_tokens": sorted(self.expired),
+            }
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query_string: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+    ) -> Reply:
+        if path.startswith("/_sim/"):
+            return self._control(method, path, first_values(query_string), body)
+        routes: dict[str, Callable[[dict[str, str], str], Outcome]] = {
+            REPORT_PATH: self._report,
+            ADVERTISER_INFO_PATH: self._advertiser_info,
+            OAUTH_ADVERTISERS_PATH: self._oauth_advertisers,
+        }
+        route = routes.get(path)
+        if route is None:
+            return text_reply(404, "404 page not found")
+        if method != "GET":
+            return text_reply(405, "405 method not allowed")
+        return self._api(route, path, first_values(query_string), headers)
+
+    def _api(
+        self,
+        route: Callable[[dict[str, str], str], Outcome],
+        path: str,
+        params: dict[str, str],
+        headers: Mapping[str, str],
+    ) -> Reply:
+        arrived = time.time()
+        self.stats.begin(path)
+        try:
+            token = self._admit(headers, arrived)
+            outcome = route(params, token)
+        except ApiError as error:
+            outcome = Outcome(error_reply(error), code=error.code)
+        except Exception:  # a simulator bug: answer 500 rather than silently dropping the socket
+            traceback.print_exc()
+            outcome = Outcome(text_reply(500, "500 internal simulator error"))
+        reply = outcome.reply
+        self.stats.end(
+            path=path,
+            params=params,
+            arrived=arrived,
+            status=None if reply.action == "reset" else reply.status,
+            code=outcome.code,
+            fault=outcome.fault,
+            rows=outcome.rows,
+        )
+        return reply
+
+    def _admit(self, headers: Mapping[str, str], arrived: float) -> str:
+        """Authenticate the token, then count the request against the app's rate limit."""
+        token = _header(headers, "Access-Token")
+        if not token:
+            raise ApiError(errors.TOKEN_MISSING, errors.TOKEN_MISSING_MESSAGE)
+        with self._lock:
+            known = token in self.grants and token not in self.revoked
+            expired = token in self.expired
+            rate_limit, app_id = self.settings.rate_limit, self.settings.app_id
+        if not known:
+            raise ApiError(errors.TOKEN_INVALID, errors.TOKEN_INVALID_MESSAGE)
+        if expired:
+            raise ApiError(errors.TOKEN_EXPIRED, errors.TOKEN_EXPIRED_MESSAGE)
+        if rate_limit and not self.app_limiter.try_acquire(time.monotonic()):
+            raise errors.app_rate_limited(app_id)
+        self.stats.accepted_at(arrived)
+        return token
+
+    def _authorise(self, token: str, advertiser_ids: Iterable[str]) -> None:
+        """40001 unless the token is granted every advertiser (unknown advertisers never are)."""
+        with self._lock:
+            granted = set(self.grants.get(token, ()))
+        for advertiser_id in advertiser_ids:
+            if advertiser_id not in granted or not self.world.has_advertiser(advertiser_id):
+                raise errors.no_permission(advertiser_id)
+
+    # ------------------------------------------------------------------ report
+    def _report(self, params: dict[str, str], token: str) -> Outcome:
+        query = parse_report_query(params, (self.world.start, self.world.end))
+        self._authorise(token, query.advertiser_ids)
+        now = time.monotonic()
+        for advertiser_id in query.advertiser_ids:
+            allowed, current = self.advertiser_limiter.try_acquire(advertiser_id, REPORT_PATH, now)
+            if not allowed:
+                limit = self.settings.advertiser_qps or 0
+                raise errors.advertiser_rate_limited(advertiser_id, current, limit)
+        fault, slow_seconds = self.faults.draw(query.advertiser_ids)
+        settings = self.settings
+        if fault is not None and fault not in ("slow", "truncated"):
+            time.sleep(settings.latency)
+            return self._fault_outcome(fault, query)
+        reply, rows = self._report_reply(query)
+        time.sleep(
+            settings.latency
+            + settings.latency_per_row * rows
+            + (slow_seconds if fault == "slow" else 0.0)
+        )
+        if fault == "truncated":
+            reply.action = "truncate"
+        return Outcome(reply, code=errors.OK, fault=fault, rows=rows)
+
+    def _report_reply(self, query: ReportQuery) -> tuple[Reply, int]:
+        builder = self.world.report_builder()
+        selection = builder.select(query, self.settings.throttle_threshold)
+        total = len(selection.keys)
+        first = (query.page - 1) * query.page_size
+        rows = builder.rows(query, selection, first, min(first + query.page_size, total))
+        data: dict[str, Any] = {
+            "page_info": {
+                "page": query.page,
+                "page_size": query.page_size,
+                "total_number": total,
+                "total_page": -(-total // query.page_size),
+            },
+            "list": rows,
+        }
+        if query.enable_total_metrics:
+            data["total_metrics"] = builder.total_metrics(query, selection)
+        headers = {THROTTLE_HEADER: THROTTLE_MESSAGE} if selection.throttled else {}
+        return json_reply(errors.OK, "OK", data, headers), len(rows)
+
+    def _fault_outcome(self, fault: str, query: ReportQuery) -> Outcome:
+        """The reply of a fault kind other than "slow" and "truncated" (see ``faults``)."""
+        if fault == "reset":
+            return Outcome(Reply(0, b"", action="reset"), fault=fault)
+        if fault.isdigit() and len(fault) == 5:
+            error = errors.simulated(int(fault), query.advertiser_ids[0], self.settings.app_id)
+            return Outcome(error_reply(error), code=error.code, fault=fault)
+        return Outcome(http_fault_reply(fault), fault=fault)
+
+    # ------------------------------------------------------------------ other endpoints
+    def _advertiser_info(self, params: dict[str, str], token: str) -> Outcome:
+        if "advertiser_ids" not in params:
+            raise param_error("advertiser_ids: Missing data for required field.")
+        advertiser_ids = parse_id_list(params, "advertiser_ids", 100)
+        wanted = DEFAULT_ADVERTISER_INFO_FIELDS
+        if "fields" in params:
+            wanted = tuple(parse_id_list(params, "fields", 100, digits=False))
+            unknown = [f for f in wanted if f not in ADVERTISER_INFO_FIELDS]
+            if unknown:
+                raise param_error(f"fields: Invalid fields: {unknown!r}.")
+        self._authorise(token, advertiser_ids)
+        items = []
+        for advertiser_id in advertiser_ids:
+            info = {
+                **self.world.advertiser_info(advertiser_id),
+                "status": "STATUS_ENABLE",
+                "company": self.world.advertiser_info(advertiser_id)["name"],
+                "country": "US",
+            }
+            items.append({f: info[f] for f in wanted})
+        return Outcome(json_reply(errors.OK, "OK", {"list": items}), code=errors.OK)
+
+    def _oauth_advertisers(self, params: dict[str, str], token: str) -> Outcome:
+        for name in ("app_id", "secret"):
+            if not params.get(name):
+                raise param_error(f"{name}: Missing data for required field.")
+        if params["app_id"] != self.settings.app_id:
+            raise ApiError(errors.INVALID_AUTH_PARAMS, "Invalid app_id or secret.")
+        with self._lock:
+            granted = self.grants.get(token, set())
+        items = [
+            {"advertiser_id": a, "advertiser_name": self.world.advertiser_info(a)["name"]}
+            for a in self.world.advertiser_ids
+            if a in granted
+        ]
+        return Outcome(json_reply(errors.OK, "OK", {"list": items}), code=errors.OK)
+
+    # ------------------------------------------------------------------ control (HTTP)
+    def _control(self, method: str, path: str, params: dict[str, str], body: bytes) -> Reply:
+        routes: dict[tuple[str, str], Callable[[dict[str, str], Any], Any]] = {
+            ("GET", "/_sim/stats"): lambda p, _: self.stats.snapshot(
+                p.get("log", "true") != "false"
+            ),
+            ("POST", "/_sim/reset"): lambda p, _: self.reset() or {"reset": True},
+            ("GET", "/_sim/faults"): lambda p, _: self.faults.plan.to_dict(),
+            ("POST", "/_sim/faults"): lambda p, b: self.set_faults(b),
+            ("GET", "/_sim/config"): lambda p, _: self.config(),
+            ("POST", "/_sim/config"): lambda p, b: self.configure(**(b or {})),
+            ("GET", "/_sim/truth"): lambda p, _: self._truth(p),
+            ("GET", "/_sim/world"): lambda p, _: self.world.describe(),
+            ("GET", "/_sim/entities"): lambda p, _: self._entities(p),
+        }
+        handler = routes.get((method, path))
+        if handler is None:
+            known = any(route_path == path for _, route_path in routes)
+            return control_reply(
+                {"error": "method not allowed" if known else "not found"}, 405 if known else 404
+            )
+        try:
+            payload = orjson.loads(body) if body.strip() else None
+            if method == "POST" and path == "/_sim/config" and not isinstance(payload, dict | None):
+                raise ValueError("config body must be a JSON object")
+            return control_reply(handler(params, payload))
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+            return control_reply({"error": str(exc)}, 400)
+
+    def _truth(self, params: dict[str, str]) -> dict[str, Any]:
+        data_level = params["data_level"]
+        if data_level not in LEVELS:
+            raise ValueError(f"data_level must be one of {LEVELS}")
+        rows = self.world.report_rows(
+            params["advertiser_id"],
+            data_level,
+            date.fromisoformat(params["start_date"]),
+            date.fromisoformat(params["end_date"]),
+            orjson.loads(params["metrics"]) if "metrics" in params else DEFAULT_METRICS,
+            include_deleted=params.get("include_deleted", "true") == "true",
+            dimensions=orjson.loads(params["dimensions"]) if "dimensions" in params else None,
+            max_ads=int(params["max_ads"]) if "max_ads" in params else None,
+        )
+        return {"total_number": len(rows), "rows": rows}
+
+    def _entities(self, params: dict[str, str]) -> dict[str, Any]:
+        account = self.world.account(params["advertiser_id"])
+        return {
+            "list": [
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "deleted": e.deleted,
+                    "own_deleted": e.own_deleted,
+                    "campaign_id": e.campaign_id,
+                    "adgroup_id": e.adgroup_id,
+                }
+                for e in account.entities(params.get("data_level", "AUCTION_AD"))
+            ]
+        }
