@@ -128,9 +128,10 @@ class CsvSink:
 class Progress:
     """Live progress on a terminal (rich); plain lines when output is piped or logged."""
 
-    def __init__(self, total_items: int, limiter_waits) -> None:
+    def __init__(self, total_items: int, limiter_waits, planned_requests) -> None:
         self._live = sys.stdout.isatty()
         self._waits = limiter_waits
+        self._planned = planned_requests
         self.requests = 0
         self.rows = 0
         self._lock = threading.Lock()
@@ -151,7 +152,10 @@ class Progress:
             self.requests += 1
             self.rows += rows
         if self._live:
-            text = f"requests {self.requests} · rows {self.rows} · rate-limit waits {self._waits()}"
+            text = (
+                f"requests {self.requests}/{self._planned()} · rows {self.rows} · "
+                f"rate-limit waits {self._waits()}"
+            )
             self._bar.update(self._task, description=text)
 
     def item_done(self, line: str) -> None:
@@ -184,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm, settings.tiktok_rate_margin)
     client = build_client(settings, args.access_token, limiter)
     sink = CsvSink(args.output_dir, now.date())
-    progress = Progress(len(items), lambda: limiter.waits)
+    extraction: Extraction | None = None
+    progress = Progress(
+        len(items), lambda: limiter.waits, lambda: extraction.planned_requests if extraction else 0
+    )
 
     def item_done(result: ItemResult) -> None:
         saved = sink.finish(result)

@@ -123,6 +123,7 @@ class Extraction:
         self._pool: ThreadPoolExecutor | None = None
         self._all_done = threading.Event()
         self._outstanding = 0
+        self.planned_requests = 0  # grows as page 1 answers reveal more pages (for progress bars)
 
     @property
     def results(self) -> list[ItemResult]:
@@ -171,6 +172,7 @@ class Extraction:
             item.pending += 1
             chunk.pending += 1
             self._outstanding += 1
+            self.planned_requests += 1
         context = contextvars.copy_context()  # keeps the run's request id on worker log lines
         assert self._pool is not None
         self._pool.submit(context.run, self._task, item, chunk, group, page)

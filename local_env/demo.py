@@ -18,7 +18,7 @@ import requests
 from controller.catalog import REPORTS
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery
-from local_env.stack import ROOT, ServiceProcess, SimulatorProcess
+from local_env.stack import ROOT, ServiceProcess, SimulatorProcess, free_port, port_is_free
 
 STATE = ROOT / ".local"
 SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "2", "--token", "sim-token")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                 "TIKTOK_API_BASE_URL": simulator.base_url,
                 "BIGQUERY_EMULATOR_HOST": bigquery.endpoint,
             },
-            port=args.port,
+            port=args.port if port_is_free(args.port) else free_port(),
         )
         print(f"  simulator  {simulator.base_url}")
         print(f"  bigquery   {bigquery.endpoint}  (data in .local/bigquery)")

@@ -26,6 +26,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def dockerfile_command() -> list[str]:
     """The CMD of the Dockerfile: tests run exactly what the image runs."""
     text = (ROOT / "Dockerfile").read_text()
