@@ -127,9 +127,13 @@ class Run:
             warehouse.ensure_dataset()
             for spec in specs:
                 warehouse.ensure_table(table_definition(spec))
-        except WarehouseError as exc:
+        except Exception as exc:  # no credentials, no such project, BigQuery down...
+            reason = (
+                str(exc) if isinstance(exc, WarehouseError) else f"BigQuery setup failed: {exc}"
+            )
+            log.error("warehouse setup failed", extra={"fields": {"error": reason}})
             results = [
-                ItemResult(adv, spec.report_type, "error", error=str(exc)) for adv, spec in items
+                ItemResult(adv, spec.report_type, "error", error=reason) for adv, spec in items
             ]
             return self._response(results, {}, started)
 
@@ -184,10 +188,13 @@ class Run:
                 end=self.plan.end,
                 mode=request.if_exists,
             )
-        except WarehouseError as exc:
-            log.error("load failed", extra={"fields": {"table": spec.table, "error": str(exc)}})
+        except Exception as exc:  # WarehouseError, or a transport error it did not wrap
+            reason = (
+                str(exc) if isinstance(exc, WarehouseError) else f"{spec.table}: load failed: {exc}"
+            )
+            log.error("load failed", extra={"fields": {"table": spec.table, "error": reason}})
             for result in ok:
-                result.status, result.error = "error", str(exc)
+                result.status, result.error = "error", reason
             return
         expected = sum(r.rows for r in ok)
         if rows != expected:
