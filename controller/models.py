@@ -38,6 +38,7 @@ AdvertiserId = Annotated[
 _PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _DATASET_ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}$")
 
 
 def _parse_day(value: object) -> object:
@@ -80,8 +81,11 @@ class RunRequest(BaseModel):
     @field_validator("access_token", mode="before")
     @classmethod
     def _token_text(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be empty")
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("must not be empty")
+            if not _TOKEN.match(value):  # it travels in an HTTP header
+                raise ValueError("must be printable ASCII without spaces")
         return value
 
     @field_validator("project_id")

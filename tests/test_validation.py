@@ -49,6 +49,7 @@ BAD = [
     ({"project_id": "p`; --"}, "project_id", "project id"),
     ({"bogus": 1}, "bogus", "unknown field"),
     ({"access_token": ""}, "access_token", "must not be empty"),
+    ({"access_token": "tok\nen"}, "access_token", "printable ASCII"),
     ({"max_qps": 0}, "max_qps", "greater than 0"),
 ]
 
