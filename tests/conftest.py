@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.bigquery",
     "tests.fixtures.service",
+    "tests.fixtures.airflow",
 ]

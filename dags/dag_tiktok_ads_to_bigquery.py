@@ -1,0 +1,645 @@
+"""TikTok Ads → BigQuery, daily at 08:00 UTC, through the tiktok-ads-api Cloud Run service.
+
+The DAG only orchestrates: the service extracts the reports from TikTok and loads BigQuery.
+A run reprocesses the days D-3..D-1 of its run day D (`TIKTOK_DAYS_REPROCESS` overrides 3)
+with `if_exists: "replace"`, so a retry, a rerun or an overlapping backfill rewrites the
+same rows instead of duplicating them.
+
+`validate_config` → `prepare_payload` → `call_cloud_run_api` (mapped: one POST /run per
+batch of advertisers) → `validate_result`. Runs on Airflow 3 and 2.10; needs only
+`requests` and `google-auth`, which Cloud Composer images ship. Full notes: dags/README.md.
+
+**Deploy**: `gcloud composer environments storage dags import --environment ENV
+--location REGION --source dag_tiktok_ads_to_bigquery.py` (or `gsutil cp` it to the
+environment bucket's `dags/` folder). Grant the environment's service account
+`roles/run.invoker` on the service: the POST carries a Google identity token whose
+audience is the service root URL.
+
+**Variables** (UI: Admin → Variables, or `gcloud composer environments run ENV --location
+REGION variables set -- NAME VALUE`):
+
+| Variable | Default | Meaning |
+|---|---|---|
+| `TIKTOK_ADS_CLOUD_RUN_URL` | required | service root URL, e.g. https://tiktok-ads-api-xyz.a.run.app |
+| `TIKTOK_ACCESS_TOKEN` | required | TikTok access token (read only by call_cloud_run_api) |
+| `TIKTOK_ADVERTISER_IDS` | required | JSON list of id strings: `["7012345678901234567"]` |
+| `GCP_PROJECT` | required | project of the destination dataset |
+| `GCP_REGION` | required | region of the service (validated and logged) |
+| `TIKTOK_BQ_DATASET` | raw | destination dataset |
+| `TIKTOK_REPORT_TYPES` | all four | JSON list among advertiser, campaign, adgroup, ad |
+| `TIKTOK_DAYS_REPROCESS` | 3 | days before the run day to reprocess |
+| `TIKTOK_BATCH_SIZE` | 20 | advertisers per POST /run (at most 200) |
+| `TIKTOK_MAX_PARALLEL_BATCHES` | 2 | POSTs in flight at once; read when the file is parsed |
+| `TIKTOK_APP_QPS` | 10 | the TikTok app's QPS tier, shared by the batches |
+| `TIKTOK_APP_QPM` | 600 | the TikTok app's QPM tier, shared by the batches |
+
+**Backfill**: trigger with the conf `{"start_date": "2026-01-01", "end_date": "2026-01-31"}`
+(YYYY-MM-DD, start ≤ end, at most 366 days; keep it to about a month so each batch finishes
+within the service's deadline). It replaces the D-3..D-1 window for that run only.
+
+**Rate-limit budget**: every payload carries `max_qps = APP_QPS / n` and
+`max_qpm = APP_QPM // n`, n = min(parallel batches, batches): the batches in flight never
+exceed the app's tier together, even on different Cloud Run instances.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+try:  # Airflow 3
+    from airflow.sdk import Variable, dag, get_current_context, task
+    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.log import mask_secret
+
+    _VARIABLE_DEFAULT_KW = "default"
+except ImportError:  # Airflow 2.x (2.10 on Cloud Composer 2)
+    from airflow.decorators import dag, task
+    from airflow.exceptions import AirflowFailException
+    from airflow.models import Variable
+    from airflow.operators.python import get_current_context
+    from airflow.utils.log.secrets_masker import mask_secret
+
+    _VARIABLE_DEFAULT_KW = "default_var"
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "tiktok_ads_to_bigquery"
+SCHEDULE = "0 8 * * *"
+
+REPORT_TYPES = ("advertiser", "campaign", "adgroup", "ad")
+DEFAULT_DATASET = "raw"
+DEFAULT_DAYS_REPROCESS = 3
+DEFAULT_BATCH_SIZE = 20
+DEFAULT_PARALLEL_BATCHES = 2
+DEFAULT_APP_QPS = 10.0  # TikTok Basic tier
+DEFAULT_APP_QPM = 600
+
+MAX_ADVERTISERS_PER_REQUEST = 200  # the service's cap (controller/models.py)
+MAX_PARALLEL_BATCHES = 16
+MAX_WINDOW_DAYS = 366  # the service's cap on one request's window
+MAX_REQUEST_QPS = 1000.0  # the service's bounds on max_qps / max_qpm
+MAX_REQUEST_QPM = 60000
+# Connect, read: the read timeout outlasts Cloud Run's 600 s request timeout and the
+# service's own 540 s deadline, so the client never gives up on a run that is still going.
+HTTP_TIMEOUT = (10.0, 900.0)
+ERROR_TEXT_LIMIT = 300
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})  # Cloud Run overload: try again later
+
+URL_VAR = "TIKTOK_ADS_CLOUD_RUN_URL"
+TOKEN_VAR = "TIKTOK_ACCESS_TOKEN"
+IDS_VAR = "TIKTOK_ADVERTISER_IDS"
+PROJECT_VAR = "GCP_PROJECT"
+REGION_VAR = "GCP_REGION"
+DATASET_VAR = "TIKTOK_BQ_DATASET"
+REPORT_TYPES_VAR = "TIKTOK_REPORT_TYPES"
+DAYS_VAR = "TIKTOK_DAYS_REPROCESS"
+BATCH_SIZE_VAR = "TIKTOK_BATCH_SIZE"
+PARALLEL_VAR = "TIKTOK_MAX_PARALLEL_BATCHES"
+QPS_VAR = "TIKTOK_APP_QPS"
+QPM_VAR = "TIKTOK_APP_QPM"
+CONFIG_VARIABLES = (
+    URL_VAR,
+    IDS_VAR,
+    PROJECT_VAR,
+    REGION_VAR,
+    DATASET_VAR,
+    REPORT_TYPES_VAR,
+    DAYS_VAR,
+    BATCH_SIZE_VAR,
+    PARALLEL_VAR,
+    QPS_VAR,
+    QPM_VAR,
+)
+
+_ADVERTISER_ID = re.compile(r"^[0-9]{1,20}$")
+_PROJECT_ID = re.compile(r"^(?:[a-z][a-z0-9.-]{0,62}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_DATASET_ID = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+class ConfigError(ValueError):
+    """One value is missing or malformed; the message says what is expected."""
+
+
+# --------------------------------------------------------------------------- Variables
+
+
+def get_variable(name: str) -> str | None:
+    """A Variable's text, or None when unset (the default keyword differs on Airflow 2 and 3)."""
+    value = Variable.get(name, **{_VARIABLE_DEFAULT_KW: None})
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_positive_int(raw: str, *, maximum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"must be a whole number, got {raw!r}") from None
+    if not 1 <= value <= maximum:
+        raise ConfigError(f"must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def parse_positive_float(raw: str, *, maximum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"must be a number, got {raw!r}") from None
+    if not (math.isfinite(value) and 0 < value <= maximum):
+        raise ConfigError(f"must be greater than 0 and at most {maximum:g}, got {raw}")
+    return value
+
+
+def parse_service_url(raw: str) -> str:
+    """The service root URL (also the identity token's audience), without a trailing slash."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("must be an http(s) URL such as https://tiktok-ads-api-xyz.a.run.app")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError("must be the service root URL, without a path such as /run")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def parse_json_list(raw: str) -> list[Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError('must be a JSON list, e.g. ["7012345678901234567"]') from None
+    if not isinstance(value, list) or not value:
+        raise ConfigError("must be a non-empty JSON list")
+    return value
+
+
+def parse_advertiser_ids(raw: str) -> list[str]:
+    """Ids stay strings: a 19-digit JSON number has often been rounded by whoever wrote it."""
+    bad = []
+    for index, item in enumerate(values := parse_json_list(raw)):
+        if isinstance(item, bool) or not isinstance(item, str):
+            kind = "a JSON number" if isinstance(item, int | float) else type(item).__name__
+            bad.append(f"item {index} is {kind}; quote it (19-digit numbers lose precision)")
+        elif not _ADVERTISER_ID.match(item):
+            bad.append(f"item {index} {item!r} is not a string of digits")
+    if bad:
+        raise ConfigError("; ".join(bad))
+    return list(dict.fromkeys(values))
+
+
+def parse_report_types(raw: str) -> list[str]:
+    values = parse_json_list(raw)
+    unknown = [value for value in values if value not in REPORT_TYPES]
+    if unknown:
+        raise ConfigError(f"unknown report types {unknown}; allowed: {list(REPORT_TYPES)}")
+    return list(dict.fromkeys(values))
+
+
+def _matching(pattern: re.Pattern[str], expected: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ConfigError(f"{raw!r} is not {expected}")
+        return raw
+
+    return parse
+
+
+# Variable → (key in the config, parser, default when unset; None = required).
+_CONFIG_FIELDS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
+    URL_VAR: ("service_url", parse_service_url, None),
+    IDS_VAR: ("advertiser_ids", parse_advertiser_ids, None),
+    PROJECT_VAR: ("project_id", _matching(_PROJECT_ID, "a valid GCP project id"), None),
+    REGION_VAR: ("region", _matching(_REGION, "a GCP region such as europe-west1"), None),
+    DATASET_VAR: (
+        "dataset_id",
+        _matching(_DATASET_ID, "a BigQuery dataset id (letters, digits, _)"),
+        DEFAULT_DATASET,
+    ),
+    REPORT_TYPES_VAR: ("report_types", parse_report_types, list(REPORT_TYPES)),
+    DAYS_VAR: (
+        "days_reprocess",
+        lambda raw: parse_positive_int(raw, maximum=MAX_WINDOW_DAYS),
+        DEFAULT_DAYS_REPROCESS,
+    ),
+    BATCH_SIZE_VAR: (
+        "batch_size",
+        lambda raw: parse_positive_int(raw, maximum=MAX_ADVERTISERS_PER_REQUEST),
+        DEFAULT_BATCH_SIZE,
+    ),
+    PARALLEL_VAR: (
+        "parallel_batches",
+        lambda raw: parse_positive_int(raw, maximum=MAX_PARALLEL_BATCHES),
+        DEFAULT_PARALLEL_BATCHES,
+    ),
+    QPS_VAR: (
+        "app_qps",
+        lambda raw: parse_positive_float(raw, maximum=MAX_REQUEST_QPS),
+        DEFAULT_APP_QPS,
+    ),
+    QPM_VAR: (
+        "app_qpm",
+        lambda raw: parse_positive_int(raw, maximum=MAX_REQUEST_QPM),
+        DEFAULT_APP_QPM,
+    ),
+}
+
+
+def parse_config(raw: Mapping[str, str | None]) -> tuple[dict[str, Any], list[str]]:
+    """Parse every config Variable; return the config and one problem per bad Variable.
+
+    All Variables are checked before failing so that one run reports every mistake.
+    """
+    config: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, (key, parse, default) in _CONFIG_FIELDS.items():
+        value = raw.get(name)
+        if value is None:
+            if default is None:
+                problems.append(f"{name}: missing (required)")
+            config[key] = default
+            continue
+        try:
+            config[key] = parse(value)
+        except ConfigError as exc:
+            problems.append(f"{name}: {exc}")
+    if not problems and config["app_qpm"] < config["parallel_batches"]:
+        problems.append(f"{QPM_VAR}: must be at least {PARALLEL_VAR} (one request a minute each)")
+    return config, problems
+
+
+# --------------------------------------------------------------------------- run window
+
+
+def parse_day(name: str, value: object) -> date:
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ConfigError(f"{name} must be a date string YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name} {value!r} is not a calendar date") from None
+
+
+def parse_conf_window(conf: Mapping[str, Any] | None) -> tuple[date, date] | None:
+    """The backfill window of a run conf ``{"start_date", "end_date"}``, or None if absent.
+
+    Unknown keys are rejected: a misspelt key would otherwise silently run the default window.
+    """
+    conf = conf or {}
+    unknown = sorted(set(conf) - {"start_date", "end_date"})
+    if unknown:
+        raise ConfigError(f"unknown keys {unknown}; only start_date and end_date are accepted")
+    if not conf:
+        return None
+    if set(conf) != {"start_date", "end_date"}:
+        raise ConfigError("give both start_date and end_date")
+    start = parse_day("start_date", conf["start_date"])
+    end = parse_day("end_date", conf["end_date"])
+    if start > end:
+        raise ConfigError(f"start_date {start} is after end_date {end}")
+    if (end - start).days + 1 > MAX_WINDOW_DAYS:
+        raise ConfigError(f"window longer than {MAX_WINDOW_DAYS} days; split the backfill")
+    return start, end
+
+
+def run_day(context: Mapping[str, Any]) -> date:
+    """The UTC day a run stands for.
+
+    ``data_interval_end`` is the run's day on Airflow 3 and 2 alike (``logical_date`` is not:
+    on 2.x it is the start of the interval, the previous day). Manual runs on 3.x may have no
+    data interval: then the moment the run was requested counts.
+    """
+    dag_run = context.get("dag_run")
+    for moment in (
+        context.get("data_interval_end"),
+        getattr(dag_run, "run_after", None),
+        context.get("logical_date"),
+    ):
+        if moment is not None:
+            return moment.astimezone(UTC).date()
+    raise AirflowFailException("the run has no data_interval_end, run_after or logical_date")
+
+
+def default_window(day: date, days_reprocess: int) -> tuple[date, date]:
+    """D-days_reprocess .. D-1: yesterday plus the days TikTok may still restate."""
+    return day - timedelta(days=days_reprocess), day - timedelta(days=1)
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+def split_batches(advertiser_ids: list[str], batch_size: int) -> list[list[str]]:
+    return [advertiser_ids[i : i + batch_size] for i in range(0, len(advertiser_ids), batch_size)]
+
+
+def rate_budget(app_qps: float, app_qpm: int, parallel: int, batches: int) -> tuple[float, int]:
+    """Each request's share of the app's tier, so the batches in flight never exceed it.
+
+    Only min(parallel, batches) requests can be in flight. The QPS share is rounded down
+    (to 1/1000) so the shares never add up to more than the tier.
+    """
+    in_flight = max(1, min(parallel, batches))
+    qps = math.floor(app_qps / in_flight * 1000) / 1000
+    return max(qps, 0.001), max(app_qpm // in_flight, 1)
+
+
+def build_requests(config: Mapping[str, Any], start: date, end: date) -> list[dict[str, Any]]:
+    """One POST /run per batch: the URL, a label and the payload (never the access token)."""
+    batches = split_batches(config["advertiser_ids"], config["batch_size"])
+    max_qps, max_qpm = rate_budget(
+        config["app_qps"], config["app_qpm"], config["parallel_batches"], len(batches)
+    )
+    return [
+        {
+            "service_url": config["service_url"],
+            "label": f"batch {number}/{len(batches)}",
+            "payload": {
+                "advertiser_ids": batch,
+                "project_id": config["project_id"],
+                "dataset_id": config["dataset_id"],
+                "report_types": config["report_types"],
+                "start_date": start.isoformat(),
+                "end_date": end.isoformat(),
+                "if_exists": "replace",
+                "max_qps": max_qps,
+                "max_qpm": max_qpm,
+            },
+        }
+        for number, batch in enumerate(batches, start=1)
+    ]
+
+
+# --------------------------------------------------------------------------- the call
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_headers(service_url: str) -> dict[str, str]:
+    """A Google identity token for Cloud Run IAM (audience = root URL); none for loopback."""
+    if is_loopback(service_url):
+        return {}
+    import google.auth.transport.requests
+    import google.oauth2.id_token
+
+    token = google.oauth2.id_token.fetch_id_token(
+        google.auth.transport.requests.Request(), service_url
+    )
+    mask_secret(token)
+    return {"Authorization": f"Bearer {token}"}
+
+
+class ServiceUnavailable(RuntimeError):
+    """A failure worth retrying: 5xx, 408/429, unreadable body, or a run where all failed."""
+
+
+def scrub(text: str | None, secret: str) -> str | None:
+    """Error text fit for XCom: the secret removed (defence in depth) and bounded in size."""
+    if text is None:
+        return None
+    text = text.replace(secret, "***") if secret else text
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 1] + "…"
+
+
+def failed_pairs(results: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [
+        f"{item['advertiser_id']}/{item['report_type']}: {item.get('error') or 'failed'}"
+        for item in results
+        if item.get("status") != "success"
+    ]
+
+
+def summarize(http_status: int, body: Mapping[str, Any], label: str, secret: str) -> dict:
+    """What the task returns to XCom: the run's outcome, with error texts scrubbed."""
+    results = [
+        {
+            "advertiser_id": str(item["advertiser_id"]),
+            "report_type": item["report_type"],
+            "destination_table": item.get("destination_table"),
+            "inserted_rows": int(item.get("inserted_rows") or 0),
+            "status": item["status"],
+            "error": scrub(item.get("error"), secret),
+        }
+        for item in body.get("results", [])
+    ]
+    return {
+        "label": label,
+        "http_status": http_status,
+        "status": body["status"],
+        "request_id": body.get("request_id"),
+        "start_date": body.get("start_date"),
+        "end_date": body.get("end_date"),
+        "total_inserted_rows": int(body.get("total_inserted_rows") or 0),
+        "errors_count": int(body.get("errors_count") or 0),
+        "results": results,
+    }
+
+
+def rejection_message(http_status: int, body: Mapping[str, Any] | None, secret: str) -> str:
+    body = body or {}
+    details = [f"{e.get('field')}: {e.get('message')}" for e in body.get("errors", [])]
+    message = f"the service rejected the request (HTTP {http_status}): {body.get('message')}"
+    if details:
+        message += " [" + "; ".join(details) + "]"
+    if http_status in (401, 403):
+        message += "; grant roles/run.invoker on the service to the Composer service account"
+    return scrub(message + f" (request_id {body.get('request_id')})", secret) or message
+
+
+def handle_response(http_status: int, text: str, label: str, secret: str) -> dict[str, Any]:
+    """200/207 → summary; 4xx → fail without retry; 5xx, 502 (all failed) → retryable error.
+
+    502 means every report of the batch failed (TikTok or BigQuery refused the whole run):
+    usually transient, so it is retried, at the price of two useless retries when the cause
+    is permanent (a revoked token, a missing grant).
+    """
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = None
+    if http_status in (200, 207) and body and "results" in body:
+        return summarize(http_status, body, label, secret)
+    if http_status == 502 and body and "results" in body:
+        summary = summarize(http_status, body, label, secret)
+        raise ServiceUnavailable(
+            f"{label}: every report failed (HTTP 502, request_id {summary['request_id']}): "
+            + "; ".join(failed_pairs(summary["results"]))
+        )
+    if 400 <= http_status < 500 and http_status not in RETRYABLE_CLIENT_STATUSES:
+        raise AirflowFailException(f"{label}: " + rejection_message(http_status, body, secret))
+    shown = scrub(text, secret) if body is None else (body.get("message") or "")
+    raise ServiceUnavailable(f"{label}: HTTP {http_status} from the service: {shown}")
+
+
+def post_run(service_url: str, payload: Mapping[str, Any], token: str) -> tuple[int, str]:
+    import requests
+
+    response = requests.post(
+        f"{service_url}/run",
+        json={**payload, "access_token": token},
+        headers=auth_headers(service_url),
+        timeout=HTTP_TIMEOUT,
+    )
+    return response.status_code, response.text
+
+
+# --------------------------------------------------------------------------- results
+
+
+def check_results(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Rows per destination table and every failed advertiser/report pair of the run."""
+    rows_by_table: dict[str, int] = {}
+    failures: list[str] = []
+    batches = 0
+    for summary in summaries:
+        batches += 1
+        for item in summary["results"]:
+            table = item.get("destination_table") or item["report_type"]
+            rows_by_table[table] = rows_by_table.get(table, 0) + item["inserted_rows"]
+        pairs = failed_pairs(summary["results"])
+        if pairs:
+            failures.extend(pairs)
+        elif summary["errors_count"] or summary["status"] != "success":
+            failures.append(f"{summary['label']}: status {summary['status']}")
+    return {
+        "batches": batches,
+        "total_inserted_rows": sum(rows_by_table.values()),
+        "rows_by_table": dict(sorted(rows_by_table.items())),
+        "failures": failures,
+    }
+
+
+# --------------------------------------------------------------------------- the DAG
+
+
+def _parallel_batches_at_parse_time() -> int:
+    """TIKTOK_MAX_PARALLEL_BATCHES for ``max_active_tis_per_dag``, fixed when the file is parsed.
+
+    Never fails the parse: an unreadable or malformed value gives the default here, and
+    validate_config then fails the run naming the Variable. A change takes effect after the
+    next parse (about 30 s); prepare_payload divides the rate budget by the larger of this and
+    the current value, so the split stays safe meanwhile.
+    """
+    try:
+        raw = get_variable(PARALLEL_VAR)
+        return parse_positive_int(raw, maximum=MAX_PARALLEL_BATCHES) if raw else 0
+    except Exception:
+        return 0
+
+
+PARSED_PARALLEL_BATCHES = _parallel_batches_at_parse_time()
+
+
+@dag(
+    dag_id=DAG_ID,
+    description="TikTok Ads reports → BigQuery through the tiktok-ads-api Cloud Run service",
+    schedule=SCHEDULE,
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 0},
+    tags=["tiktok", "bigquery", "cloud-run"],
+    doc_md=__doc__,
+)
+def tiktok_ads_to_bigquery() -> None:
+    @task(retries=0, multiple_outputs=False)
+    def validate_config(**context: Any) -> dict[str, Any]:
+        """Every Variable and the run conf checked at once; one message names each problem."""
+        config, problems = parse_config({name: get_variable(name) for name in CONFIG_VARIABLES})
+        if get_variable(TOKEN_VAR) is None:  # checked, never kept
+            problems.insert(1, f"{TOKEN_VAR}: missing (required)")
+        try:
+            window = parse_conf_window(context["dag_run"].conf)
+        except ConfigError as exc:
+            problems.append(f"run conf: {exc}")
+            window = None
+        if problems:
+            raise AirflowFailException("invalid configuration: " + "; ".join(problems))
+        config["conf_window"] = [day.isoformat() for day in window] if window else None
+        log.info("configuration: %s", {k: v for k, v in config.items() if k != "advertiser_ids"})
+        log.info("%d advertisers", len(config["advertiser_ids"]))
+        return config
+
+    @task(retries=0, multiple_outputs=False)
+    def prepare_payload(config: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
+        """The run's window and one request per batch; the budget is split across batches."""
+        if config["conf_window"]:
+            start, end = (date.fromisoformat(day) for day in config["conf_window"])
+        else:
+            start, end = default_window(run_day(context), config["days_reprocess"])
+        parallel = max(config["parallel_batches"], PARSED_PARALLEL_BATCHES)
+        requests_ = build_requests({**config, "parallel_batches": parallel}, start, end)
+        log.info(
+            "window %s..%s, %d batches, %s QPS / %s QPM each",
+            start,
+            end,
+            len(requests_),
+            requests_[0]["payload"]["max_qps"],
+            requests_[0]["payload"]["max_qpm"],
+        )
+        return requests_
+
+    @task(
+        retries=2,
+        multiple_outputs=False,  # one XCom per batch, not one per key
+        retry_delay=timedelta(minutes=5),
+        max_active_tis_per_dag=PARSED_PARALLEL_BATCHES or DEFAULT_PARALLEL_BATCHES,
+        execution_timeout=timedelta(minutes=20),
+        map_index_template="{{ batch_label }}",
+    )
+    def call_cloud_run_api(request: dict[str, Any]) -> dict[str, Any]:
+        """POST one batch; the access token joins the payload here and is never returned."""
+        get_current_context()["batch_label"] = request["label"]  # the mapped instance's name
+        token = get_variable(TOKEN_VAR)
+        if token is None:
+            raise AirflowFailException(f"{TOKEN_VAR}: missing (required)")
+        mask_secret(token)
+        status, text = post_run(request["service_url"], request["payload"], token)
+        summary = handle_response(status, text, request["label"], token)
+        log.info(
+            "%s: HTTP %d, %s, %d rows, %d errors (request_id %s)",
+            summary["label"],
+            status,
+            summary["status"],
+            summary["total_inserted_rows"],
+            summary["errors_count"],
+            summary["request_id"],
+        )
+        return summary
+
+    @task(retries=0, multiple_outputs=False)
+    def validate_result(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        """Fail the run when any report failed, listing each failed advertiser/report pair."""
+        outcome = check_results(summaries)
+        for table, rows in outcome["rows_by_table"].items():
+            log.info("%s: %d rows", table, rows)
+        if outcome["failures"]:
+            raise AirflowFailException(
+                f"{len(outcome['failures'])} report(s) failed: " + "; ".join(outcome["failures"])
+            )
+        log.info("%d batches, %d rows", outcome["batches"], outcome["total_inserted_rows"])
+        return outcome
+
+    requests_ = prepare_payload(validate_config())
+    validate_result(call_cloud_run_api.expand(request=requests_))
+
+
+tiktok_ads_to_bigquery()
