@@ -23,7 +23,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from config.logging import configure_logging, register_secret, request_id_var
+from config.logging import configure_logging, redact, register_secret, request_id_var
 from config.settings import Settings, get_settings
 from controller.models import ErrorResponse, FieldError, RunRequest
 from controller.openapi import openapi_document
@@ -67,7 +67,9 @@ def _validation_errors(exc: ValidationError) -> list[FieldError]:
 
 
 def _error(status: int, message: str, errors: list[FieldError] | None = None) -> Response:
-    body = ErrorResponse(message=message, request_id=request_id_var.get(), errors=errors or [])
+    # An unknown field is named back to the caller: never a known token pasted as a key.
+    errors = [FieldError(field=redact(e.field), message=redact(e.message)) for e in errors or []]
+    body = ErrorResponse(message=message, request_id=request_id_var.get(), errors=errors)
     response = jsonify(body.model_dump(mode="json"))
     response.status_code = status
     return response
@@ -86,6 +88,12 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
 
+    @app.before_request
+    def new_request_id() -> None:
+        # Worker threads are reused: without this, a 404/405 would carry the request id of
+        # the thread's previous /run, pointing whoever reads it to another run's logs.
+        request_id_var.set(str(uuid.uuid4()))
+
     @app.get("/health")
     def health() -> Response:
         return jsonify(status="ok", version=__version__)
@@ -96,8 +104,7 @@ def create_app(
 
     @app.post("/run")
     def run() -> Response:
-        request_id = str(uuid.uuid4())
-        request_id_var.set(request_id)
+        request_id = request_id_var.get() or str(uuid.uuid4())
         if not request.is_json:
             return _error(415, "Content-Type must be application/json")
         try:

@@ -134,12 +134,20 @@ class Extraction:
             return []
         chunks = list(date_chunks(self._start, self._end))
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tiktok")
+        # Every item stays open until all its chunks are queued: a first chunk answered before
+        # the next one is queued must not mark the item complete (its other days unread).
+        with self._lock:
+            for item in self._items:
+                item.pending += 1
+                self._outstanding += 1
         # Chunk-major order: every item gets its first request early.
         for start, end in chunks:
             for item in self._items:
                 chunk = _Chunk(start, end, [[] for _ in self._groups[item.spec.report_type]])
                 for group in range(len(chunk.parts)):
                     self._submit(item, chunk, group, page=1)
+        for item in self._items:
+            self._task_done(item)
         while not self._all_done.wait(0.1):
             reason = self._abort_reason()
             if reason:
@@ -200,8 +208,25 @@ class Extraction:
             raise TimeoutError(reason)
         spec, advertiser_id = item.spec, item.result.advertiser_id
         metrics = self._groups[spec.report_type][group]
+        whole = len(chunk.parts) == 1  # one request per chunk: its pages go straight to the sink
+
+        def convert(rows: list[dict]) -> pa.Table:
+            # Runs on one of the client's few decode threads, not on this request thread: the
+            # decoded page, its typing and its spooling stay in those threads (bounded memory).
+            table = page_to_table(spec, metrics, rows)
+            if whole and len(table):
+                self._emit(item, table)
+            return table
+
         result = self._client.fetch_page(
-            spec, advertiser_id, metrics, chunk.start, chunk.end, page, deadline=self._deadline
+            spec,
+            advertiser_id,
+            metrics,
+            chunk.start,
+            chunk.end,
+            page,
+            deadline=self._deadline,
+            convert=convert,
         )
         with self._lock:
             item.result.requests += 1
@@ -210,14 +235,10 @@ class Extraction:
         if page == 1:
             for next_page in range(2, result.total_page + 1):
                 self._submit(item, chunk, group, next_page)
-        if not result.rows:
-            return
-        table = page_to_table(spec, metrics, result.rows)
-        if len(chunk.parts) == 1:
-            self._emit(item, table)
+        if whole or not len(result.rows):
             return
         with self._lock:
-            chunk.parts[group].append(table)
+            chunk.parts[group].append(result.rows)
 
     def _emit_joined(self, item: _Item, chunk: _Chunk) -> None:
         """All requests of a split chunk are in: join their groups into full rows."""

@@ -124,6 +124,8 @@ class Run:
         results: list[ItemResult]
         try:
             warehouse = self._warehouse_factory(request.project_id, request.dataset_id)
+            # A BigQuery outage must not hold the request past its deadline: retries stop there.
+            warehouse.deadline = deadline
             warehouse.ensure_dataset()
             for spec in specs:
                 warehouse.ensure_table(table_definition(spec))

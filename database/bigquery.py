@@ -11,9 +11,10 @@ data; it knows nothing of TikTok. The write path is built for real BigQuery's li
   from the staging table run in one transaction; if anything fails the table is unchanged.
 * Only rows whose key is listed are inserted, so a half-extracted advertiser (left out of
   ``key_values``) never lands in the table.
-* Writes through one warehouse are serialised by a lock (BigQuery aborts concurrent DML on a
-  table; local-bigquery fails concurrent commits) and a commit conflict is retried with
-  exponential backoff. Extraction can stay concurrent: only the writes queue.
+* Writes of every warehouse in the process (one per run) are serialised by one lock
+  (BigQuery aborts concurrent DML on a table; local-bigquery fails concurrent commits; two
+  runs replacing the same rows at once would both delete, then both insert) and a commit
+  conflict is retried with exponential backoff. Extraction can stay concurrent: only the writes queue.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import datetime as dt
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,7 +51,14 @@ T = TypeVar("T")
 Mode = Literal["append", "replace"]
 
 API_DEADLINE_S = 60.0  # bound on retries of one API call (the client's default is 600 s)
+UPLOAD_RETRIES = 6  # the client's default for a load's upload (backoff 1, 2, 4... s)
 STAGING_TTL = dt.timedelta(hours=1)  # staging tables expire by themselves if a delete is missed
+ROW_GROUP_ROWS = 10_000  # rows per Parquet row group of a spool file (~10 MB of Arrow data)
+# A load's file is uploaded in chunks, each read into memory (and the previous one still held
+# while the next is read): the client's default of 100 MB made the upload a million-row run's
+# largest allocation. The client has no public setting for it (google-cloud-bigquery 3.47).
+UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
+bigquery.client._DEFAULT_CHUNKSIZE = UPLOAD_CHUNK_BYTES
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")  # tables and columns we create
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
@@ -61,6 +70,10 @@ _CONFLICT_MARKERS = (
     "could not serialize access",
     "failed to commit",
 )
+
+# Writes of every warehouse of the process queue here: each run builds its own warehouse,
+# and two runs replacing the same rows at once must not both delete-then-insert.
+_PROCESS_WRITE_LOCK = threading.RLock()
 
 # What a failed step can raise: API errors, retries given up, timeouts and network errors.
 _FAILURES = (google_exceptions.GoogleAPIError, OSError)
@@ -146,8 +159,10 @@ def make_client(project_id: str, *, location: str, emulator_host: str | None) ->
 class TableWriter:
     """Streams Arrow chunks of exactly one schema into a local Parquet file, from any thread.
 
-    Each chunk is written straight to the file (memory stays bounded by the largest chunk);
-    ``close()`` finishes the file and returns its path for ``BigQueryWarehouse.commit``.
+    Chunks are gathered up to ``ROW_GROUP_ROWS`` rows and written as one row group (memory
+    stays bounded by that): one ~1,000-row page per row group would double the CPU cost of
+    writing, and the file's footer, held in memory until ``close()``, would grow with every
+    page. ``close()`` finishes the file and returns its path for ``BigQueryWarehouse.commit``.
     """
 
     def __init__(self, defn: TableDefinition, path: Path) -> None:
@@ -155,6 +170,8 @@ class TableWriter:
         self.path = path
         self.rows = 0
         self._lock = threading.Lock()
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(path, defn.schema)
 
@@ -164,21 +181,32 @@ class TableWriter:
                 f"{self.definition.name}: chunk schema differs from the table definition:\n"
                 f"{data.schema}"
             )
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
         with self._lock:
             if self._writer is None:
                 raise ValueError(f"{self.definition.name}: writer is closed")
-            if isinstance(data, pa.RecordBatch):
-                self._writer.write_batch(data)
-            else:
-                self._writer.write_table(data)
+            self._pending.append(data)
+            self._pending_rows += data.num_rows
             self.rows += data.num_rows
+            if self._pending_rows >= ROW_GROUP_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write the gathered chunks as one row group (caller holds the lock)."""
+        if self._pending and self._writer is not None:
+            self._writer.write_table(pa.concat_tables(self._pending))
+        self._pending, self._pending_rows = [], 0
 
     def close(self) -> Path:
         """Finish the file (idempotent) and return its path."""
         with self._lock:
             if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+                try:
+                    self._flush()
+                finally:
+                    self._writer.close()
+                    self._writer = None
         return self.path
 
     def __enter__(self) -> TableWriter:
@@ -209,10 +237,13 @@ class BigQueryWarehouse:
 
     Guarantees: one load job and one DML script per ``commit``; replace is atomic per table;
     rows of keys not listed are never inserted; the staging table never outlives the commit
-    (and expires within an hour even if the process dies). Writes through one instance are
-    serialised; a commit conflict is retried ``commit_retries`` times with backoff (so up to
+    (and expires within an hour even if the process dies). Writes of all instances of the
+    process are serialised; a commit conflict is retried ``commit_retries`` times with backoff (so up to
     ``commit_retries + 1`` attempts); any other error is raised at once as ``WarehouseError``.
     ``job_timeout`` bounds each wait for a job (a job still running then is cancelled).
+    ``deadline`` (``time.monotonic()`` seconds, e.g. the run's) stops retries of failed calls
+    from going past it (each call is still tried once), so an outage of BigQuery cannot hold
+    the caller past its own deadline.
     """
 
     def __init__(
@@ -223,6 +254,7 @@ class BigQueryWarehouse:
         location: str,
         commit_retries: int = 5,
         job_timeout: float = 600.0,
+        deadline: float | None = None,
     ) -> None:
         self.client = client
         self.project = _check(_PROJECT, client.project, "project id")
@@ -230,8 +262,8 @@ class BigQueryWarehouse:
         self.location = location
         self.commit_retries = commit_retries
         self.job_timeout = job_timeout
-        self._retry = Retry(timeout=API_DEADLINE_S)
-        self._write_lock = threading.RLock()
+        self.deadline = deadline
+        self._write_lock = _PROCESS_WRITE_LOCK
 
     # ------------------------------------------------------------------ helpers
 
@@ -240,6 +272,24 @@ class BigQueryWarehouse:
 
     def _sql_table(self, name: str) -> str:
         return f"`{self.table_id(name)}`"
+
+    def _remaining(self) -> float:
+        if self.deadline is None:
+            return float("inf")
+        return max(0.0, self.deadline - time.monotonic())
+
+    @property
+    def _retry(self) -> Retry:
+        """Retries of one API call: for at most API_DEADLINE_S, never past ``deadline``."""
+        return Retry(timeout=min(API_DEADLINE_S, self._remaining()))
+
+    def _upload_retries(self) -> int:
+        """Upload retries whose backoff (about 2**n - 1 s, plus up to 1 s jitter each) ends
+        before ``deadline``; the upload does not take a Retry object."""
+        remaining, retries = self._remaining(), 0
+        while retries < UPLOAD_RETRIES and 2 ** (retries + 1) - 1 + (retries + 1) <= remaining:
+            retries += 1
+        return retries
 
     def _conflict_retrying(self, step: Callable[[], T]) -> T:
         """Run an idempotent step, again on commit conflicts only (exponential backoff)."""
@@ -386,6 +436,7 @@ class BigQueryWarehouse:
                     job_config=config,
                     location=self.location,
                     timeout=self.job_timeout,
+                    num_retries=self._upload_retries(),
                 )
             self._wait(job)
 
