@@ -144,8 +144,10 @@ class Extraction:
         for start, end in chunks:
             for item in self._items:
                 chunk = _Chunk(start, end, [[] for _ in self._groups[item.spec.report_type]])
+                chunk.pending += 1  # held open while its groups are queued, as items are above
                 for group in range(len(chunk.parts)):
                     self._submit(item, chunk, group, page=1)
+                self._release_chunk(item, chunk)
         for item in self._items:
             self._task_done(item)
         while not self._all_done.wait(0.1):
@@ -156,6 +158,12 @@ class Extraction:
                 return self.results
         self._pool.shutdown(wait=True)
         return self.results
+
+    def _release_chunk(self, item: _Item, chunk: _Chunk) -> None:
+        try:
+            self._chunk_part_done(item, chunk)
+        except (NormalizationError, ValueError) as exc:
+            self._fail(item, exc)
 
     def _abort_reason(self) -> str | None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
@@ -189,11 +197,7 @@ class Extraction:
         try:
             if item.result.status == "running":
                 self._fetch(item, chunk, group, page)
-                with self._lock:
-                    chunk.pending -= 1
-                    chunk_done = chunk.pending == 0
-                if chunk_done and len(chunk.parts) > 1:
-                    self._emit_joined(item, chunk)
+                self._chunk_part_done(item, chunk)
         except (TikTokError, NormalizationError, TimeoutError) as exc:
             self._fail(item, exc)
         except Exception as exc:  # a bug must fail the item, never hang the run
@@ -201,6 +205,14 @@ class Extraction:
             self._fail(item, exc)
         finally:
             self._task_done(item)
+
+    def _chunk_part_done(self, item: _Item, chunk: _Chunk) -> None:
+        """Count down a chunk's requests; the last one of a split chunk joins its groups."""
+        with self._lock:
+            chunk.pending -= 1
+            chunk_done = chunk.pending == 0
+        if chunk_done and len(chunk.parts) > 1 and item.result.status == "running":
+            self._emit_joined(item, chunk)
 
     def _fetch(self, item: _Item, chunk: _Chunk, group: int, page: int) -> None:
         reason = self._abort_reason()

@@ -165,9 +165,12 @@ def test_75_day_window_is_split_into_three_requests(sim, sim_world):
 def test_metric_list_split_into_requests_and_joined(sim, sim_world):
     advertiser = sim_world.advertiser_ids[0]
     spec = REPORTS["ad"]
-    _, tables = extract(sim, [(advertiser, spec)], max_metrics=40)
-    assert len(report_calls(sim)) == 3
-    assert assert_equals_truth(sim_world, spec, advertiser, tables[("ad", advertiser)]) > 0
+    start, end = date(2025, 3, 1), date(2025, 4, 14)  # two chunks x three metric groups
+    _, tables = extract(sim, [(advertiser, spec)], start, end, max_metrics=40)
+    assert len(report_calls(sim)) == 6
+    table = tables[("ad", advertiser)]
+    assert assert_equals_truth(sim_world, spec, advertiser, table, start, end) > 0
+    assert table.column("spend").null_count == 0 and table.column("ad_name").null_count == 0
 
 
 @pytest.mark.parametrize("faults", [["40100", "50000", "503_html"], ["51010", "504", "truncated"]])
