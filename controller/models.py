@@ -62,8 +62,15 @@ class RunRequest(BaseModel):
         description="TikTok access token; optional when the service has TIKTOK_ACCESS_TOKEN.",
     )
     advertiser_ids: list[AdvertiserId] = Field(min_length=1, max_length=MAX_ADVERTISERS)
-    project_id: str = Field(description="GCP project of the destination dataset.")
-    dataset_id: str = Field(default="raw", description="BigQuery dataset; created if missing.")
+    project_id: str = Field(
+        description="GCP project of the destination dataset.",
+        json_schema_extra={"pattern": _PROJECT_ID.pattern},
+    )
+    dataset_id: str = Field(
+        default="raw",
+        description="BigQuery dataset; created if missing.",
+        json_schema_extra={"pattern": _DATASET_ID.pattern},
+    )
     if_exists: Literal["append", "replace"] = Field(
         default="append",
         description="append adds rows; replace swaps the window's rows of these advertisers atomically.",
