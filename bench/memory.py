@@ -1,0 +1,305 @@
+"""Targets 3 and 4: bounded memory of a real /run, and BigQuery work per run.
+
+The service runs as in production (``local_env.stack.ServiceProcess``: the Dockerfile's
+gunicorn command) against the simulator process and local-bigquery. The rate limit is
+raised on both sides and there is no latency, so a million-row run takes a minute or two,
+not hours: memory, not throughput, is measured here. A thread samples the RSS of the
+gunicorn master and its worker every 50 ms with psutil. Each size runs in a fresh service
+process, because a peak RSS is a high-water mark: a second run in the same process would
+inherit the first one's.
+
+Memory is bounded when the peak does not grow with the rows: pages are decoded and typed on
+the client's two decode threads (not on each of the 24 request threads), spooled to a Parquet
+file in 10,000-row row groups and uploaded in 16 MiB chunks, so the file, not memory, grows.
+RSS also holds what the allocators keep after a free (glibc arenas, Arrow's mimalloc heaps,
+per thread), which is why the peak is measured from outside rather than estimated.
+
+The BigQuery side is counted from the emulator's job list: at most one load job and one DML
+statement per table and run, whatever the number of advertisers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+from bench.stack import SIM_TOKEN, Simulator, WorldSize, window
+from controller.catalog import REPORT_TYPES, REPORTS
+from database.bigquery import make_client
+from local_env.bigquery_emulator import LocalBigQuery, install
+from local_env.stack import ServiceProcess
+
+PROJECT = "local-project"
+MIB = 1024 * 1024
+SAMPLE_SECONDS = 0.05
+
+
+# 4 advertisers × 1,000 ads, delivering on 90 % of the days: ~3,600 ad rows a day.
+MEMORY_WORLD = WorldSize(advertisers=4, campaigns=10, adgroups=10, ads=10, delivery=0.9)
+
+
+@dataclass(frozen=True)
+class MemorySize:
+    """Sizes of the memory runs: ad-level rows ≈ advertisers × ads × days × delivery."""
+
+    world: WorldSize = MEMORY_WORLD
+    small_days: int = 28  # ≈ 100k rows
+    large_days: int = 278  # ≈ 1M rows
+    jobs_days: int = 3  # the all-report-types run that counts BigQuery jobs per table
+    qps: int = 1000
+    qpm: int = 60000
+
+
+@dataclass
+class RssSampler:
+    """Samples the RSS of a process tree (gunicorn master + workers) in a thread."""
+
+    pid: int
+    interval: float = SAMPLE_SECONDS
+    peak_worker: int = 0
+    peak_total: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        master = psutil.Process(self.pid)
+        while not self._stop.is_set():
+            try:
+                workers = master.children(recursive=True)
+                worker_rss = sum(_rss(p) for p in workers)
+                total = _rss(master) + worker_rss
+            except psutil.Error:
+                break  # the service exited
+            self.peak_worker = max(self.peak_worker, worker_rss)
+            self.peak_total = max(self.peak_total, total)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+
+def _rss(process: psutil.Process) -> int:
+    try:
+        return process.memory_info().rss
+    except psutil.Error:
+        return 0
+
+
+@dataclass
+class ServiceRun:
+    """One POST /run measured from outside the service."""
+
+    label: str
+    report_types: list[str]
+    advertisers: int
+    days: int
+    status: int
+    rows: int
+    requests: int
+    wall_seconds: float
+    peak_worker_rss: int
+    peak_total_rss: int
+    rss_samples: int
+    worker_cpu_seconds: float
+    jobs_per_table: dict[str, dict[str, int]]
+    errors: int
+
+    @property
+    def max_load_jobs(self) -> int:
+        return max((j["load"] for j in self.jobs_per_table.values()), default=0)
+
+    @property
+    def max_dml_jobs(self) -> int:
+        return max((j["dml"] for j in self.jobs_per_table.values()), default=0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "report_types": self.report_types,
+            "advertisers": self.advertisers,
+            "days": self.days,
+            "http_status": self.status,
+            "rows": self.rows,
+            "requests": self.requests,
+            "errors": self.errors,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "peak_worker_rss_mib": round(self.peak_worker_rss / MIB, 1),
+            "peak_total_rss_mib": round(self.peak_total_rss / MIB, 1),
+            "rss_samples": self.rss_samples,
+            "worker_cpu_seconds": round(self.worker_cpu_seconds, 2),
+            "bigquery_jobs_per_table": self.jobs_per_table,
+        }
+
+
+@dataclass
+class MemoryResult:
+    small: ServiceRun
+    large: ServiceRun
+    jobs: ServiceRun
+
+    @property
+    def growth(self) -> float:
+        """Peak RSS at the large size ÷ at the small size (the target is below 1.5)."""
+        return self.large.peak_worker_rss / self.small.peak_worker_rss
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "small": self.small.to_json(),
+            "large": self.large.to_json(),
+            "jobs": self.jobs.to_json(),
+            "peak_rss_ratio_large_to_small": round(self.growth, 3),
+        }
+
+
+def count_jobs(client: Any, dataset: str, since: datetime) -> dict[str, dict[str, int]]:
+    """Top-level load and query jobs per destination table created since ``since``.
+
+    A load job names its staging table (``<table>__staging_<hex>``); a DML script names the
+    target table between backticks. Child jobs of a script are not separate statements.
+    """
+    tables = [spec.table for spec in REPORTS.values()]
+    counts: dict[str, Counter[str]] = {}
+    for job in client.list_jobs(min_creation_time=since):
+        if getattr(job, "parent_job_id", None):
+            continue
+        if job.job_type == "load":
+            destination = job.destination
+            if destination.dataset_id != dataset:
+                continue
+            table = destination.table_id.split("__staging_")[0]
+            counts.setdefault(table, Counter())["load"] += 1
+        elif job.job_type == "query":
+            query = job.query or ""
+            for table in tables:
+                if f".{dataset}.{table}`" in query:
+                    counts.setdefault(table, Counter())["dml"] += 1
+    return {table: {"load": c["load"], "dml": c["dml"]} for table, c in sorted(counts.items())}
+
+
+def post_run(
+    service: ServiceProcess,
+    bigquery: LocalBigQuery,
+    sim: Simulator,
+    *,
+    label: str,
+    report_types: list[str],
+    days: int,
+) -> ServiceRun:
+    """POST /run while sampling RSS; then read the simulator's and BigQuery's counters."""
+    sim.reset()
+    start, end = window(days)
+    dataset = f"bench_{label}_{int(time.time())}"
+    payload = {
+        "access_token": SIM_TOKEN,
+        "advertiser_ids": sim.advertiser_ids,
+        "project_id": PROJECT,
+        "dataset_id": dataset,
+        "if_exists": "replace",
+        "report_types": report_types,
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+    }
+    since = datetime.now(UTC).replace(microsecond=0)
+    began = time.perf_counter()
+    with RssSampler(service.proc.pid) as sampler:
+        response = requests.post(f"{service.url}/run", json=payload, timeout=900)
+    wall = time.perf_counter() - began
+    body = response.json()
+    worker_cpu = sum(
+        sum(p.cpu_times()[:2]) for p in psutil.Process(service.proc.pid).children(recursive=True)
+    )
+    client = make_client(PROJECT, location="US", emulator_host=bigquery.endpoint)
+    try:
+        jobs = count_jobs(client, dataset, since)
+    finally:
+        client.close()
+    return ServiceRun(
+        label=label,
+        report_types=report_types,
+        advertisers=len(sim.advertiser_ids),
+        days=days,
+        status=response.status_code,
+        rows=int(body.get("total_inserted_rows", 0)),
+        requests=int(sim.stats()["requests"]),
+        wall_seconds=wall,
+        peak_worker_rss=sampler.peak_worker,
+        peak_total_rss=sampler.peak_total,
+        rss_samples=sampler.samples,
+        worker_cpu_seconds=worker_cpu,
+        jobs_per_table=jobs,
+        errors=int(body.get("errors_count", 0)) or (0 if response.ok else 1),
+    )
+
+
+def run(
+    size: MemorySize,
+    log_dir: Path,
+    *,
+    bigquery: LocalBigQuery | None = None,
+    progress=print,
+) -> MemoryResult:
+    """The small and large ad-level runs, then one run of every report type for job counts.
+
+    ``bigquery``: a running local-bigquery (project ``PROJECT``) to use instead of starting
+    one (the smoke test shares the test session's).
+    """
+    with contextlib.ExitStack() as stack:
+        if bigquery is None:
+            install()  # no-op when .venv-bq is ready (`make bq-venv`)
+            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-bq-"))
+            bigquery = stack.enter_context(LocalBigQuery(PROJECT, data_dir))
+        sim = stack.enter_context(
+            Simulator(log_dir / "simulator-memory.log", size.world, qps=size.qps, qpm=size.qpm)
+        )
+        env = {
+            "TIKTOK_API_BASE_URL": sim.base_url,
+            "BIGQUERY_EMULATOR_HOST": bigquery.endpoint,
+            "TIKTOK_QPS": str(size.qps),
+            "TIKTOK_QPM": str(size.qpm),
+        }
+        runs: dict[str, ServiceRun] = {}
+        plan = [
+            ("small", ["ad"], size.small_days),
+            ("large", ["ad"], size.large_days),
+            ("jobs", list(REPORT_TYPES), size.jobs_days),
+        ]
+        for label, report_types, days in plan:
+            expected = size.world.expected_ad_rows(days)
+            progress(
+                f"memory: POST /run {label}: {'+'.join(report_types)}, {days} days"
+                f" (≈{expected:,} ad rows), fresh gunicorn"
+            )
+            log_path = log_dir / f"service-{label}.log"
+            log_path.unlink(missing_ok=True)
+            service = ServiceProcess(log_path, env)
+            try:
+                runs[label] = post_run(
+                    service, bigquery, sim, label=label, report_types=report_types, days=days
+                )
+            finally:
+                service.stop()
+            r = runs[label]
+            progress(
+                f"memory: {label}: HTTP {r.status}, {r.rows:,} rows in {r.wall_seconds:.1f} s,"
+                f" peak RSS {r.peak_worker_rss / MIB:.0f} MiB (worker)"
+            )
+    return MemoryResult(small=runs["small"], large=runs["large"], jobs=runs["jobs"])

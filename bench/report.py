@@ -1,0 +1,263 @@
+"""The benchmark's outputs: one table on stdout, the same figures as JSON, and a rate chart.
+
+The JSON is small on purpose (no per-request log, only per-second counts) so that
+``bench/results/latest.json`` can be committed and compared between versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.cpu import CpuResult
+from bench.memory import MIB, MemoryResult, ServiceRun
+from bench.rate import ExtractionRun, RateResult
+
+# The issue's targets, checked here so that the table says which ones hold.
+MIN_RATE_RATIO = 0.90  # sustained requests/s ÷ the QPS limit
+MIN_SPEEDUP = 5.0  # concurrent vs one worker
+MAX_US_PER_ROW = 10.0  # CPU from JSON bytes to Parquet bytes
+MAX_PEAK_RSS_MIB = 512.0  # service process at the large size
+MAX_RSS_GROWTH = 1.5  # peak RSS large ÷ small
+MAX_JOBS_PER_TABLE = 1  # load jobs, and DML statements, per table and run
+
+COLUMNS = (
+    ("scenario", "<"),
+    ("requests", ">"),
+    ("rows", ">"),
+    ("wall s", ">"),
+    ("req/s", ">"),
+    ("÷limit", ">"),
+    ("sustained", ">"),
+    ("40100", ">"),
+    ("CPU µs/row", ">"),
+    ("peak RSS MiB", ">"),
+    ("BQ jobs/table", ">"),
+    ("target", "<"),
+    ("notes", "<"),
+)
+
+
+@dataclass
+class Results:
+    """Whatever scenarios ran (None for a skipped one)."""
+
+    quick: bool
+    sizes: dict[str, Any]
+    rate: RateResult | None = None
+    cpu: CpuResult | None = None
+    memory: MemoryResult | None = None
+
+
+def _mark(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _rate_row(result: RateResult, run: ExtractionRun, label: str) -> dict[str, str]:
+    sustained = "" if run.sustained_rps is None else f"{run.sustained_rps / result.qps:.3f}"
+    return {
+        "scenario": label,
+        "requests": f"{run.requests}",
+        "rows": f"{run.rows:,}",
+        "wall s": f"{run.wall_seconds:.1f}",
+        "req/s": f"{run.rps:.2f}",
+        "÷limit": f"{run.rps / result.qps:.3f}",
+        "sustained": sustained,
+        "40100": f"{run.rate_limited}",
+    }
+
+
+def _jobs_cell(run: ServiceRun) -> str:
+    tables = len(run.jobs_per_table)
+    return f"{run.max_load_jobs} load+{run.max_dml_jobs} DML ×{tables}"
+
+
+def table_rows(results: Results) -> list[dict[str, str]]:
+    """The table, one dict per line, keyed by column title."""
+    rows: list[dict[str, str]] = []
+    if results.rate:
+        rate = results.rate
+        concurrent, baseline = rate.concurrent, rate.baseline
+        sustained = (concurrent.sustained_rps or 0.0) / rate.qps
+        ok = sustained >= MIN_RATE_RATIO and concurrent.rate_limited == 0
+        rows.append(
+            _rate_row(rate, concurrent, f"rate: {concurrent.workers} workers")
+            | {
+                "target": f"sustained≥{MIN_RATE_RATIO:.2f}, 0×40100: {_mark(ok)}",
+                "notes": (
+                    f"{rate.qps} QPS/{rate.qpm} QPM, {rate.latency:g} s latency; "
+                    f"design ceiling {rate.ceiling_ratio:.3f} (margin {rate.margin:g} s); "
+                    f"busiest rolling 1 s: {concurrent.max_in_rolling_second}"
+                ),
+            }
+        )
+        rows.append(
+            _rate_row(rate, baseline, "rate: 1 worker (subset)")
+            | {
+                "target": f"speed-up≥{MIN_SPEEDUP:g}×: {_mark(rate.speedup >= MIN_SPEEDUP)}",
+                "notes": (
+                    f"{baseline.advertisers} advertiser(s) × {baseline.days} days, extrapolated "
+                    f"per request to {concurrent.requests} requests: "
+                    f"{rate.baseline_projected_seconds:.0f} s → speed-up {rate.speedup:.1f}×"
+                ),
+            }
+        )
+    if results.cpu:
+        cpu = results.cpu
+        stages = ", ".join(f"{s} {cpu.stage_us_per_row(s):.1f}" for s in cpu.stages)
+        rows.append(
+            {
+                "scenario": "cpu: JSON→Parquet, 1 thread",
+                "rows": f"{cpu.rows:,}",
+                "wall s": f"{cpu.cpu_seconds:.2f}",
+                "CPU µs/row": f"{cpu.us_per_row:.1f}",
+                "target": f"≤{MAX_US_PER_ROW:g} µs/row: {_mark(cpu.us_per_row <= MAX_US_PER_ROW)}",
+                "notes": (
+                    f"{cpu.metrics} metrics/row, {cpu.rows / cpu.cpu_seconds:,.0f} rows/CPU-s; "
+                    f"µs/row: {stages}"
+                ),
+            }
+        )
+    if results.memory:
+        memory = results.memory
+        for run in (memory.small, memory.large):
+            cells = _service_row(run)
+            if run is memory.large:
+                growth = memory.growth
+                peak = run.peak_worker_rss / MIB
+                ok = peak < MAX_PEAK_RSS_MIB and growth < MAX_RSS_GROWTH
+                cells["target"] = f"<{MAX_PEAK_RSS_MIB:g} MiB, ×<{MAX_RSS_GROWTH:g}: {_mark(ok)}"
+                cells["notes"] += f"; peak ÷ small run's peak = {growth:.2f}"
+            rows.append(cells)
+        jobs = _service_row(memory.jobs)
+        ok = (
+            memory.jobs.max_load_jobs <= MAX_JOBS_PER_TABLE
+            and memory.jobs.max_dml_jobs <= MAX_JOBS_PER_TABLE
+            and all(
+                max(r.max_load_jobs, r.max_dml_jobs) <= MAX_JOBS_PER_TABLE
+                for r in (memory.small, memory.large)
+            )
+        )
+        jobs["target"] = f"≤{MAX_JOBS_PER_TABLE} load, ≤1 DML per table: {_mark(ok)}"
+        rows.append(jobs)
+    return rows
+
+
+def _count(rows: int) -> str:
+    return f"{rows / 1e6:.1f}M" if rows >= 1e6 else f"{rows / 1e3:.0f}k"
+
+
+def _service_row(run: ServiceRun) -> dict[str, str]:
+    levels = "ad level" if run.report_types == ["ad"] else f"{len(run.report_types)} levels"
+    return {
+        "scenario": f"/run {levels}, {_count(run.rows)} rows",
+        "requests": f"{run.requests}",
+        "rows": f"{run.rows:,}",
+        "wall s": f"{run.wall_seconds:.1f}",
+        "req/s": f"{run.requests / run.wall_seconds:.1f}",
+        "CPU µs/row": f"{run.worker_cpu_seconds / max(run.rows, 1) * 1e6:.0f}",
+        "peak RSS MiB": f"{run.peak_worker_rss / MIB:.0f}",
+        "BQ jobs/table": _jobs_cell(run),
+        "target": "",
+        "notes": (
+            f"gunicorn worker; {run.advertisers} advertisers × {run.days} days, "
+            f"HTTP {run.status}; CPU: whole service incl. HTTP and BigQuery"
+        ),
+    }
+
+
+def render_table(rows: list[dict[str, str]]) -> str:
+    """A plain-text table (Markdown-compatible pipes) that fits a wide terminal."""
+    widths = {
+        title: max([len(title), *(len(row.get(title, "")) for row in rows)]) for title, _ in COLUMNS
+    }
+
+    def line(cells: dict[str, str]) -> str:
+        parts = []
+        for title, align in COLUMNS:
+            text = cells.get(title, "")
+            parts.append(text.ljust(widths[title]) if align == "<" else text.rjust(widths[title]))
+        return "| " + " | ".join(parts) + " |"
+
+    header = line({title: title for title, _ in COLUMNS})
+    rule = "|" + "|".join("-" * (widths[t] + 2) for t, _ in COLUMNS) + "|"
+    return "\n".join([header, rule, *(line(row) for row in rows)])
+
+
+def to_json(results: Results, rows: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": results.quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "sizes": results.sizes,
+        "rate": results.rate.to_json() if results.rate else None,
+        "cpu": results.cpu.to_json() if results.cpu else None,
+        "memory": results.memory.to_json() if results.memory else None,
+        "table": rows,
+    }
+
+
+def write_json(data: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_rate_chart(rate: RateResult, path: Path) -> Path:
+    """Accepted requests per second over time against the limit and the limiter's ceiling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
+    concurrent, baseline = rate.concurrent, rate.baseline
+    ax.bar(
+        range(len(concurrent.per_second)),
+        concurrent.per_second,
+        width=1.0,
+        align="edge",
+        color="tab:blue",
+        alpha=0.7,
+        label=f"{concurrent.workers} workers",
+    )
+    ax.bar(
+        range(len(baseline.per_second)),
+        baseline.per_second,
+        width=1.0,
+        align="edge",
+        color="tab:gray",
+        label="1 worker (subset)",
+    )
+    ax.axhline(rate.qps, color="tab:red", linestyle="-", label=f"limit {rate.qps} QPS")
+    ax.axhline(
+        rate.qps * rate.ceiling_ratio,
+        color="tab:orange",
+        linestyle="--",
+        label=f"limiter ceiling {rate.qps * rate.ceiling_ratio:.2f}/s",
+    )
+    ax.set_xlabel("seconds since the first request")
+    ax.set_ylabel("requests accepted / s")
+    ax.set_ylim(0, rate.qps * 1.45)  # room for the legend above the limit line
+    ax.set_title(
+        f"TikTok simulator, {rate.latency:g} s latency: {rate.concurrent.requests} requests, "
+        f"{rate.concurrent.rate_limited} × 40100"
+    )
+    ax.legend(loc="upper left", fontsize=8, ncol=4)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,174 @@
+"""``make bench``: rate-limit efficiency, CPU per row, memory and BigQuery work per run.
+
+    python -m bench.run                 # full sizes (~4 min on 2 cores)
+    python -m bench.run --quick         # the same scenarios, small (under a minute)
+    python -m bench.run --skip-memory --advertisers 20 --days 60
+
+Starts the TikTok simulator as its own process (and local-bigquery plus the gunicorn service
+for the memory scenario), runs each scenario, prints one table and writes the same figures
+to ``bench/results/latest.json`` and a chart of requests/s over time to
+``bench/results/rate.png`` (committed: they are small). ``--quick`` writes to
+``.local/bench/results/`` instead, so a smoke run never replaces the full run's figures.
+Process logs go to ``.local/bench/``.
+
+Scenarios (see each module's docstring for what is measured and why):
+  rate    bench/rate.py    10 QPS / 600 QPM, 1 s latency: sustained rate, 40100s, speed-up
+  cpu     bench/cpu.py     µs of CPU per row from raw JSON bytes to Parquet bytes
+  memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench import cpu, memory, rate, report
+from bench.stack import WorldSize
+from local_env.stack import ROOT
+
+RESULTS_DIR = ROOT / "bench" / "results"
+LOG_DIR = ROOT / ".local" / "bench"
+QUICK_RESULTS_DIR = LOG_DIR / "results"
+
+FULL = {
+    "rate": rate.RateSize(),
+    "cpu": cpu.CpuSize(),
+    "memory": memory.MemorySize(),
+}
+QUICK = {
+    "rate": rate.RateSize(
+        world=WorldSize(advertisers=4, campaigns=2, adgroups=5, ads=10, delivery=0.8),
+        days=60,
+        baseline_advertisers=1,
+    ),
+    "cpu": cpu.CpuSize(pages=20, repeats=2),
+    "memory": memory.MemorySize(
+        world=WorldSize(advertisers=2, campaigns=10, adgroups=10, ads=10, delivery=0.9),
+        small_days=3,
+        large_days=28,
+        jobs_days=2,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Sizes default to the full run's, or --quick's; any flag overrides one size.",
+    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help="small sizes: the whole bench in under a minute")
+    add("--skip-rate", action="store_true")
+    add("--skip-cpu", action="store_true")
+    add("--skip-memory", action="store_true", help="no local-bigquery, no service process")
+    add(
+        "--results-dir",
+        type=Path,
+        help=f"where latest.json and rate.png go ({RESULTS_DIR}; --quick: {QUICK_RESULTS_DIR})",
+    )
+    rate_flags = parser.add_argument_group("rate scenario")
+    rate_flags.add_argument("--advertisers", type=int, help="advertisers (20)")
+    rate_flags.add_argument("--days", type=int, help="window in days (90, i.e. 3 chunks)")
+    rate_flags.add_argument("--campaigns", type=int, help="campaigns per advertiser (2)")
+    rate_flags.add_argument("--adgroups", type=int, help="ad groups per campaign (5)")
+    rate_flags.add_argument("--ads", type=int, help="ads per ad group (10: 3 ad pages a chunk)")
+    rate_flags.add_argument("--workers", type=int, help="TIKTOK_CONCURRENCY (24)")
+    rate_flags.add_argument("--latency", type=float, help="simulator seconds per call (1.0)")
+    rate_flags.add_argument("--qps", type=int, help="rate limit, both sides (10)")
+    rate_flags.add_argument("--qpm", type=int, help="rate limit, both sides (600)")
+    rate_flags.add_argument("--margin", type=float, help="TIKTOK_RATE_MARGIN (0.1)")
+    rate_flags.add_argument("--baseline-advertisers", type=int, help="one-worker subset (2)")
+    rate_flags.add_argument("--baseline-days", type=int, help="one-worker subset (30)")
+    cpu_flags = parser.add_argument_group("cpu scenario")
+    cpu_flags.add_argument("--cpu-pages", type=int, help="pages of 1,000 ad rows (100)")
+    cpu_flags.add_argument("--cpu-repeats", type=int, help="passes, the best counts (3)")
+    memory_flags = parser.add_argument_group("memory scenario")
+    memory_flags.add_argument("--memory-advertisers", type=int, help="advertisers of 1,000 ads (4)")
+    memory_flags.add_argument("--small-days", type=int, help="window of the small run (28: ~100k)")
+    memory_flags.add_argument("--large-days", type=int, help="window of the large run (278: ~1M)")
+    memory_flags.add_argument("--jobs-days", type=int, help="all-report-types run's window (3)")
+    return parser
+
+
+def _override(size, **changes):
+    """``size`` with the flags that were given (None means: keep the preset)."""
+    given = {key: value for key, value in changes.items() if value is not None}
+    return dataclasses.replace(size, **given) if given else size
+
+
+def sizes_from(args: argparse.Namespace) -> dict:
+    preset = QUICK if args.quick else FULL
+    rate_size = preset["rate"]
+    rate_size = _override(
+        rate_size,
+        world=_override(
+            rate_size.world,
+            advertisers=args.advertisers,
+            campaigns=args.campaigns,
+            adgroups=args.adgroups,
+            ads=args.ads,
+        ),
+        days=args.days,
+        workers=args.workers,
+        latency=args.latency,
+        qps=args.qps,
+        qpm=args.qpm,
+        margin=args.margin,
+        baseline_advertisers=args.baseline_advertisers,
+        baseline_days=args.baseline_days,
+    )
+    memory_size = preset["memory"]
+    memory_size = _override(
+        memory_size,
+        world=_override(memory_size.world, advertisers=args.memory_advertisers),
+        small_days=args.small_days,
+        large_days=args.large_days,
+        jobs_days=args.jobs_days,
+    )
+    cpu_size = _override(preset["cpu"], pages=args.cpu_pages, repeats=args.cpu_repeats)
+    return {"rate": rate_size, "cpu": cpu_size, "memory": memory_size}
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    sizes = sizes_from(args)
+    results = report.Results(
+        quick=args.quick,
+        sizes={name: dataclasses.asdict(size) for name, size in sizes.items()},
+    )
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    # Other processes on the machine delay arrivals and steal CPU: say how busy it was.
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    progress(f"load average before: {load_before} on {os.cpu_count()} CPUs")
+    began = time.perf_counter()
+    if not args.skip_rate:
+        results.rate = rate.run(sizes["rate"], LOG_DIR, progress=progress)
+    if not args.skip_cpu:
+        results.cpu = cpu.run(sizes["cpu"], progress=progress)
+    if not args.skip_memory:
+        results.memory = memory.run(sizes["memory"], LOG_DIR, progress=progress)
+    rows = report.table_rows(results)
+    print(report.render_table(rows))
+    data = report.to_json(results, rows)
+    data["bench_seconds"] = round(time.perf_counter() - began, 1)
+    data["machine"]["load_average_before"] = load_before
+    results_dir = args.results_dir or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
+    written = [report.write_json(data, results_dir / "latest.json")]
+    if results.rate:
+        written.append(report.write_rate_chart(results.rate, results_dir / "rate.png"))
+    progress(f"done in {data['bench_seconds']:.0f} s; wrote {', '.join(map(str, written))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Smoke test of the benchmark (``bench/``): every scenario at a tiny size, in seconds.
+
+Only that the figures exist and are sane is asserted, never a timing: the targets are
+measured by ``make bench`` on purpose-sized workloads. This keeps the benchmark code from
+rotting between benchmark runs (a renamed function, a changed stats field, a new column).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import cpu, memory, rate, report
+from bench import run as bench_run
+from bench.stack import WorldSize
+
+# Every level fits in one page; delivery on every day, so row counts are exact.
+TINY_WORLD = WorldSize(advertisers=2, campaigns=1, adgroups=2, ads=3, delivery=1.0)
+
+
+def quiet(_message: str) -> None:
+    """Progress lines are for people running the bench, not for the test log."""
+
+
+@pytest.fixture(scope="module")
+def rate_result(tmp_path_factory: pytest.TempPathFactory) -> rate.RateResult:
+    size = rate.RateSize(
+        world=TINY_WORLD,
+        days=3,
+        workers=4,
+        latency=0.05,
+        qps=20,
+        qpm=1200,
+        baseline_advertisers=1,
+        baseline_days=2,
+    )
+    return rate.run(size, tmp_path_factory.mktemp("bench-logs"), progress=quiet)
+
+
+@pytest.fixture(scope="module")
+def cpu_result() -> cpu.CpuResult:
+    return cpu.run(cpu.CpuSize(pages=2, repeats=1), progress=quiet)
+
+
+@pytest.fixture(scope="module")
+def memory_result(tmp_path_factory: pytest.TempPathFactory, local_bigquery) -> memory.MemoryResult:
+    size = memory.MemorySize(world=TINY_WORLD, small_days=1, large_days=3, jobs_days=1)
+    return memory.run(
+        size, tmp_path_factory.mktemp("bench-logs"), bigquery=local_bigquery, progress=quiet
+    )
+
+
+def test_rate_scenario_counts_requests_and_no_40100(rate_result: rate.RateResult):
+    concurrent, baseline = rate_result.concurrent, rate_result.baseline
+    assert concurrent.requests == 2 * 4  # 2 advertisers × 4 report types × 1 chunk × 1 page
+    assert baseline.requests == 1 * 4
+    assert concurrent.rows == baseline.rows * 2 * 3 / 2 > 0  # twice the advertisers, 3/2 days
+    assert concurrent.failed_items == baseline.failed_items == 0
+    assert concurrent.rate_limited == baseline.rate_limited == 0
+    assert concurrent.codes == {"0": 8}
+    assert concurrent.wall_seconds > 0 and concurrent.rps > 0
+    assert sum(concurrent.per_second) == concurrent.requests
+    assert 1 <= concurrent.max_in_rolling_second <= 20
+    assert rate_result.baseline_projected_seconds > 0 and rate_result.speedup > 0
+    assert rate_result.to_json()["concurrent"]["rate_limited_40100"] == 0
+
+
+def test_rolling_and_sustained_rates():
+    assert rate.rolling_max([0.0, 0.5, 0.99, 1.0, 1.5]) == 3
+    assert rate.sustained_rate([0.0, 1.0]) is None  # no steady state in a 1-s run
+    steady = [i * 0.1 for i in range(101)]  # 10/s for 10 s
+    assert rate.sustained_rate(steady) == pytest.approx(10.0, rel=0.05)
+    assert rate.per_second([10.0, 10.5, 11.2]) == [2, 1]
+
+
+def test_cpu_scenario_measures_every_stage(cpu_result: cpu.CpuResult):
+    assert cpu_result.rows == 2 * 1000
+    assert cpu_result.metrics == 96
+    assert cpu_result.cpu_seconds > 0 and cpu_result.us_per_row > 0
+    assert set(cpu_result.stages) == {"json", "page_to_table", "finish", "parquet"}
+    assert all(seconds >= 0 for seconds in cpu_result.stages.values())
+    assert cpu_result.parquet_bytes > 0 and cpu_result.body_bytes > cpu_result.parquet_bytes
+
+
+def test_memory_scenario_samples_rss_and_counts_jobs(memory_result: memory.MemoryResult):
+    small, large, jobs = memory_result.small, memory_result.large, memory_result.jobs
+    assert (small.status, large.status, jobs.status) == (200, 200, 200)
+    assert (small.rows, large.rows) == (2 * 6 * 1, 2 * 6 * 3)  # advertisers × ads × days
+    assert jobs.rows > 2 * 6  # all four levels
+    for run in (small, large, jobs):
+        assert run.errors == 0
+        assert run.rss_samples > 0 and run.peak_worker_rss > 0
+        assert run.peak_total_rss >= run.peak_worker_rss
+        assert run.requests > 0 and run.worker_cpu_seconds > 0
+        assert max(run.max_load_jobs, run.max_dml_jobs) == 1
+    assert set(jobs.jobs_per_table) == {
+        "TKT001_TIKTOK_ADS_ADVERTISER",
+        "TKT002_TIKTOK_ADS_CAMPAIGN",
+        "TKT003_TIKTOK_ADS_ADGROUP",
+        "TKT004_TIKTOK_ADS_AD",
+    }
+    assert memory_result.growth > 0
+
+
+def test_report_table_json_and_chart(
+    rate_result: rate.RateResult,
+    cpu_result: cpu.CpuResult,
+    memory_result: memory.MemoryResult,
+    tmp_path: Path,
+):
+    results = report.Results(
+        quick=True, sizes={}, rate=rate_result, cpu=cpu_result, memory=memory_result
+    )
+    rows = report.table_rows(results)
+    assert [row["scenario"].split(":")[0] for row in rows[:3]] == ["rate", "rate", "cpu"]
+    assert len(rows) == 6
+    table = report.render_table(rows)
+    assert "CPU µs/row" in table and "peak RSS MiB" in table
+    assert all(row["target"].endswith(("PASS", "MISS")) for row in rows if row.get("target"))
+    written = report.write_json(report.to_json(results, rows), tmp_path / "latest.json")
+    data = json.loads(written.read_text())
+    assert data["rate"]["concurrent"]["rate_limited_40100"] == 0
+    assert data["cpu"]["us_per_row"] > 0
+    assert data["memory"]["large"]["peak_worker_rss_mib"] > 0
+    chart = report.write_rate_chart(rate_result, tmp_path / "rate.png")
+    assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_sizes_and_a_run_with_every_scenario_skipped(tmp_path: Path, capsys):
+    parser = bench_run.build_parser()
+    quick = bench_run.sizes_from(parser.parse_args(["--quick", "--advertisers", "3"]))
+    assert quick["rate"].world.advertisers == 3
+    assert quick["rate"].days == bench_run.QUICK["rate"].days
+    full = bench_run.sizes_from(parser.parse_args(["--large-days", "200"]))
+    assert full["memory"].large_days == 200 and full["rate"] == bench_run.FULL["rate"]
+    argv = ["--skip-rate", "--skip-cpu", "--skip-memory", "--results-dir", str(tmp_path)]
+    assert bench_run.main(argv) == 0
+    assert "scenario" in capsys.readouterr().out
+    assert json.loads((tmp_path / "latest.json").read_text())["rate"] is None
