@@ -52,7 +52,7 @@ class Process:
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
-        self._log = log_path.open("ab")
+        self._log = log_path.open("wb")  # fresh per start: READY lines of old runs must not count
         self.proc = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
