@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table_counts(payload, bigquery)
         if args.keep_running:
             print_curl(service.url)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            stop = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # sigwait needs them blocked
+            signal.sigwait(stop)
         return 0 if response.status_code == 200 else 1
     finally:
         if service:
