@@ -148,8 +148,6 @@ class TikTokClient:
         self._session.mount("https://", adapter)
         self._session.headers["Access-Token"] = access_token
         self._decoder = ThreadPoolExecutor(decode_threads, thread_name_prefix="tiktok-decode")
-        self.requests_sent = 0
-        self.retries = 0
 
     def close(self) -> None:
         self._session.close()
@@ -215,7 +213,6 @@ class TikTokClient:
         return retrying(self._get_page, advertiser_id, f"{self._url}?{query}", deadline, convert)
 
     def _count_retry(self, state: RetryCallState) -> None:
-        self.retries += 1
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "retrying TikTok request",
@@ -230,7 +227,6 @@ class TikTokClient:
         convert: Callable[[list[dict[str, Any]]], Any] | None = None,
     ) -> Page:
         self._limiter.acquire(deadline)
-        self.requests_sent += 1
         try:
             response = self._session.get(url, timeout=self._timeout)
             body = response.content

@@ -236,6 +236,20 @@ def watch_files(service: Service, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+@contextlib.contextmanager
+def running_stack(
+    bq_endpoint: str, root: Path, *sim_args: str
+) -> Iterator[tuple[Simulator, Service]]:
+    """A simulator process and the gunicorn service pointed at it, stopped afterwards."""
+    sim = Simulator(root / "simulator.log", *sim_args)
+    service = Service(root / "service", service_env(sim, bq_endpoint))
+    try:
+        yield sim, service
+    finally:
+        service.stop()
+        sim.stop()
+
+
 def service_env(sim: Simulator, bq_endpoint: str, **env: Any) -> dict[str, str]:
     values = {
         "TIKTOK_API_BASE_URL": sim.base_url,

@@ -21,7 +21,7 @@ from tests.hardening_support import (
     assert_tables_hold,
     count,
     payload,
-    service_env,
+    running_stack,
     staging_tables,
 )
 
@@ -31,13 +31,8 @@ TYPES = ["advertiser", "ad"]  # commits are the contended part: two tables are e
 @pytest.fixture(scope="module")
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, Service]]:
     root = tmp_path_factory.mktemp("hardening-concurrency")
-    sim = Simulator(root / "simulator.log", "--qps", "40", "--qpm", "2400")
-    service = Service(root / "service", service_env(sim, local_bigquery.endpoint))
-    try:
-        yield sim, service
-    finally:
-        service.stop()
-        sim.stop()
+    with running_stack(local_bigquery.endpoint, root, "--qps", "40", "--qpm", "2400") as pair:
+        yield pair
 
 
 def at_once(service: Service, bodies: list[dict[str, Any]]) -> list[requests.Response]:

@@ -23,7 +23,7 @@ from tests.hardening_support import (
     count,
     payload,
     results_by_item,
-    service_env,
+    running_stack,
     table_rows,
 )
 
@@ -34,13 +34,8 @@ SLOW_SECONDS = 3.5  # above the service's TIKTOK_READ_TIMEOUT (2 s)
 @pytest.fixture(scope="module")
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, Service]]:
     root = tmp_path_factory.mktemp("hardening-tiktok")
-    sim = Simulator(root / "simulator.log", "--qps", "40", "--qpm", "2400")
-    service = Service(root / "service", service_env(sim, local_bigquery.endpoint))
-    try:
-        yield sim, service
-    finally:
-        service.stop()
-        sim.stop()
+    with running_stack(local_bigquery.endpoint, root, "--qps", "40", "--qpm", "2400") as pair:
+        yield pair
 
 
 @pytest.fixture
