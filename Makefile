@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NATIVE := controller/native/libtiktok_rows.so
 
-.PHONY: demo test lint bench venv bq-venv clean
+.PHONY: demo test lint bench venv native bq-venv clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
@@ -13,6 +14,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# The native page reader (C, loaded with ctypes; the service falls back to orjson without it).
+$(NATIVE): controller/native/tiktok_rows.c controller/native/build.py
+	$(PYTHON) controller/native/build.py
+
+native: $(NATIVE)
 
 # local-bigquery needs Python 3.13 in a virtualenv of its own (see local_env/bigquery_emulator.py).
 bq-venv: $(STAMP)
@@ -23,14 +30,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 
-test: $(STAMP) bq-venv lint
+test: $(STAMP) $(NATIVE) bq-venv lint
 	$(PY) -m pytest -q
 
-demo: $(STAMP) bq-venv
+demo: $(STAMP) $(NATIVE) bq-venv
 	$(PY) -m local_env.demo
 
-bench: $(STAMP) bq-venv
+bench: $(STAMP) $(NATIVE) bq-venv
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-bq .local output/*.csv
+	rm -rf $(VENV) .venv-bq .local output/*.csv $(NATIVE)

@@ -3,12 +3,13 @@
 Pages are rendered beforehand by the simulator's own request handler (``SimulatorApp``,
 in-process, rate limit off) for the query string the service's ``TikTokClient`` sends, so
 the bytes are exactly the wire format, and rendering is not measured. The measured path is
-the service's, in one thread: ``orjson.loads`` → ``normalize.page_to_table`` →
+the service's, in one thread: the body reader (``normalize.page_reader``: the native reader,
+or ``decode_json`` for a body it declines) → ``normalize.page_to_table`` →
 ``normalize.finish`` → ``TableWriter.write`` (pyarrow ``ParquetWriter``) → ``close``.
 ``time.process_time`` counts the CPU of the whole process (Arrow's helper threads too).
+``--cpu-python`` measures the pure-Python path (orjson + pyarrow) for comparison.
 
-Each stage is timed too, so the table can say where a row's microseconds go: JSON decoding
-is a floor this code cannot lower (it creates ~100 Python strings per row).
+Each stage is timed too, so the table can say where a row's microseconds go.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
 from bench.stack import SIM_TOKEN, window
 from controller.catalog import REPORTS
-from controller.normalize import finish, page_to_table
+from controller.normalize import finish, page_reader, page_to_table
 from controller.pipeline import table_definition
 from controller.rate_limiter import RateLimiter
-from controller.tiktok_client import PAGE_SIZE, REPORT_PATH, TikTokClient
+from controller.tiktok_client import PAGE_SIZE, REPORT_PATH, TikTokClient, decode_json
 from database.bigquery import TableWriter
 from tiktok_simulator import SimulatorApp, World
 
@@ -42,6 +41,7 @@ class CpuSize:
 
     pages: int = 100
     repeats: int = 3  # the best of N passes: other processes on the machine only add noise
+    python_only: bool = False  # skip the native reader: the orjson + pyarrow path alone
 
 
 @dataclass
@@ -53,6 +53,8 @@ class CpuResult:
     parquet_bytes: int
     cpu_seconds: float  # best pass, whole path
     stages: dict[str, float]  # CPU seconds per stage in that pass
+    reader: str  # "native" or "python": which path read the pages
+    python_us_per_row: float | None = None  # the orjson + pyarrow path on the same pages
 
     @property
     def us_per_row(self) -> float:
@@ -66,6 +68,10 @@ class CpuResult:
             "pages": self.pages,
             "rows": self.rows,
             "metrics_per_row": self.metrics,
+            "reader": self.reader,
+            "python_path_us_per_row": (
+                round(self.python_us_per_row, 2) if self.python_us_per_row else None
+            ),
             "json_bytes": self.body_bytes,
             "parquet_bytes": self.parquet_bytes,
             "cpu_seconds": round(self.cpu_seconds, 4),
@@ -109,12 +115,16 @@ def render_pages(pages: int) -> list[bytes]:
     return bodies
 
 
-def measure(bodies: list[bytes], workdir: Path) -> tuple[float, dict[str, float], int, int]:
-    """One pass over the pages: (CPU seconds, CPU per stage, rows, Parquet bytes)."""
+def measure(
+    bodies: list[bytes], workdir: Path, python_only: bool = False
+) -> tuple[float, dict[str, float], int, int, str]:
+    """One pass over the pages: (CPU seconds, CPU per stage, rows, Parquet bytes, reader)."""
     spec = REPORTS["ad"]
     metrics = spec.metric_names
+    read = page_reader(spec, metrics)
+    readers = set()
     extracted_at = datetime.now(UTC)
-    stages = dict.fromkeys(("json", "page_to_table", "finish", "parquet"), 0.0)
+    stages = dict.fromkeys(("read", "page_to_table", "finish", "parquet"), 0.0)
     path = workdir / f"cpu-{time.monotonic_ns()}.parquet"
     gc.collect()  # start every pass from the same heap
     clock = time.process_time
@@ -123,15 +133,17 @@ def measure(bodies: list[bytes], workdir: Path) -> tuple[float, dict[str, float]
     rows = 0
     for body in bodies:
         t0 = clock()
-        page_rows = orjson.loads(body)["data"]["list"]
+        native = None if python_only else read(body)
+        page_rows = native[1] if native else decode_json(body)[1]
         t1 = clock()
+        readers.add("native" if native else "python")
         table = page_to_table(spec, metrics, page_rows)
         t2 = clock()
         typed = finish(spec, table, "7000000000000000000", extracted_at)
         t3 = clock()
         writer.write(typed)
         t4 = clock()
-        stages["json"] += t1 - t0
+        stages["read"] += t1 - t0
         stages["page_to_table"] += t2 - t1
         stages["finish"] += t3 - t2
         stages["parquet"] += t4 - t3
@@ -142,20 +154,28 @@ def measure(bodies: list[bytes], workdir: Path) -> tuple[float, dict[str, float]
     stages["parquet"] += clock() - t5
     size = path.stat().st_size
     path.unlink()
-    return total, stages, rows, size
+    return total, stages, rows, size, "+".join(sorted(readers))
 
 
 def run(size: CpuSize, *, progress=print) -> CpuResult:
     progress(f"cpu: rendering {size.pages} ad-level pages of {PAGE_SIZE} rows (not measured)…")
     bodies = render_pages(size.pages)
-    best: tuple[float, dict[str, float], int, int] | None = None
+    result = _best_of(bodies, size, size.python_only)
+    if result.reader == "native":
+        progress("cpu: the same pages through the orjson + pyarrow path, for comparison…")
+        result.python_us_per_row = _best_of(bodies, size, python_only=True).us_per_row
+    return result
+
+
+def _best_of(bodies: list[bytes], size: CpuSize, python_only: bool) -> CpuResult:
+    best: tuple[float, dict[str, float], int, int, str] | None = None
     with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp:
         for _ in range(size.repeats):
-            attempt = measure(bodies, Path(tmp))
+            attempt = measure(bodies, Path(tmp), python_only)
             if best is None or attempt[0] < best[0]:
                 best = attempt
     assert best is not None
-    cpu, stages, rows, parquet_bytes = best
+    cpu, stages, rows, parquet_bytes, reader = best
     return CpuResult(
         pages=len(bodies),
         rows=rows,
@@ -164,4 +184,5 @@ def run(size: CpuSize, *, progress=print) -> CpuResult:
         parquet_bytes=parquet_bytes,
         cpu_seconds=cpu,
         stages=stages,
+        reader=reader,
     )

@@ -111,6 +111,12 @@ def table_rows(results: Results) -> list[dict[str, str]]:
     if results.cpu:
         cpu = results.cpu
         stages = ", ".join(f"{s} {cpu.stage_us_per_row(s):.1f}" for s in cpu.stages)
+        versus = ""
+        if cpu.python_us_per_row:
+            versus = (
+                f"; orjson + pyarrow path {cpu.python_us_per_row:.1f} µs/row "
+                f"({cpu.python_us_per_row / cpu.us_per_row:.1f}× the CPU)"
+            )
         rows.append(
             {
                 "scenario": "cpu: JSON→Parquet, 1 thread",
@@ -119,8 +125,8 @@ def table_rows(results: Results) -> list[dict[str, str]]:
                 "CPU µs/row": f"{cpu.us_per_row:.1f}",
                 "target": f"≤{MAX_US_PER_ROW:g} µs/row: {_mark(cpu.us_per_row <= MAX_US_PER_ROW)}",
                 "notes": (
-                    f"{cpu.metrics} metrics/row, {cpu.rows / cpu.cpu_seconds:,.0f} rows/CPU-s; "
-                    f"µs/row: {stages}"
+                    f"{cpu.reader} reader, {cpu.metrics} metrics/row, "
+                    f"{cpu.rows / cpu.cpu_seconds:,.0f} rows/CPU-s; µs/row: {stages}{versus}"
                 ),
             }
         )

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     cpu_flags = parser.add_argument_group("cpu scenario")
     cpu_flags.add_argument("--cpu-pages", type=int, help="pages of 1,000 ad rows (100)")
     cpu_flags.add_argument("--cpu-repeats", type=int, help="passes, the best counts (3)")
+    cpu_flags.add_argument(
+        "--cpu-python", action="store_true", help="measure only the orjson + pyarrow path"
+    )
     memory_flags = parser.add_argument_group("memory scenario")
     memory_flags.add_argument("--memory-advertisers", type=int, help="advertisers of 1,000 ads (4)")
     memory_flags.add_argument("--small-days", type=int, help="window of the small run (28: ~100k)")
@@ -131,7 +134,12 @@ def sizes_from(args: argparse.Namespace) -> dict:
         large_days=args.large_days,
         jobs_days=args.jobs_days,
     )
-    cpu_size = _override(preset["cpu"], pages=args.cpu_pages, repeats=args.cpu_repeats)
+    cpu_size = _override(
+        preset["cpu"],
+        pages=args.cpu_pages,
+        repeats=args.cpu_repeats,
+        python_only=args.cpu_python or None,
+    )
     return {"rate": rate_size, "cpu": cpu_size, "memory": memory_size}
 
 

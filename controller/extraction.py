@@ -23,11 +23,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 
 from controller.catalog import ReportSpec
-from controller.normalize import NormalizationError, finish, join_metric_groups, page_to_table
+from controller.normalize import (
+    NormalizationError,
+    finish,
+    join_metric_groups,
+    page_reader,
+    page_to_table,
+)
 from controller.tiktok_client import TikTokClient, TikTokError
 
 log = logging.getLogger(__name__)
@@ -118,6 +125,10 @@ class Extraction:
             spec.report_type: spec.metric_groups(max_metrics)
             if max_metrics
             else spec.metric_groups()
+            for _, spec in items
+        }
+        self._readers = {
+            spec.report_type: [page_reader(spec, group) for group in self._groups[spec.report_type]]
             for _, spec in items
         }
         self._pool: ThreadPoolExecutor | None = None
@@ -222,7 +233,7 @@ class Extraction:
         metrics = self._groups[spec.report_type][group]
         whole = len(chunk.parts) == 1  # one request per chunk: its pages go straight to the sink
 
-        def convert(rows: list[dict]) -> pa.Table:
+        def convert(rows: Any) -> pa.Table:
             # Runs on one of the client's few decode threads, not on this request thread: the
             # decoded page, its typing and its spooling stay in those threads (bounded memory).
             table = page_to_table(spec, metrics, rows)
@@ -239,6 +250,7 @@ class Extraction:
             page,
             deadline=self._deadline,
             convert=convert,
+            read=self._readers[spec.report_type][group],
         )
         with self._lock:
             item.result.requests += 1

@@ -12,7 +12,9 @@ nulls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -20,11 +22,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from controller import native
 from controller.catalog import ARROW_TYPES, MetricType, ReportSpec, arrow_schema
 
 _NOT_APPLICABLE = pa.array(["-", ""], type=pa.string())
 _EXTRACTED_AT = pa.timestamp("us", tz="UTC")
 _SEPARATOR = "\x1f"  # ASCII unit separator: not in metric values (and checked anyway)
+_NATIVE_KINDS = {
+    MetricType.STRING: native.STRING,
+    MetricType.INT: native.INT64,
+    MetricType.FLOAT: native.FLOAT64,
+}
 _orders: dict[tuple[int, int], pa.Array] = {}
 _schemas: dict[str, tuple[ReportSpec, pa.Schema]] = {}
 
@@ -134,20 +142,47 @@ def _dates(labels: pa.Array) -> pa.Array:
         raise NormalizationError(f"stat_time_day is not 'YYYY-MM-DD HH:MM:SS' ({exc})") from None
 
 
-def page_to_table(spec: ReportSpec, metrics: list[str], rows: list[dict[str, Any]]) -> pa.Table:
-    """Type one page of rows holding ``metrics`` (all, or one group of the level's metrics)."""
-    dimensions = [row.get("dimensions") or {} for row in rows]
-    values = [row.get("metrics") or {} for row in rows]
-    ids = _typed(
-        spec.id_dimension, [d.get(spec.id_dimension) for d in dimensions], MetricType.STRING
+def page_reader(
+    spec: ReportSpec, metrics: list[str]
+) -> Callable[[bytes], tuple[dict[str, Any], native.NativeRows] | None]:
+    """A reader of raw report bodies straight into typed columns (see ``controller.native``).
+
+    It returns None for a body it does not read exactly as ``page_to_table`` would type the
+    JSON (or when the library is not built): the caller then decodes the body as JSON.
+    """
+    layout = native.Layout(
+        (
+            (native.DIMENSIONS, native.STRING, spec.id_dimension),
+            (native.DIMENSIONS, native.STRING, "stat_time_day"),
+            *((native.METRICS, _NATIVE_KINDS[spec.metric_type(m)], m) for m in metrics),
+        )
     )
+    return partial(native.read_columns, layout)
+
+
+def page_to_table(
+    spec: ReportSpec, metrics: list[str], rows: list[dict[str, Any]] | native.NativeRows
+) -> pa.Table:
+    """Type one page of rows holding ``metrics`` (all, or one group of the level's metrics).
+
+    ``rows`` are the decoded JSON rows, or the columns ``page_reader`` already typed.
+    """
+    if isinstance(rows, native.NativeRows):
+        ids, days, *values = rows.arrays
+        metric_columns = dict(zip(metrics, values, strict=True))
+    else:
+        dimensions = [row.get("dimensions") or {} for row in rows]
+        ids = _typed(
+            spec.id_dimension, [d.get(spec.id_dimension) for d in dimensions], MetricType.STRING
+        )
+        days = _strings([d.get("stat_time_day") for d in dimensions])
+        metric_columns = _metric_columns(spec, metrics, [row.get("metrics") or {} for row in rows])
     if ids.null_count:
         raise NormalizationError(f"a row has no {spec.id_dimension} dimension")
-    days = _strings([d.get("stat_time_day") for d in dimensions])
     if days.null_count:
         raise NormalizationError("a row has no stat_time_day dimension")
     columns: dict[str, pa.Array] = {spec.id_dimension: ids, "stat_time_day": days}
-    columns.update(_metric_columns(spec, metrics, values))
+    columns.update(metric_columns)
     return pa.table(columns)
 
 

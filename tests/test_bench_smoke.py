@@ -79,8 +79,10 @@ def test_cpu_scenario_measures_every_stage(cpu_result: cpu.CpuResult):
     assert cpu_result.rows == 2 * 1000
     assert cpu_result.metrics == 96
     assert cpu_result.cpu_seconds > 0 and cpu_result.us_per_row > 0
-    assert set(cpu_result.stages) == {"json", "page_to_table", "finish", "parquet"}
+    assert set(cpu_result.stages) == {"read", "page_to_table", "finish", "parquet"}
     assert all(seconds >= 0 for seconds in cpu_result.stages.values())
+    assert cpu_result.reader == "native"  # the simulator's pages never need the JSON path
+    assert cpu_result.python_us_per_row and cpu_result.python_us_per_row > 0
     assert cpu_result.parquet_bytes > 0 and cpu_result.body_bytes > cpu_result.parquet_bytes
 
 
