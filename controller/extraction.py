@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,11 +36,21 @@ from controller.normalize import (
     page_reader,
     page_to_table,
 )
-from controller.tiktok_client import TikTokClient, TikTokError
+from controller.tiktok_client import TikTokApiError, TikTokClient, TikTokError
 
 log = logging.getLogger(__name__)
 
 MAX_DAYS_PER_REQUEST = 30  # TikTok's limit for daily (stat_time_day) sync reports
+# TikTok's 40002 for metrics a level does not offer: "... Invalid metric fields: ['a', 'b']."
+_INVALID_METRICS = re.compile(r"Invalid metric fields?:\s*\[([^\]]*)\]", re.IGNORECASE)
+
+
+def rejected_metrics(error: TikTokError) -> set[str]:
+    """The metric names a 40002 answer says are invalid (empty for any other error)."""
+    if not isinstance(error, TikTokApiError) or error.code != 40002:
+        return set()
+    match = _INVALID_METRICS.search(error.message)
+    return set(re.findall(r"[A-Za-z0-9_]+", match.group(1))) if match else set()
 
 
 def date_chunks(
@@ -62,6 +73,7 @@ class ItemResult:
     rows: int = 0
     requests: int = 0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -230,28 +242,36 @@ class Extraction:
         if reason:
             raise TimeoutError(reason)
         spec, advertiser_id = item.spec, item.result.advertiser_id
-        metrics = self._groups[spec.report_type][group]
         whole = len(chunk.parts) == 1  # one request per chunk: its pages go straight to the sink
+        while True:
+            with self._lock:
+                metrics = self._groups[spec.report_type][group]
+                read = self._readers[spec.report_type][group]
 
-        def convert(rows: Any) -> pa.Table:
-            # Runs on one of the client's few decode threads, not on this request thread: the
-            # decoded page, its typing and its spooling stay in those threads (bounded memory).
-            table = page_to_table(spec, metrics, rows)
-            if whole and len(table):
-                self._emit(item, table)
-            return table
+            def convert(rows: Any, metrics: list[str] = metrics) -> pa.Table:
+                # Runs on one of the client's few decode threads, not on this request thread:
+                # the decoded page, its typing and its spooling stay in those threads.
+                table = page_to_table(spec, metrics, rows)
+                if whole and len(table):
+                    self._emit(item, table)
+                return table
 
-        result = self._client.fetch_page(
-            spec,
-            advertiser_id,
-            metrics,
-            chunk.start,
-            chunk.end,
-            page,
-            deadline=self._deadline,
-            convert=convert,
-            read=self._readers[spec.report_type][group],
-        )
+            try:
+                result = self._client.fetch_page(
+                    spec,
+                    advertiser_id,
+                    metrics,
+                    chunk.start,
+                    chunk.end,
+                    page,
+                    deadline=self._deadline,
+                    convert=convert,
+                    read=read,
+                )
+                break
+            except TikTokApiError as exc:
+                if not self._drop_rejected_metrics(spec, group, metrics, exc):
+                    raise
         with self._lock:
             item.result.requests += 1
         if self._on_request_done:
@@ -263,6 +283,42 @@ class Extraction:
             return
         with self._lock:
             chunk.parts[group].append(result.rows)
+
+    def _drop_rejected_metrics(
+        self, spec: ReportSpec, group: int, sent: list[str], error: TikTokApiError
+    ) -> bool:
+        """After a 40002 naming invalid metrics, ask again without them; False: give up.
+
+        Which metrics TikTok offers at each level is not fully documented (conversion metrics
+        at the advertiser level, newly retired metrics), and one refused name would otherwise
+        fail the whole level for every advertiser. The names come from TikTok's own answer;
+        the level's request loses them for the rest of the run, their columns load as null,
+        and every item of the level carries a warning naming them. Each retry asks for
+        strictly fewer metrics, so this ends.
+        """
+        rejected = rejected_metrics(error)
+        with self._lock:
+            current = self._groups[spec.report_type][group]
+            if current is not sent:
+                return True  # another request already dropped them: ask again with the new list
+            dropped = [m for m in current if m in rejected]
+            if not dropped or len(dropped) == len(current):
+                return False
+            kept = [m for m in current if m not in rejected]
+            self._groups[spec.report_type][group] = kept
+            self._readers[spec.report_type][group] = page_reader(spec, kept)
+            warning = (
+                f"TikTok refused these {spec.report_type}-level metrics, loaded as null: "
+                + ", ".join(dropped)
+            )
+            for item in self._items:
+                if item.spec.report_type == spec.report_type:
+                    item.result.warnings.append(warning)
+        log.warning(
+            "metrics refused by TikTok dropped",
+            extra={"fields": {"report_type": spec.report_type, "metrics": dropped}},
+        )
+        return True
 
     def _emit_joined(self, item: _Item, chunk: _Chunk) -> None:
         """All requests of a split chunk are in: join their groups into full rows."""

@@ -152,6 +152,8 @@ class ItemOutcome(BaseModel):
     inserted_rows: int
     status: Literal["success", "error"]
     error: str | None = None
+    # e.g. metrics TikTok refused at this level: loaded as nulls, said here rather than hidden
+    warnings: list[str] = []
 
 
 class RunResponse(BaseModel):

@@ -223,6 +223,7 @@ class Run:
                 inserted_rows=inserted.get((r.advertiser_id, r.report_type), 0),
                 status="success" if r.ok else "error",
                 error=None if r.ok else r.error,
+                warnings=r.warnings,
             )
             for r in results
         ]

@@ -83,6 +83,7 @@ class TikTokApiError(TikTokError):
             detail += f" (request_id {request_id})"
         super().__init__(advertiser_id, detail)
         self.code = code
+        self.message = message
         self.retryable = is_transient_code(code)
 
 
@@ -317,8 +318,12 @@ class TikTokClient:
                 f"({THROTTLE_HEADER}: {response.headers[THROTTLE_HEADER]}); "
                 "nothing was loaded for this report to avoid losing the older ads' rows",
             )
+        data = envelope.get("data")
+        if not (isinstance(data, dict) and data.get("page_info")) and not len(rows):
+            # No page_info and no rows: what TikTok answers for, e.g., a service_type that
+            # does not match the account ("code 0 and an empty list"). An empty report.
+            return Page(rows=rows, page=1, total_page=0, total_number=0)
         try:
-            data = envelope["data"]
             info = data["page_info"]
             return Page(
                 rows=rows,

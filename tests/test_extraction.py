@@ -249,3 +249,47 @@ def test_rate_limiter_keeps_the_simulator_from_answering_40100(sim, sim_world):
     assert stats["requests"] == 72  # 3 advertisers x 4 levels x 6 chunks
     assert stats["codes"] == {"0": 72}
     assert max(count for _, count in stats["accepted_per_second"]) <= 10
+
+
+def test_metrics_a_level_refuses_are_dropped_and_reported(sim, sim_world):
+    # Which conversion metrics TikTok offers at the advertiser level is not documented: a
+    # stricter API answering 40002 "Invalid metric fields" must not fail the level.
+    refused = ["conversion", "cost_per_conversion", "real_time_conversion"]
+    sim.configure(refused_metrics={"AUCTION_ADVERTISER": refused})
+    spec = REPORTS["advertiser"]
+    advertisers = sim_world.advertiser_ids[:2]
+    results, tables = extract(sim, [(a, spec) for a in advertisers])
+    warning = (
+        "TikTok refused these advertiser-level metrics, loaded as null: "
+        "conversion, cost_per_conversion, real_time_conversion"
+    )
+    assert [(r.status, r.warnings) for r in results] == [("success", [warning])] * 2
+    calls = report_calls(sim)
+    sent_refused = [c for c in calls if "cost_per_conversion" in orjson.loads(c["metrics"])]
+    assert 1 <= len(sent_refused) <= 2  # each advertiser's first request at most
+    assert len(calls) == 2 + len(sent_refused)
+    for advertiser in advertisers:
+        expected = by_key(spec, truth_rows(sim_world, spec, advertiser, START, END))
+        for row in expected.values():
+            row.update(dict.fromkeys(refused))
+        got = by_key(
+            spec, tables[("advertiser", advertiser)].drop_columns(["_extracted_at"]).to_pylist()
+        )
+        assert got == expected and len(got) > 0
+
+
+def test_a_40002_naming_no_requested_metric_still_fails(sim, sim_world):
+    sim.configure(refused_metrics={"AUCTION_CAMPAIGN": ["not_a_metric_we_send"]})
+    result = _only(extract(sim, [(sim_world.advertiser_ids[0], REPORTS["campaign"])])[0])
+    assert result.status == "success" and result.warnings == []
+    sim.configure(refused_metrics={"AUCTION_CAMPAIGN": REPORTS["campaign"].metric_names})
+    result = _only(extract(sim, [(sim_world.advertiser_ids[0], REPORTS["campaign"])])[0])
+    assert result.status == "error" and "Invalid metric fields" in result.error
+
+
+def test_success_without_page_info_is_an_empty_page_not_a_retry(sim, sim_world):
+    advertiser = sim_world.advertiser_ids[0]
+    sim.set_faults({"mode": "queue", "queue": ["empty_ok"]})
+    result = _only(extract(sim, [(advertiser, REPORTS["campaign"])])[0])
+    assert (result.status, result.rows, result.requests) == ("success", 0, 1)
+    assert len(report_calls(sim)) == 1

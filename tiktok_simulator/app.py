@@ -91,6 +91,10 @@ class Settings:
     advertiser_qps: int | None = None
     throttle_threshold: int = 20_000
     app_id: str = "1234567890"
+    # data_level -> metric names refused there with 40002 "Invalid metric fields": which
+    # metrics each level offers is not fully documented (e.g. conversions at the advertiser
+    # level), so clients must survive a stricter API than the catalog assumes.
+    refused_metrics: dict[str, list[str]] = field(default_factory=dict)
 
     def update(self, key: str, value: Any) -> None:
         if key in ("qps", "qpm", "throttle_threshold"):
@@ -106,6 +110,13 @@ class Settings:
                 raise ValueError(f"{key} must be a boolean")
         elif key == "app_id":
             value = str(value)
+        elif key == "refused_metrics":
+            if not isinstance(value, dict) or not all(
+                isinstance(names, list) and all(isinstance(n, str) for n in names)
+                for names in value.values()
+            ):
+                raise ValueError("refused_metrics must map data levels to lists of metric names")
+            value = {str(level): list(names) for level, names in value.items()}
         setattr(self, key, value)
 
 
@@ -359,6 +370,9 @@ class SimulatorApp:
     # ------------------------------------------------------------------ report
     def _report(self, params: dict[str, str], token: str) -> Outcome:
         query = parse_report_query(params, (self.world.start, self.world.end))
+        refused = set(self.settings.refused_metrics.get(query.data_level, ()))
+        if refused.intersection(query.metrics):
+            raise errors.invalid_metrics([m for m in query.metrics if m in refused])
         self._authorise(token, query.advertiser_ids)
         now = time.monotonic()
         for advertiser_id in query.advertiser_ids:
@@ -405,6 +419,8 @@ class SimulatorApp:
         """The reply of a fault kind other than "slow" and "truncated" (see ``faults``)."""
         if fault == "reset":
             return Outcome(Reply(0, b"", action="reset"), fault=fault)
+        if fault == "empty_ok":
+            return Outcome(json_reply(errors.OK, "OK", {}), code=errors.OK, fault=fault)
         if fault.isdigit() and len(fault) == 5:
             error = errors.simulated(int(fault), query.advertiser_ids[0], self.settings.app_id)
             return Outcome(error_reply(error), code=error.code, fault=fault)

@@ -17,6 +17,8 @@ Kinds:
 * ``"reset"``: the connection is closed (TCP RST) without any response.
 * ``"truncated"``: headers announce the full Content-Length but only half the body is sent.
 * ``"slow"``: the answer (a normal one) comes after ``slow_seconds`` extra seconds.
+* ``"empty_ok"``: code 0 with ``data: {}`` and no ``page_info``: TikTok's answer when the
+  ``service_type`` does not match the account ("code 0 and an empty list").
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-_KIND_RE = re.compile(r"\d{5}|5\d\d(_html)?|reset|truncated|slow")
+_KIND_RE = re.compile(r"\d{5}|5\d\d(_html)?|reset|truncated|slow|empty_ok")
 MODES = ("off", "random", "queue")
 
 
@@ -36,7 +38,7 @@ def validate_kind(kind: Any) -> str:
     if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
         raise ValueError(
             f"unknown fault kind {kind!r}: use an API code like '50000', '503_html', '504', "
-            "'reset', 'truncated' or 'slow'"
+            "'reset', 'truncated', 'slow' or 'empty_ok'"
         )
     return kind
 
