@@ -99,11 +99,17 @@ class RateLimiter:
         self._paused_until = [0.0]  # shared with children through the parent's list
         if parent:
             self._paused_until = parent._paused_until
+        self._held_until = 0.0  # this limiter's alone (see ``hold``)
 
     def pause(self, seconds: float = 1.0) -> None:
         """Hold every start (of this limiter, its parent and siblings) for ``seconds``."""
         with self._lock:
             self._paused_until[0] = max(self._paused_until[0], self._clock() + seconds)
+
+    def hold(self, seconds: float) -> None:
+        """Hold the starts of this limiter only (not its parent's, not its siblings')."""
+        with self._lock:
+            self._held_until = max(self._held_until, self._clock() + seconds)
 
     def child(self, qps: float | None, qpm: int | None) -> RateLimiter:
         """A limiter that also honours this one: a caller's share of the app's budget."""
@@ -124,7 +130,7 @@ class RateLimiter:
             with self._lock:
                 now = self._clock()
                 wait = max(window.wait_time(now) for window in self._windows)
-                wait = max(wait, self._paused_until[0] - now)
+                wait = max(wait, self._paused_until[0] - now, self._held_until - now)
                 if wait <= 1e-9:  # float rounding must not cost a spin of the loop
                     for window in self._windows:
                         window.take(now)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import logging
+import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +58,9 @@ THROTTLE_HEADER = "X-Tt-Ads-Throttle"
 DECODE_THREADS = 2
 
 RATE_LIMIT_CODES = frozenset({40016, 40100, 40133, 61000})
+ADVERTISER_RATE_LIMITED = 40133
+# 40133's message: "Advertiser (7...)'s QPS (12) reaches QPS limit 10 for current path, ..."
+_ADVERTISER_QPS_LIMIT = re.compile(r"QPS limit (\d+(?:\.\d+)?)")
 TRANSIENT_CODES = frozenset({40202, 40700, 50000, 50002, 60001})
 
 
@@ -166,6 +171,9 @@ class TikTokClient:
         self._session.mount("https://", adapter)
         self._session.headers["Access-Token"] = access_token
         self._decoder = ThreadPoolExecutor(decode_threads, thread_name_prefix="tiktok-decode")
+        # Advertisers TikTok limited with 40133, each paced by a child of the app limiter.
+        self._advertiser_limiters: dict[str, RateLimiter] = {}
+        self._advertiser_lock = threading.Lock()
 
     def close(self) -> None:
         self._session.close()
@@ -249,7 +257,8 @@ class TikTokClient:
         convert: Callable[[Any], Any] | None = None,
         read: BodyReader | None = None,
     ) -> Page:
-        self._limiter.acquire(deadline)
+        limiter = self._advertiser_limiters.get(advertiser_id, self._limiter)
+        limiter.acquire(deadline)
         try:
             response = self._session.get(url, timeout=self._timeout)
             body = response.content
@@ -263,7 +272,7 @@ class TikTokClient:
         context = contextvars.copy_context()  # the run's request id on the decoder's log lines
         try:
             decoding = self._decoder.submit(
-                context.run, self._decode, advertiser_id, response, body, convert, read
+                context.run, self._decode, advertiser_id, response, body, convert, read, limiter
             )
         except RuntimeError:  # closed while this request was in flight: the run was abandoned
             raise TikTokError(advertiser_id, "the run stopped before this page was read") from None
@@ -276,21 +285,55 @@ class TikTokClient:
         body: bytes,
         convert: Callable[[Any], Any] | None,
         read: BodyReader | None,
+        limiter: RateLimiter,
     ) -> Page:
-        page = self._parse_or_pause(advertiser_id, response, body, read)
+        page = self._parse_or_pause(advertiser_id, response, body, read, limiter)
         if convert is not None:
             page = dataclasses.replace(page, rows=convert(page.rows))
         return page
 
     def _parse_or_pause(
-        self, advertiser_id: str, response: requests.Response, body: bytes, read: BodyReader | None
+        self,
+        advertiser_id: str,
+        response: requests.Response,
+        body: bytes,
+        read: BodyReader | None,
+        limiter: RateLimiter,
     ) -> Page:
         try:
             return self._parse(advertiser_id, response, body, read)
         except TikTokApiError as exc:
             if exc.code == 40100:  # the app's quota: everyone waits, not only this thread
                 self._limiter.pause(1.0)
+            elif exc.code == ADVERTISER_RATE_LIMITED:
+                self._limit_advertiser(advertiser_id, exc.message, limiter)
             raise
+
+    def _limit_advertiser(self, advertiser_id: str, message: str, sent_under: RateLimiter) -> None:
+        """Pace an advertiser TikTok limited (40133) at the limit its message names.
+
+        The per-advertiser limit is undocumented and may differ per advertiser, so it is
+        learnt from the answer. Without a number, or when a request paced at the learnt
+        limit is refused again, the advertiser's pace halves (down to 1 request/s). Answers
+        to requests sent before the last change teach nothing new. Other advertisers keep
+        the app's full pace.
+        """
+        match = _ADVERTISER_QPS_LIMIT.search(message)
+        named = float(match.group(1)) if match else None
+        with self._advertiser_lock:
+            current = self._advertiser_limiters.get(advertiser_id)
+            if current is not None and sent_under is not current:
+                return
+            pace = (current or self._limiter).qps
+            qps = named if named and named < pace else max(1.0, pace / 2)
+            if current is None or qps < current.qps:
+                paced = self._limiter.child(qps, int(qps * 60))
+                paced.hold(1.0)  # TikTok's window still holds the requests that hit the limit
+                self._advertiser_limiters[advertiser_id] = paced
+                log.warning(
+                    "advertiser rate-limited by TikTok (40133): pacing it",
+                    extra={"fields": {"advertiser_id": advertiser_id, "qps": qps}},
+                )
 
     def _parse(
         self, advertiser_id: str, response: requests.Response, body: bytes, read: BodyReader | None

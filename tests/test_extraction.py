@@ -293,3 +293,23 @@ def test_success_without_page_info_is_an_empty_page_not_a_retry(sim, sim_world):
     result = _only(extract(sim, [(advertiser, REPORTS["campaign"])])[0])
     assert (result.status, result.rows, result.requests) == ("success", 0, 1)
     assert len(report_calls(sim)) == 1
+
+
+def test_an_advertiser_limit_40133_is_learnt_and_kept(sim, sim_world):
+    # TikTok limits each advertiser too (40133, "reaches QPS limit N"): after the first such
+    # answer the client paces that advertiser at N while the app pace stays 10/s.
+    sim.configure(advertiser_qps=2)
+    advertiser = sim_world.advertiser_ids[0]
+    items = [(advertiser, spec) for spec in REPORTS.values()]
+    start, end = date(2025, 1, 1), date(2025, 4, 30)  # 4 chunks × 4 levels = 16+ requests
+    results, tables = extract(sim, items, start, end)
+    assert {r.status for r in results} == {"success"}
+    for spec in REPORTS.values():
+        assert assert_equals_truth(
+            sim_world, spec, advertiser, tables[(spec.report_type, advertiser)], start, end
+        )
+    codes = [e["code"] for e in sim.stats()["log"] if e["path"].endswith("integrated/get/")]
+    assert codes.count(0) == sum(r.requests for r in results) >= 16
+    # Only requests already in flight when the first 40133 came back (8 workers) are refused.
+    refused = [i for i, code in enumerate(codes) if code == 40133]
+    assert 1 <= len(refused) <= 8 and refused[-1] < 2 + 8
