@@ -11,6 +11,8 @@ Metric names are exactly the API's. Types: ``INT`` for counts, ``FLOAT`` for mon
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -142,13 +144,33 @@ class ReportSpec:
     def metric_type(self, name: str) -> MetricType:
         return S if name in self.attributes else self.metrics[name]
 
-    def filtering(self) -> list[dict[str, str]] | None:
-        """Include deleted objects: TikTok's default status filter hides their history."""
-        if self.status_field is None:
-            return None
-        return [
-            {"field_name": self.status_field, "filter_type": "IN", "filter_value": '["STATUS_ALL"]'}
-        ]
+    @property
+    def splits_by_campaign(self) -> bool:
+        """Whether a report TikTok truncates at 20,000 ads can be read campaign by campaign
+        (the campaign list itself comes from the campaign level, so not at or above it)."""
+        return self.id_dimension in ("adgroup_id", "ad_id")
+
+    def filtering(self, campaign_ids: Sequence[str] = ()) -> list[dict[str, str]] | None:
+        """Include deleted objects (TikTok's default status filter hides their history), and
+        keep to ``campaign_ids`` when given (how a report over 20,000 ads is read in parts)."""
+        filters = []
+        if self.status_field is not None:
+            filters.append(
+                {
+                    "field_name": self.status_field,
+                    "filter_type": "IN",
+                    "filter_value": '["STATUS_ALL"]',
+                }
+            )
+        if campaign_ids:
+            filters.append(
+                {
+                    "field_name": "campaign_ids",
+                    "filter_type": "IN",
+                    "filter_value": json.dumps(list(campaign_ids), separators=(",", ":")),
+                }
+            )
+        return filters or None
 
     def metric_groups(self, limit: int = MAX_METRICS_PER_REQUEST) -> list[list[str]]:
         """Split the metric list into requests of at most ``limit`` metrics each."""

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from controller.catalog import ReportSpec
+from controller.catalog import REPORTS, ReportSpec
 from controller.normalize import (
     NormalizationError,
     finish,
@@ -36,11 +36,17 @@ from controller.normalize import (
     page_reader,
     page_to_table,
 )
-from controller.tiktok_client import TikTokApiError, TikTokClient, TikTokError
+from controller.tiktok_client import (
+    TikTokApiError,
+    TikTokClient,
+    TikTokError,
+    TikTokTruncatedError,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_DAYS_PER_REQUEST = 30  # TikTok's limit for daily (stat_time_day) sync reports
+CAMPAIGNS_PER_PART = 30  # TikTok's advice for campaign_ids filters: at most 30 per request
 # TikTok's 40002 for metrics a level does not offer: "... Invalid metric fields: ['a', 'b']."
 _INVALID_METRICS = re.compile(r"Invalid metric fields?:\s*\[([^\]]*)\]", re.IGNORECASE)
 
@@ -81,6 +87,7 @@ class ItemResult:
 
 
 Sink = Callable[[ReportSpec, str, pa.Table], None]
+Scope = tuple[str, ...]  # campaign ids a request is narrowed to; () = the whole advertiser
 
 
 @dataclass
@@ -91,6 +98,8 @@ class _Chunk:
     end: date
     parts: list[list[pa.Table]] = field(default_factory=list)
     pending: int = 0
+    # (metric group, campaign scope) -> the total_number page 1 counted
+    totals: dict[tuple[int, Scope], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -206,7 +215,7 @@ class Extraction:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def _submit(self, item: _Item, chunk: _Chunk, group: int, page: int) -> None:
+    def _submit(self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope = ()) -> None:
         with self._lock:
             item.pending += 1
             chunk.pending += 1
@@ -214,12 +223,12 @@ class Extraction:
             self.planned_requests += 1
         context = contextvars.copy_context()  # keeps the run's request id on worker log lines
         assert self._pool is not None
-        self._pool.submit(context.run, self._task, item, chunk, group, page)
+        self._pool.submit(context.run, self._task, item, chunk, group, page, scope)
 
-    def _task(self, item: _Item, chunk: _Chunk, group: int, page: int) -> None:
+    def _task(self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope) -> None:
         try:
             if item.result.status == "running":
-                self._fetch(item, chunk, group, page)
+                self._fetch(item, chunk, group, page, scope)
                 self._chunk_part_done(item, chunk)
         except (TikTokError, NormalizationError, TimeoutError) as exc:
             self._fail(item, exc)
@@ -237,7 +246,7 @@ class Extraction:
         if chunk_done and len(chunk.parts) > 1 and item.result.status == "running":
             self._emit_joined(item, chunk)
 
-    def _fetch(self, item: _Item, chunk: _Chunk, group: int, page: int) -> None:
+    def _fetch(self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope) -> None:
         reason = self._abort_reason()
         if reason:
             raise TimeoutError(reason)
@@ -267,22 +276,91 @@ class Extraction:
                     deadline=self._deadline,
                     convert=convert,
                     read=read,
+                    campaign_ids=scope,
                 )
                 break
             except TikTokApiError as exc:
                 if not self._drop_rejected_metrics(spec, group, metrics, exc):
                     raise
+            except TikTokTruncatedError:
+                if page != 1 or not spec.splits_by_campaign or len(scope) == 1:
+                    raise
+                self._split_by_campaign(item, chunk, group, scope)
+                with self._lock:
+                    item.result.requests += 1
+                return
         with self._lock:
             item.result.requests += 1
+            counted = chunk.totals.setdefault((group, scope), result.total_number)
+        if counted != result.total_number:
+            # TikTok's list is unsorted and pages are fetched at once: a report that changed
+            # between pages may have lost or repeated rows in the pages already read.
+            raise TikTokError(
+                advertiser_id,
+                f"the {spec.report_type} report of {chunk.start}..{chunk.end} changed while "
+                f"it was paged (page 1 counted {counted} rows, page {page} counts "
+                f"{result.total_number}); nothing of it is loaded, rerun the window",
+            )
         if self._on_request_done:
             self._on_request_done(len(result.rows))
         if page == 1:
             for next_page in range(2, result.total_page + 1):
-                self._submit(item, chunk, group, next_page)
+                self._submit(item, chunk, group, next_page, scope)
         if whole or not len(result.rows):
             return
         with self._lock:
             chunk.parts[group].append(result.rows)
+
+    def _split_by_campaign(self, item: _Item, chunk: _Chunk, group: int, scope: Scope) -> None:
+        """Read a chunk TikTok truncated (over 20,000 ads) in parts of at most 30 campaigns.
+
+        The sync report serves only the 20,000 most recently created ads of what it is asked
+        for (``X-Tt-Ads-Throttle``); narrowed to a few campaigns, each part stays under the
+        cap. The campaigns are those the campaign-level report shows delivering in the
+        chunk: an ad with a row has a campaign with one. A part that is still truncated is
+        split into single campaigns; a single campaign over the cap fails the report.
+        """
+        spec, advertiser_id = item.spec, item.result.advertiser_id
+        if scope:
+            parts = [(campaign,) for campaign in scope]
+        else:
+            campaigns = self._delivering_campaigns(advertiser_id, chunk)
+            parts = [
+                tuple(campaigns[i : i + CAMPAIGNS_PER_PART])
+                for i in range(0, len(campaigns), CAMPAIGNS_PER_PART)
+            ]
+        log.warning(
+            "report over TikTok's 20,000-ad cap: reading it by campaign",
+            extra={
+                "fields": {
+                    "advertiser_id": advertiser_id,
+                    "report_type": spec.report_type,
+                    "start": str(chunk.start),
+                    "parts": len(parts),
+                }
+            },
+        )
+        for part in parts:
+            self._submit(item, chunk, group, 1, part)
+
+    def _delivering_campaigns(self, advertiser_id: str, chunk: _Chunk) -> list[str]:
+        """The campaigns with a row in the campaign-level report of the chunk's days."""
+        spec = REPORTS["campaign"]
+        campaigns: list[str] = []
+        page, total_page = 1, 1
+        while page <= total_page:
+            result = self._client.fetch_page(
+                spec,
+                advertiser_id,
+                ["spend", "impressions", "clicks"],
+                chunk.start,
+                chunk.end,
+                page,
+                deadline=self._deadline,
+            )
+            campaigns += [row["dimensions"][spec.id_dimension] for row in result.rows]
+            page, total_page = page + 1, result.total_page
+        return sorted(set(campaigns))
 
     def _drop_rejected_metrics(
         self, spec: ReportSpec, group: int, sent: list[str], error: TikTokApiError

@@ -23,7 +23,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -57,6 +57,8 @@ THROTTLE_HEADER = "X-Tt-Ads-Throttle"
 # heaps) stay in two threads instead of growing in every one of TIKTOK_CONCURRENCY threads.
 DECODE_THREADS = 2
 
+# TikTok blocks a request for 10 minutes once it timed out 3 times in 10 minutes (§2.8).
+MAX_TIMEOUTS = 3
 RATE_LIMIT_CODES = frozenset({40016, 40100, 40133, 61000})
 ADVERTISER_RATE_LIMITED = 40133
 # 40133's message: "Advertiser (7...)'s QPS (12) reaches QPS limit 10 for current path, ..."
@@ -129,6 +131,20 @@ class Page:
     page: int
     total_page: int
     total_number: int
+    page_size: int = PAGE_SIZE
+
+
+@dataclass
+class _Request:
+    """One page request, as its attempts and its decoding see it."""
+
+    advertiser_id: str
+    page: int
+    url: str
+    deadline: float | None
+    convert: Callable[[Any], Any] | None
+    read: BodyReader | None
+    timeouts: int = 0
 
 
 @dataclass(frozen=True)
@@ -187,6 +203,7 @@ class TikTokClient:
         start: date,
         end: date,
         page: int,
+        campaign_ids: Sequence[str] = (),
     ) -> dict[str, str]:
         params: dict[str, Any] = {
             "advertiser_id": advertiser_id,
@@ -200,7 +217,7 @@ class TikTokClient:
             "page": str(page),
             "page_size": str(PAGE_SIZE),
         }
-        filtering = spec.filtering()
+        filtering = spec.filtering(campaign_ids)
         if filtering:
             params["filtering"] = filtering
         return {key: _jsonify(value) for key, value in params.items()}
@@ -216,8 +233,12 @@ class TikTokClient:
         deadline: float | None = None,
         convert: Callable[[Any], Any] | None = None,
         read: BodyReader | None = None,
+        campaign_ids: Sequence[str] = (),
     ) -> Page:
         """One page of one report, retried per the policy; raises TikTokError when it gives up.
+
+        ``campaign_ids`` narrows the report to those campaigns (a report over TikTok's
+        20,000-ad cap is read campaign by campaign).
 
         ``read`` (a faster reader of report bodies, e.g. straight into typed columns; plain
         JSON when absent or when it returns None) and then ``convert`` (e.g. to an Arrow
@@ -225,7 +246,8 @@ class TikTokClient:
         most ``decode_threads`` decoded pages exist at once, however many requests are in
         flight. ``convert``'s exceptions propagate unretried.
         """
-        query = urlencode(self.report_params(spec, advertiser_id, metrics, start, end, page))
+        params = self.report_params(spec, advertiser_id, metrics, start, end, page, campaign_ids)
+        query = urlencode(params)
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, TikTokError) and exc.retryable),
             wait=wait_random_exponential(
@@ -239,8 +261,8 @@ class TikTokClient:
             before_sleep=self._count_retry,
             reraise=True,
         )
-        url = f"{self._url}?{query}"
-        return retrying(self._get_page, advertiser_id, url, deadline, convert, read)
+        request = _Request(advertiser_id, page, f"{self._url}?{query}", deadline, convert, read)
+        return retrying(self._get_page, request)
 
     def _count_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -249,21 +271,23 @@ class TikTokClient:
             extra={"fields": {"attempt": state.attempt_number, "error": str(exc)}},
         )
 
-    def _get_page(
-        self,
-        advertiser_id: str,
-        url: str,
-        deadline: float | None,
-        convert: Callable[[Any], Any] | None = None,
-        read: BodyReader | None = None,
-    ) -> Page:
+    def _get_page(self, request: _Request) -> Page:
+        advertiser_id = request.advertiser_id
         limiter = self._advertiser_limiters.get(advertiser_id, self._limiter)
-        limiter.acquire(deadline)
+        limiter.acquire(request.deadline)
         try:
-            response = self._session.get(url, timeout=self._timeout)
+            response = self._session.get(request.url, timeout=self._timeout)
             body = response.content
         except requests.Timeout:
-            raise TikTokTransportError(advertiser_id, "TikTok did not answer in time") from None
+            request.timeouts += 1
+            if request.timeouts < MAX_TIMEOUTS:
+                raise TikTokTransportError(advertiser_id, "TikTok did not answer in time") from None
+            raise TikTokError(
+                advertiser_id,
+                f"TikTok did not answer in time, {MAX_TIMEOUTS} times for the same request; not "
+                "sent again (TikTok blocks a request that timed out 3 times in 10 minutes): "
+                "rerun later or with a shorter window",
+            ) from None
         except requests.RequestException as exc:
             name = type(exc).__name__
             raise TikTokTransportError(
@@ -271,73 +295,51 @@ class TikTokClient:
             ) from None
         context = contextvars.copy_context()  # the run's request id on the decoder's log lines
         try:
-            decoding = self._decoder.submit(
-                context.run, self._decode, advertiser_id, response, body, convert, read, limiter
-            )
+            decoding = self._decoder.submit(context.run, self._decode, request, response, body)
         except RuntimeError:  # closed while this request was in flight: the run was abandoned
             raise TikTokError(advertiser_id, "the run stopped before this page was read") from None
         return decoding.result()
 
-    def _decode(
-        self,
-        advertiser_id: str,
-        response: requests.Response,
-        body: bytes,
-        convert: Callable[[Any], Any] | None,
-        read: BodyReader | None,
-        limiter: RateLimiter,
-    ) -> Page:
-        page = self._parse_or_pause(advertiser_id, response, body, read, limiter)
-        if convert is not None:
-            page = dataclasses.replace(page, rows=convert(page.rows))
-        return page
-
-    def _parse_or_pause(
-        self,
-        advertiser_id: str,
-        response: requests.Response,
-        body: bytes,
-        read: BodyReader | None,
-        limiter: RateLimiter,
-    ) -> Page:
+    def _decode(self, request: _Request, response: requests.Response, body: bytes) -> Page:
         try:
-            return self._parse(advertiser_id, response, body, read)
+            page = self._parse(request, response, body)
         except TikTokApiError as exc:
             if exc.code == 40100:  # the app's quota: everyone waits, not only this thread
                 self._limiter.pause(1.0)
             elif exc.code == ADVERTISER_RATE_LIMITED:
-                self._limit_advertiser(advertiser_id, exc.message, limiter)
+                self._limit_advertiser(request.advertiser_id, exc.message)
             raise
+        if request.convert is not None:
+            page = dataclasses.replace(page, rows=request.convert(page.rows))
+        return page
 
-    def _limit_advertiser(self, advertiser_id: str, message: str, sent_under: RateLimiter) -> None:
+    def _limit_advertiser(self, advertiser_id: str, message: str) -> None:
         """Pace an advertiser TikTok limited (40133) at the limit its message names.
 
         The per-advertiser limit is undocumented and may differ per advertiser, so it is
-        learnt from the answer. Without a number, or when a request paced at the learnt
-        limit is refused again, the advertiser's pace halves (down to 1 request/s). Answers
-        to requests sent before the last change teach nothing new. Other advertisers keep
-        the app's full pace.
+        learnt from the answer ("... reaches QPS limit 10 ..."); a message without a number
+        halves the app's pace for that advertiser, once. The pace only ever drops to what
+        TikTok named, never below on repeated answers: those are requests that left before
+        the pace changed, or another client of the same advertiser, and the retry policy
+        handles them. Other advertisers keep the app's full pace.
         """
         match = _ADVERTISER_QPS_LIMIT.search(message)
-        named = float(match.group(1)) if match else None
+        qps = float(match.group(1)) if match else self._limiter.qps / 2
+        qps = max(qps, 0.5)
         with self._advertiser_lock:
             current = self._advertiser_limiters.get(advertiser_id)
-            if current is not None and sent_under is not current:
+            if qps >= (current or self._limiter).qps:
                 return
-            pace = (current or self._limiter).qps
-            qps = named if named and named < pace else max(1.0, pace / 2)
-            if current is None or qps < current.qps:
-                paced = self._limiter.child(qps, int(qps * 60))
-                paced.hold(1.0)  # TikTok's window still holds the requests that hit the limit
-                self._advertiser_limiters[advertiser_id] = paced
-                log.warning(
-                    "advertiser rate-limited by TikTok (40133): pacing it",
-                    extra={"fields": {"advertiser_id": advertiser_id, "qps": qps}},
-                )
+            paced = self._limiter.child(qps, max(1, int(qps * 60)))
+            paced.hold(1.0)  # TikTok's window still holds the requests that hit the limit
+            self._advertiser_limiters[advertiser_id] = paced
+        log.warning(
+            "advertiser rate-limited by TikTok (40133): pacing it",
+            extra={"fields": {"advertiser_id": advertiser_id, "qps": qps}},
+        )
 
-    def _parse(
-        self, advertiser_id: str, response: requests.Response, body: bytes, read: BodyReader | None
-    ) -> Page:
+    def _parse(self, request: _Request, response: requests.Response, body: bytes) -> Page:
+        advertiser_id, read = request.advertiser_id, request.read
         status = response.status_code
         if status == 429 or status >= 500:
             raise TikTokTransportError(advertiser_id, f"TikTok answered HTTP {status}")
@@ -365,19 +367,40 @@ class TikTokClient:
         if not (isinstance(data, dict) and data.get("page_info")) and not len(rows):
             # No page_info and no rows: what TikTok answers for, e.g., a service_type that
             # does not match the account ("code 0 and an empty list"). An empty report.
-            return Page(rows=rows, page=1, total_page=0, total_number=0)
+            return Page(rows=rows, page=request.page, total_page=0, total_number=0)
         try:
             info = data["page_info"]
-            return Page(
+            page = Page(
                 rows=rows,
                 page=int(info["page"]),
                 total_page=int(info["total_page"]),
                 total_number=int(info["total_number"]),
+                page_size=int(info.get("page_size", PAGE_SIZE)),
             )
         except (KeyError, TypeError, ValueError):
             raise TikTokTransportError(
                 advertiser_id, "TikTok sent a body without page_info"
             ) from None
+        _check_page(request, page)
+        return page
+
+
+def _check_page(request: _Request, page: Page) -> None:
+    """A page must be the one asked for and hold the rows its page_info promises.
+
+    TikTok's list is not sorted unless asked, so a page that disagrees with its own
+    page_info (a short page, another page number) would silently lose or repeat rows. It
+    is asked for again: a consistent answer is what a retry gets when TikTok merely
+    hiccupped. (Pages that disagree with each other are the extraction's to catch.)
+    """
+    expected = max(0, min(page.page_size, page.total_number - (request.page - 1) * page.page_size))
+    if page.page != request.page or len(page.rows) != expected:
+        raise TikTokTransportError(
+            request.advertiser_id,
+            f"TikTok's page {page.page} (asked for {request.page}) holds {len(page.rows)} rows "
+            f"where its page_info (total_number {page.total_number}, page_size "
+            f"{page.page_size}) promises {expected}",
+        )
 
 
 def _stop_before(deadline: float | None):

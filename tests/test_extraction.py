@@ -37,9 +37,8 @@ def extract(server, items, start=START, end=END, *, token=TOKEN, qps=10, **kwarg
         start,
         end,
         sink=sink,
-        workers=8,
         extracted_at=datetime(2026, 11, 25, tzinfo=UTC),
-        **kwargs,
+        **{"workers": 8, **kwargs},
     )
     results = extraction.run()
     client.close()
@@ -234,11 +233,35 @@ def test_one_advertiser_failing_does_not_stop_the_others(sim, sim_world):
 
 
 def test_throttle_header_is_reported_not_silently_truncated(sim, sim_world):
+    # Over the cap even one campaign at a time: reported, never loaded truncated.
     advertiser = sim_world.advertiser_ids[0]
-    sim.configure(throttle_threshold=3)
+    sim.configure(throttle_threshold=1)
     result = _only(extract(sim, [(advertiser, REPORTS["ad"])])[0])
     assert result.status == "error"
     assert "X-Tt-Ads-Throttle" in result.error and "20,000" in result.error
+
+
+def test_a_report_over_the_ad_cap_is_read_campaign_by_campaign(big_sim, big_world):
+    # 160 ads in 4 campaigns of 40, a cap of 100: the whole account and the one part of
+    # 4 campaigns are truncated, each campaign alone is not.
+    advertiser, spec = big_world.advertiser_ids[0], REPORTS["ad"]
+    start, end = date(2025, 3, 1), date(2025, 3, 30)
+    big_sim.reset()
+    big_sim.configure(throttle_threshold=100)
+    result, tables = extract(big_sim, [(advertiser, spec)], start, end)
+    assert _only(result).status == "success"
+    rows = assert_equals_truth(big_world, spec, advertiser, tables[("ad", advertiser)], start, end)
+    assert rows > 3000
+    calls = report_calls(big_sim)
+    levels = [c["data_level"] for c in calls]
+    assert levels.count("AUCTION_CAMPAIGN") == 1
+    scoped = [orjson.loads(c["filtering"]) for c in calls if "campaign_ids" in c["filtering"]]
+    parts = {f["filter_value"] for fs in scoped for f in fs if f["field_name"] == "campaign_ids"}
+    campaigns = big_world.campaign_ids(advertiser)
+    assert len(campaigns) == 4
+    assert parts == {orjson.dumps(sorted(campaigns)).decode()} | {
+        orjson.dumps([c]).decode() for c in campaigns
+    }
 
 
 def test_rate_limiter_keeps_the_simulator_from_answering_40100(sim, sim_world):
@@ -313,3 +336,50 @@ def test_an_advertiser_limit_40133_is_learnt_and_kept(sim, sim_world):
     # Only requests already in flight when the first 40133 came back (8 workers) are refused.
     refused = [i for i, code in enumerate(codes) if code == 40133]
     assert 1 <= len(refused) <= 8 and refused[-1] < 2 + 8
+
+
+def test_a_page_short_of_its_page_info_is_asked_for_again(big_sim, big_world):
+    advertiser, spec = big_world.advertiser_ids[0], REPORTS["ad"]
+    start, end = date(2025, 3, 1), date(2025, 3, 30)
+    big_sim.reset()
+    big_sim.set_faults({"mode": "queue", "queue": ["ok", "short_page"]})
+    result, tables = extract(big_sim, [(advertiser, spec)], start, end)
+    assert _only(result).status == "success"
+    assert assert_equals_truth(big_world, spec, advertiser, tables[("ad", advertiser)], start, end)
+    assert len(report_calls(big_sim)) == 4 + 1
+
+
+def test_a_report_that_changes_while_paged_fails_instead_of_losing_rows(big_sim, big_world):
+    advertiser, spec = big_world.advertiser_ids[0], REPORTS["ad"]
+    start, end = date(2025, 3, 1), date(2025, 3, 30)
+    big_sim.reset()
+    big_sim.set_faults({"mode": "queue", "queue": ["ok", "drift"]})  # page 2 counts one more
+    result = _only(extract(big_sim, [(advertiser, spec)], start, end, workers=1)[0])
+    assert result.status == "error"
+    assert result.error == (
+        f"advertiser {advertiser}: the ad report of 2025-03-01..2025-03-30 changed while it was "
+        f"paged (page 1 counted {big_world_total(big_world, advertiser, start, end)} rows, "
+        f"page 2 counts {big_world_total(big_world, advertiser, start, end) + 1}); "
+        "nothing of it is loaded, rerun the window"
+    )
+
+
+def big_world_total(world, advertiser, start, end) -> int:
+    return len(truth_rows(world, REPORTS["ad"], advertiser, start, end))
+
+
+def test_a_request_that_times_out_three_times_is_not_sent_again(sim, sim_world):
+    # TikTok blocks a request that timed out 3 times in 10 minutes: a 4th try cannot help.
+    advertiser = sim_world.advertiser_ids[0]
+    sim.set_faults({"mode": "queue", "queue": ["slow"] * 4, "slow_seconds": 2.5})
+    result = _only(extract(sim, [(advertiser, REPORTS["advertiser"])])[0])
+    assert result.status == "error"
+    assert result.error == (
+        f"advertiser {advertiser}: TikTok did not answer in time, 3 times for the same request; "
+        "not sent again (TikTok blocks a request that timed out 3 times in 10 minutes): "
+        "rerun later or with a shorter window"
+    )
+    deadline = time.monotonic() + 10  # let the abandoned slow answers finish, then count
+    while sim.stats(include_log=False)["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(report_calls(sim)) == 3

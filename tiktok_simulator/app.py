@@ -121,6 +121,8 @@ class Settings:
 
 
 SETTING_NAMES = frozenset(f.name for f in fields(Settings))
+# Fault kinds that shape a normal report answer rather than replace it (see ``faults``).
+PAGE_FAULTS = frozenset({"ok", "slow", "truncated", "short_page", "drift"})
 
 
 def _positive_int(key: str, value: Any) -> int:
@@ -381,11 +383,12 @@ class SimulatorApp:
                 limit = self.settings.advertiser_qps or 0
                 raise errors.advertiser_rate_limited(advertiser_id, current, limit)
         fault, slow_seconds = self.faults.draw(query.advertiser_ids)
+        fault = None if fault == "ok" else fault
         settings = self.settings
-        if fault is not None and fault not in ("slow", "truncated"):
+        if fault is not None and fault not in PAGE_FAULTS:
             time.sleep(settings.latency)
             return self._fault_outcome(fault, query)
-        reply, rows = self._report_reply(query)
+        reply, rows = self._report_reply(query, fault)
         time.sleep(
             settings.latency
             + settings.latency_per_row * rows
@@ -395,12 +398,16 @@ class SimulatorApp:
             reply.action = "truncate"
         return Outcome(reply, code=errors.OK, fault=fault, rows=rows)
 
-    def _report_reply(self, query: ReportQuery) -> tuple[Reply, int]:
+    def _report_reply(self, query: ReportQuery, fault: str | None = None) -> tuple[Reply, int]:
         builder = self.world.report_builder()
         selection = builder.select(query, self.settings.throttle_threshold)
         total = len(selection.keys)
         first = (query.page - 1) * query.page_size
         rows = builder.rows(query, selection, first, min(first + query.page_size, total))
+        if fault == "short_page":
+            rows = rows[:-1]
+        elif fault == "drift":  # the report grew while it was being paged
+            total += 1
         data: dict[str, Any] = {
             "page_info": {
                 "page": query.page,

@@ -19,6 +19,10 @@ Kinds:
 * ``"slow"``: the answer (a normal one) comes after ``slow_seconds`` extra seconds.
 * ``"empty_ok"``: code 0 with ``data: {}`` and no ``page_info``: TikTok's answer when the
   ``service_type`` does not match the account ("code 0 and an empty list").
+* ``"short_page"``: a normal answer missing the page's last row (page_info unchanged).
+* ``"drift"``: a normal answer whose ``total_number`` is one more (the report grew while it
+  was paged, TikTok's list being unsorted).
+* ``"ok"``: no fault (holds a place in a queue).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-_KIND_RE = re.compile(r"\d{5}|5\d\d(_html)?|reset|truncated|slow|empty_ok")
+_KIND_RE = re.compile(r"\d{5}|5\d\d(_html)?|reset|truncated|slow|empty_ok|short_page|drift|ok")
 MODES = ("off", "random", "queue")
 
 
@@ -38,7 +42,7 @@ def validate_kind(kind: Any) -> str:
     if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
         raise ValueError(
             f"unknown fault kind {kind!r}: use an API code like '50000', '503_html', '504', "
-            "'reset', 'truncated', 'slow' or 'empty_ok'"
+            "'reset', 'truncated', 'slow', 'empty_ok', 'short_page', 'drift' or 'ok'"
         )
     return kind
 
