@@ -11,9 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
-PRODUCTION_BASE_URL = "https://business-api.tiktok.com/open_api/v1.3/"
-SANDBOX_BASE_URL = "https://sandbox-ads.tiktok.com/open_api/v1.3/"
+API_PATH = "open_api/v1.3/"
+PRODUCTION_BASE_URL = "https://business-api.tiktok.com/" + API_PATH
+SANDBOX_BASE_URL = "https://sandbox-ads.tiktok.com/" + API_PATH
+# TikTok's sandbox allows 1 QPS / 30 QPM per endpoint (§4.3): the defaults there, unless set.
+SANDBOX_HOST = "sandbox-ads.tiktok.com"
+SANDBOX_QPS, SANDBOX_QPM = 1.0, 30
 
 
 class SettingsError(ValueError):
@@ -79,9 +84,11 @@ def _port(raw: str) -> int:
 
 
 def _base_url(raw: str) -> str:
+    """The API root; a bare host gets TikTok's version path (without it: HTTP 404)."""
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must start with http:// or https://")
-    return raw if raw.endswith("/") else raw + "/"
+    url = raw if raw.endswith("/") else raw + "/"
+    return url + API_PATH if urlsplit(url).path == "/" else url
 
 
 def _emulator_host(raw: str) -> str:
@@ -137,6 +144,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             problems.append(f"{name}={shown}: {_reason(exc)}")
     if problems:
         raise SettingsError("invalid configuration: " + "; ".join(problems))
+    if urlsplit(values.get("tiktok_api_base_url", "")).hostname == SANDBOX_HOST:
+        values.setdefault("tiktok_qps", SANDBOX_QPS)
+        values.setdefault("tiktok_qpm", SANDBOX_QPM)
     return Settings(**values)
 
 

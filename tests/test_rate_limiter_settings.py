@@ -79,6 +79,19 @@ def test_settings_defaults_and_overrides():
     assert Settings().tiktok_api_base_url == "https://business-api.tiktok.com/open_api/v1.3/"
 
 
+def test_sandbox_host_gets_its_limits_and_a_bare_host_the_version_path():
+    sandbox = load_settings({"TIKTOK_API_BASE_URL": "https://sandbox-ads.tiktok.com"})
+    assert sandbox.tiktok_api_base_url == "https://sandbox-ads.tiktok.com/open_api/v1.3/"
+    assert (sandbox.tiktok_qps, sandbox.tiktok_qpm) == (1.0, 30)  # TikTok's sandbox limits
+    chosen = load_settings(
+        {"TIKTOK_API_BASE_URL": "https://sandbox-ads.tiktok.com/open_api/v1.3/", "TIKTOK_QPS": "2"}
+    )
+    assert (chosen.tiktok_qps, chosen.tiktok_qpm) == (2.0, 30)
+    local = load_settings({"TIKTOK_API_BASE_URL": "http://127.0.0.1:8123"})
+    assert local.tiktok_api_base_url == "http://127.0.0.1:8123/open_api/v1.3/"
+    assert (local.tiktok_qps, local.tiktok_qpm) == (10.0, 600)
+
+
 def test_invalid_settings_name_each_variable_and_hide_token():
     with pytest.raises(SettingsError) as info:
         load_settings(
