@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate_flags.add_argument("--baseline-days", type=int, help="one-worker subset (30)")
     cpu_flags = parser.add_argument_group("cpu scenario")
     cpu_flags.add_argument("--cpu-pages", type=int, help="pages of 1,000 ad rows (100)")
-    cpu_flags.add_argument("--cpu-repeats", type=int, help="passes, the best counts (3)")
+    cpu_flags.add_argument("--cpu-repeats", type=int, help="passes, the best counts (5)")
     cpu_flags.add_argument(
         "--cpu-python", action="store_true", help="measure only the orjson + pyarrow path"
     )

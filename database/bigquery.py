@@ -53,7 +53,10 @@ Mode = Literal["append", "replace"]
 API_DEADLINE_S = 60.0  # bound on retries of one API call (the client's default is 600 s)
 UPLOAD_RETRIES = 6  # the client's default for a load's upload (backoff 1, 2, 4... s)
 STAGING_TTL = dt.timedelta(hours=1)  # staging tables expire by themselves if a delete is missed
-ROW_GROUP_ROWS = 10_000  # rows per Parquet row group of a spool file (~10 MB of Arrow data)
+# Rows per Parquet row group of a spool file (~40 MB of Arrow data at the ad level): measured
+# against 10,000, it costs ~20 % less CPU per row and makes the file ~15 % smaller (longer
+# dictionary runs), for ~30 MB more held per table being written.
+ROW_GROUP_ROWS = 50_000
 # A load's file is uploaded in chunks, each read into memory (and the previous one still held
 # while the next is read): the client's default of 100 MB made the upload a million-row run's
 # largest allocation. The client has no public setting for it (google-cloud-bigquery 3.47).
@@ -162,7 +165,8 @@ class TableWriter:
     Chunks are gathered up to ``ROW_GROUP_ROWS`` rows and written as one row group (memory
     stays bounded by that): one ~1,000-row page per row group would double the CPU cost of
     writing, and the file's footer, held in memory until ``close()``, would grow with every
-    page. ``close()`` finishes the file and returns its path for ``BigQueryWarehouse.commit``.
+    page. No column statistics: a load job never reads them, and they cost CPU per cell.
+    ``close()`` finishes the file and returns its path for ``BigQueryWarehouse.commit``.
     """
 
     def __init__(self, defn: TableDefinition, path: Path) -> None:
@@ -173,7 +177,9 @@ class TableWriter:
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(path, defn.schema)
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            path, defn.schema, write_statistics=False
+        )
 
     def write(self, data: pa.RecordBatch | pa.Table) -> None:
         if not data.schema.equals(self.definition.schema, check_metadata=False):
