@@ -186,7 +186,9 @@ def _spec(report_type: str, number: int, id_dimension: str, status: str | None, 
         data_level=f"AUCTION_{level}",
         id_dimension=id_dimension,
         status_field=status,
-        attributes=tuple(attributes),
+        # The account's currency on every row: spend and values are in it, and analysts
+        # joining several accounts or media sources cannot convert them without it.
+        attributes=(*attributes, "currency"),
         metrics={**extra, **PERFORMANCE},
     )
 

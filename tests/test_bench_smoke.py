@@ -77,7 +77,7 @@ def test_rolling_and_sustained_rates():
 
 def test_cpu_scenario_measures_every_stage(cpu_result: cpu.CpuResult):
     assert cpu_result.rows == 2 * 1000
-    assert cpu_result.metrics == 96
+    assert cpu_result.metrics == 97
     assert cpu_result.cpu_seconds > 0 and cpu_result.us_per_row > 0
     assert set(cpu_result.stages) == {"read", "page_to_table", "finish", "parquet"}
     assert all(seconds >= 0 for seconds in cpu_result.stages.values())

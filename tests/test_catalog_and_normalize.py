@@ -28,9 +28,9 @@ def test_catalog_levels_tables_and_metric_limits():
     assert "cash_spend" in REPORTS["advertiser"].metric_names
     assert "cash_spend" not in REPORTS["campaign"].metric_names
     assert REPORTS["ad"].attributes == (
-        "campaign_name", "campaign_id", "adgroup_name", "adgroup_id", "ad_name",
+        "campaign_name", "campaign_id", "adgroup_name", "adgroup_id", "ad_name", "currency",
     )  # fmt: skip
-    assert REPORTS["advertiser"].attributes == ()
+    assert REPORTS["advertiser"].attributes == ("currency",)
     assert REPORTS["ad"].filtering() == [
         {"field_name": "ad_status", "filter_type": "IN", "filter_value": '["STATUS_ALL"]'}
     ]
