@@ -274,6 +274,15 @@ static int64_t unescape(const char *s, const char *end, char *dst) {
     return o - dst;
 }
 
+/* After a member or element: 1 at ',' (another follows), 0 at `close` (the container ends),
+ * -1 at anything else. */
+static int next_member(cursor *c, char close) {
+    ws(c);
+    if (c->p >= c->end) return -1;
+    char ch = *c->p++;
+    return ch == ',' ? 1 : ch == close ? 0 : -1;
+}
+
 static int skip_value(cursor *c, int depth);
 
 static int skip_container(cursor *c, char close, int depth) {
@@ -289,17 +298,8 @@ static int skip_container(cursor *c, char close, int depth) {
             if (expect(c, '"') || scan_string(c, &e, &esc) || expect(c, ':')) return -1;
         }
         if (skip_value(c, depth + 1)) return -1;
-        ws(c);
-        if (c->p >= c->end) return -1;
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == close) {
-            c->p++;
-            return 0;
-        }
-        return -1;
+        int more = next_member(c, close);
+        if (more <= 0) return more;
     }
 }
 
@@ -513,17 +513,8 @@ static int read_section(tt_reader *r, cursor *c, int32_t section, int64_t row) {
             int rc = read_cell(c, col, row);
             if (rc) return rc;
         }
-        ws(c);
-        if (c->p >= c->end) return TT_FALLBACK;
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == '}') {
-            c->p++;
-            return TT_OK;
-        }
-        return TT_FALLBACK;
+        int more = next_member(c, '}');
+        if (more <= 0) return more < 0 ? TT_FALLBACK : TT_OK;
     }
 }
 
@@ -553,17 +544,9 @@ static int read_row(tt_reader *r, cursor *c) {
                 rc = read_section(r, c, section, row);
                 if (rc) return rc;
             }
-            ws(c);
-            if (c->p >= c->end) return TT_FALLBACK;
-            if (*c->p == ',') {
-                c->p++;
-                continue;
-            }
-            if (*c->p == '}') {
-                c->p++;
-                break;
-            }
-            return TT_FALLBACK;
+            int more = next_member(c, '}');
+            if (more < 0) return TT_FALLBACK;
+            if (more == 0) break;
         }
     }
     for (int32_t i = 0; i < r->ncols; i++) { /* the row's missing keys are nulls */
@@ -590,17 +573,8 @@ static int read_list(tt_reader *r, cursor *c) {
     for (;;) {
         int rc = read_row(r, c);
         if (rc) return rc;
-        ws(c);
-        if (c->p >= c->end) return TT_FALLBACK;
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == ']') {
-            c->p++;
-            return TT_OK;
-        }
-        return TT_FALLBACK;
+        int more = next_member(c, ']');
+        if (more <= 0) return more < 0 ? TT_FALLBACK : TT_OK;
     }
 }
 
@@ -638,17 +612,8 @@ static int read_object(tt_reader *r, cursor *c, int in_data) {
             span[3] = value - r->base;
             span[4] = c->p - value;
         }
-        ws(c);
-        if (c->p >= c->end) return TT_FALLBACK;
-        if (*c->p == ',') {
-            c->p++;
-            continue;
-        }
-        if (*c->p == '}') {
-            c->p++;
-            return TT_OK;
-        }
-        return TT_FALLBACK;
+        int more = next_member(c, '}');
+        if (more <= 0) return more < 0 ? TT_FALLBACK : TT_OK;
     }
 }
 
