@@ -231,6 +231,8 @@ def _summary(results: list[ItemResult], requests: int) -> int:
         failed = sum(not r.ok for r in mine)
         status = "success" if not failed else f"error ({failed} of {len(mine)} advertisers)"
         print(f"{report_type:<12} {sum(r.rows for r in mine):>10}  {status}")
+    for warning in dict.fromkeys(w for r in results for w in r.warnings):
+        print(f"warning: {warning}")
     total_rows = sum(r.rows for r in results)
     failed = sum(not r.ok for r in results)
     print(f"Total: {total_rows} rows, {requests} requests, {failed} failed reports")

@@ -80,6 +80,26 @@ def test_failed_report_exits_1_and_leaves_no_file(sim, sim_world, tmp_path):
     assert "sim-token" not in result.stdout + result.stderr
 
 
+def test_refused_metrics_are_named_in_the_summary(sim, sim_world, tmp_path):
+    sim.configure(refused_metrics={"AUCTION_CAMPAIGN": ["cost_per_conversion"]})
+    result = run_tool(
+        sim, tmp_path, "--access-token", "sim-token", "--advertiser-ids", sim_world.advertiser_ids[0],
+        "--report-types", "campaign", "--start-date", START, "--end-date", END,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        lines.count(
+            "warning: TikTok refused these campaign-level metrics, loaded as null: cost_per_conversion"
+        )
+        == 1
+    )
+    (path,) = tmp_path.iterdir()
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and {row["cost_per_conversion"] for row in rows} == {""}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
