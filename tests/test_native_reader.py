@@ -123,6 +123,7 @@ def test_values_tiktok_sends_are_typed_like_the_python_path():
         row(campaign_name="-", spend="-", impressions="", ctr="0.000", clicks=None),
         row(campaign_name="", spend=12, impressions=7, ctr=1.25, conversion="-0"),
         row(spend="99999999999.99", impressions="9223372036854775"),
+        row(spend="-0.000001", impressions="123456789012345678", ctr="-0.00"),  # 18 digits
         {"metrics": {"spend": "1.5"}, "dimensions": {"stat_time_day": "2026-11-02 00:00:00",
                                                       "ad_id": "1"}, "extra": [1, {"a": None}]},
     ]  # fmt: skip
@@ -137,8 +138,10 @@ def test_values_tiktok_sends_are_typed_like_the_python_path():
         None,
         None,
     ]
-    assert table.column("spend").to_pylist() == [35.5, None, 12.0, 99999999999.99, 1.5]
-    assert table.column("impressions").to_pylist() == [4952, None, 7, 9223372036854775, None]
+    assert table.column("spend").to_pylist() == [35.5, None, 12.0, 99999999999.99, -1e-06, 1.5]
+    assert table.column("impressions").to_pylist() == [
+        4952, None, 7, 9223372036854775, 123456789012345678, None,
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
