@@ -165,7 +165,9 @@ class TableWriter:
     Chunks are gathered up to ``ROW_GROUP_ROWS`` rows and written as one row group (memory
     stays bounded by that): one ~1,000-row page per row group would double the CPU cost of
     writing, and the file's footer, held in memory until ``close()``, would grow with every
-    page. No column statistics: a load job never reads them, and they cost CPU per cell.
+    page. No column statistics: a load job never reads them, and they cost CPU per cell. No
+    compression either: dictionary and run-length encoding already make the file small, and
+    snappy on top cost ~20 % of the writing CPU to save ~15 % of the bytes (measured, ad level).
     ``close()`` finishes the file and returns its path for ``BigQueryWarehouse.commit``.
     """
 
@@ -178,7 +180,7 @@ class TableWriter:
         self._pending_rows = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            path, defn.schema, write_statistics=False
+            path, defn.schema, write_statistics=False, compression="none"
         )
 
     def write(self, data: pa.RecordBatch | pa.Table) -> None:

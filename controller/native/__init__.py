@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -94,10 +95,20 @@ class Layout:
 
     columns: tuple[tuple[int, int, str], ...]
 
+    @cached_property
     def encoded(self) -> bytes:
+        """The spec ``tt_new`` reads (built once: it is asked for on every page)."""
         return b"".join(
             f"{section}{kind}{name}".encode() + b"\0" for section, kind, name in self.columns
         )
+
+    @cached_property
+    def numeric_members(self) -> dict[int, list[int]]:
+        """Positions of the int64 and the double columns, in order: their blocks' slices."""
+        return {
+            kind: [i for i, (_, k, _) in enumerate(self.columns) if k == kind]
+            for kind in (INT64, FLOAT64)
+        }
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,7 @@ def read_columns(layout: Layout, body: bytes) -> tuple[dict[str, Any], NativeRow
     lib = library()
     if lib is None:
         return None
-    spec = layout.encoded()
+    spec = layout.encoded
     reader = lib.tt_new(spec, len(spec), len(layout.columns))
     if not reader:
         raise MemoryError("native page reader: out of memory")
@@ -146,7 +157,7 @@ def _arrays(lib: ctypes.CDLL, reader: Any, layout: Layout, state: _Reader) -> li
         return [pa.array([], _ARROW[kind]) for _, kind, _ in layout.columns]
     arrays: list[pa.Array | None] = [None] * len(layout.columns)
     for block, kind in enumerate((INT64, FLOAT64)):
-        members = [i for i, (_, k, _) in enumerate(layout.columns) if k == kind]
+        members = layout.numeric_members[kind]
         if not members:
             continue
         cells = rows * len(members)
