@@ -37,6 +37,7 @@ from controller.normalize import (
     page_to_table,
 )
 from controller.tiktok_client import (
+    Page,
     TikTokApiError,
     TikTokClient,
     TikTokError,
@@ -252,45 +253,12 @@ class Extraction:
             raise TimeoutError(reason)
         spec, advertiser_id = item.spec, item.result.advertiser_id
         whole = len(chunk.parts) == 1  # one request per chunk: its pages go straight to the sink
-        while True:
-            with self._lock:
-                metrics = self._groups[spec.report_type][group]
-                read = self._readers[spec.report_type][group]
-
-            def convert(rows: Any, metrics: list[str] = metrics) -> pa.Table:
-                # Runs on one of the client's few decode threads, not on this request thread:
-                # the decoded page, its typing and its spooling stay in those threads.
-                table = page_to_table(spec, metrics, rows)
-                if whole and len(table):
-                    self._emit(item, table)
-                return table
-
-            try:
-                result = self._client.fetch_page(
-                    spec,
-                    advertiser_id,
-                    metrics,
-                    chunk.start,
-                    chunk.end,
-                    page,
-                    deadline=self._deadline,
-                    convert=convert,
-                    read=read,
-                    campaign_ids=scope,
-                )
-                break
-            except TikTokApiError as exc:
-                if not self._drop_rejected_metrics(spec, group, metrics, exc):
-                    raise
-            except TikTokTruncatedError:
-                if page != 1 or not spec.splits_by_campaign or len(scope) == 1:
-                    raise
-                self._split_by_campaign(item, chunk, group, scope)
-                with self._lock:
-                    item.result.requests += 1
-                return
+        result = self._request(item, chunk, group, page, scope, whole)
         with self._lock:
             item.result.requests += 1
+        if result is None:  # over TikTok's ad cap: the chunk is read in parts instead
+            return
+        with self._lock:
             counted = chunk.totals.setdefault((group, scope), result.total_number)
         if counted != result.total_number:
             # TikTok's list is unsorted and pages are fetched at once: a report that changed
@@ -310,6 +278,47 @@ class Extraction:
             return
         with self._lock:
             chunk.parts[group].append(result.rows)
+
+    def _request(
+        self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope, whole: bool
+    ) -> Page | None:
+        """One page, asked again without metrics TikTok refuses; None when it was over the
+        ad cap and its chunk has been split into parts of a few campaigns instead."""
+        spec = item.spec
+        while True:
+            with self._lock:
+                metrics = self._groups[spec.report_type][group]
+                read = self._readers[spec.report_type][group]
+
+            def convert(rows: Any, metrics: list[str] = metrics) -> pa.Table:
+                # Runs on one of the client's few decode threads, not on this request thread:
+                # the decoded page, its typing and its spooling stay in those threads.
+                table = page_to_table(spec, metrics, rows)
+                if whole and len(table):
+                    self._emit(item, table)
+                return table
+
+            try:
+                return self._client.fetch_page(
+                    spec,
+                    item.result.advertiser_id,
+                    metrics,
+                    chunk.start,
+                    chunk.end,
+                    page,
+                    deadline=self._deadline,
+                    convert=convert,
+                    read=read,
+                    campaign_ids=scope,
+                )
+            except TikTokApiError as exc:
+                if not self._drop_rejected_metrics(spec, group, metrics, exc):
+                    raise
+            except TikTokTruncatedError:
+                if page != 1 or not spec.splits_by_campaign or len(scope) == 1:
+                    raise
+                self._split_by_campaign(item, chunk, group, scope)
+                return None
 
     def _split_by_campaign(self, item: _Item, chunk: _Chunk, group: int, scope: Scope) -> None:
         """Read a chunk TikTok truncated (over 20,000 ads) in parts of at most 30 campaigns.

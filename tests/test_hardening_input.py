@@ -155,7 +155,9 @@ CORPUS: list[tuple[str, dict[str, Any], int, str | None]] = [
     ),
     (
         "date-start-after-default-end",
-        {"json": body(start_date=TODAY.isoformat(), end_date=...)},
+        # Tomorrow, not today: still after the default end (yesterday) if the run crosses
+        # midnight UTC between building this corpus and sending it.
+        {"json": body(start_date=(TODAY + timedelta(days=1)).isoformat(), end_date=...)},
         400,
         "start_date",
     ),

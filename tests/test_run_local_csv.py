@@ -31,12 +31,14 @@ def run_tool(simulator, tmp_path, *args: str) -> subprocess.CompletedProcess:
 
 def test_writes_one_csv_per_advertiser_and_report_equal_to_ground_truth(sim, sim_world, tmp_path):
     advertisers = sim_world.advertiser_ids[:2]
+    before = datetime.now(UTC).strftime("%Y%m%d")
     result = run_tool(
         sim, tmp_path, "--access-token", "sim-token", "--advertiser-ids", ",".join(advertisers),
         "--start-date", START, "--end-date", END,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    stamp = next(tmp_path.iterdir()).name.rsplit("_", 1)[1].removesuffix(".csv")
+    assert stamp in (before, datetime.now(UTC).strftime("%Y%m%d"))  # a run may cross midnight
     out = result.stdout
     assert f"Period: {START} to {END}" in out and f"Output folder: {tmp_path}/" in out
     files = sorted(p.name for p in tmp_path.iterdir())
