@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -94,6 +95,13 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:  # type: ignore[override]
+        """A client that hung up before its answer (a timeout, an abandoned run) is normal
+        traffic, not a server fault: no traceback on stderr for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset...
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """Drop idle keep-alive connections so a stopped server really stops answering."""
