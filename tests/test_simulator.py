@@ -685,7 +685,11 @@ def test_advertiser_info(api: SimulatorServer, sim_world: World) -> None:
     body = _session.get(url, params={"advertiser_ids": json.dumps(ids)}, headers=headers).json()
     assert body["code"] == 0
     assert [a["advertiser_id"] for a in body["data"]["list"]] == ids
-    assert set(body["data"]["list"][0]) == {"advertiser_id", "name", "currency", "timezone"}
+    # By default every field but company_name_editable (tiktok_api_beyond.md §7.2).
+    assert {"advertiser_id", "name", "currency", "timezone", "status", "create_time"} <= set(
+        body["data"]["list"][0]
+    )
+    assert "company_name_editable" not in body["data"]["list"][0]
     missing = _session.get(url, headers=headers).json()
     assert missing["code"] == 40002
     api.remove_permission(ids[2])

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--advertiser-qps", type=int, default=None, help="per-advertiser limit (code 40133)")
     add("--throttle-threshold", type=int, default=20_000, help="ad cap of sync reports")
     add("--app-id", default="1234567890")
+    add("--app-secret", default="sim-app-secret", help="secret /oauth2/advertiser/get/ wants")
+    add("--as-of", default=None, help="the simulator's today for changing objects (YYYY-MM-DD)")
+    add("--sandbox", action="store_true", help="refuse discovery and account info as sandbox")
     add(
         "--token",
         action="append",
@@ -80,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         advertiser_qps=args.advertiser_qps,
         throttle_threshold=args.throttle_threshold,
         app_id=args.app_id,
+        app_secret=args.app_secret,
+        as_of=args.as_of,
+        sandbox=args.sandbox,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

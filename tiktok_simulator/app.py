@@ -8,24 +8,25 @@ rate limit (40133, optional) -> injected fault -> latency -> data.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import date
+from datetime import UTC, date, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
-from . import errors
-from .errors import ApiError, param_error
+from . import entities, errors
+from .errors import ApiError
 from .faults import FaultInjector, FaultPlan
 from .metrics import DEFAULT_METRICS, LEVELS
-from .query import parse_id_list, parse_report_query
+from .query import parse_report_query
 from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
 from .report import ReportQuery
 from .stats import Stats
@@ -35,6 +36,7 @@ API_PREFIX = "/open_api/v1.3/"
 REPORT_PATH = API_PREFIX + "report/integrated/get/"
 ADVERTISER_INFO_PATH = API_PREFIX + "advertiser/info/"
 OAUTH_ADVERTISERS_PATH = API_PREFIX + "oauth2/advertiser/get/"
+ENTITY_PATHS = {API_PREFIX + path: level for path, level in entities.LEVEL_OF_PATH.items()}
 DEFAULT_TOKEN = "sim-token"
 ALL_ADVERTISERS = "*"
 THROTTLE_HEADER = "X-Tt-Ads-Throttle"
@@ -42,16 +44,6 @@ THROTTLE_MESSAGE = (
     "Number of ad ids is equal or more than 20k, only return the top 20k id's results, "
     "sorting by create time desc order."
 )
-ADVERTISER_INFO_FIELDS = (
-    "advertiser_id",
-    "name",
-    "currency",
-    "timezone",
-    "status",
-    "company",
-    "country",
-)
-DEFAULT_ADVERTISER_INFO_FIELDS = ("advertiser_id", "name", "currency", "timezone")
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -91,6 +83,13 @@ class Settings:
     advertiser_qps: int | None = None
     throttle_threshold: int = 20_000
     app_id: str = "1234567890"
+    app_secret: str = "sim-app-secret"
+    # TikTok's sandbox: discovery and account info are refused there (§7.1).
+    sandbox: bool = False
+    # The simulator's "today" (YYYY-MM-DD) for objects that change over time; None: UTC today.
+    as_of: str | None = None
+    # advertiser id -> /advertiser/info/ status, over the seeded ones (e.g. STATUS_DISABLE).
+    advertiser_status: dict[str, str] = field(default_factory=dict)
     # data_level -> metric names refused there with 40002 "Invalid metric fields": which
     # metrics each level offers is not fully documented (e.g. conversions at the advertiser
     # level), so clients must survive a stricter API than the catalog assumes.
@@ -105,10 +104,20 @@ class Settings:
             value = float(value)
             if value < 0:
                 raise ValueError(f"{key} must be >= 0")
-        elif key in ("rate_limit", "count_rejected"):
+        elif key == "as_of":
+            value = None if value is None else date.fromisoformat(str(value)).isoformat()
+        elif key == "advertiser_status":
+            if not isinstance(value, dict) or not all(
+                v in entities.ADVERTISER_STATUSES for v in value.values()
+            ):
+                raise ValueError(
+                    f"advertiser_status values must be in {entities.ADVERTISER_STATUSES}"
+                )
+            value = {str(k): v for k, v in value.items()}
+        elif key in ("rate_limit", "count_rejected", "sandbox"):
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be a boolean")
-        elif key == "app_id":
+        elif key in ("app_id", "app_secret"):
             value = str(value)
         elif key == "refused_metrics":
             if not isinstance(value, dict) or not all(
@@ -194,6 +203,7 @@ class SimulatorApp:
         **settings: Any,
     ) -> None:
         self.world = world
+        self.entity_book = entities.EntityBook(world)
         self._initial_grants = self._grants_from(tokens or {DEFAULT_TOKEN: ALL_ADVERTISERS})
         self._initial_settings = Settings()
         for key, value in settings.items():
@@ -306,6 +316,7 @@ class SimulatorApp:
             REPORT_PATH: self._report,
             ADVERTISER_INFO_PATH: self._advertiser_info,
             OAUTH_ADVERTISERS_PATH: self._oauth_advertisers,
+            **{p: functools.partial(self._entity_list, lvl) for p, lvl in ENTITY_PATHS.items()},
         }
         route = routes.get(path)
         if route is None:
@@ -435,41 +446,45 @@ class SimulatorApp:
 
     # ------------------------------------------------------------------ other endpoints
     def _advertiser_info(self, params: dict[str, str], token: str) -> Outcome:
-        if "advertiser_ids" not in params:
-            raise param_error("advertiser_ids: Missing data for required field.")
-        advertiser_ids = parse_id_list(params, "advertiser_ids", 100)
-        wanted = DEFAULT_ADVERTISER_INFO_FIELDS
-        if "fields" in params:
-            wanted = tuple(parse_id_list(params, "fields", 100, digits=False))
-            unknown = [f for f in wanted if f not in ADVERTISER_INFO_FIELDS]
-            if unknown:
-                raise param_error(f"fields: Invalid fields: {unknown!r}.")
-        self._authorise(token, advertiser_ids)
-        items = []
-        for advertiser_id in advertiser_ids:
-            info = {
-                **self.world.advertiser_info(advertiser_id),
-                "status": "STATUS_ENABLE",
-                "company": self.world.advertiser_info(advertiser_id)["name"],
-                "country": "US",
-            }
-            items.append({f: info[f] for f in wanted})
+        self._refuse_in_sandbox()
+        with self._lock:
+            statuses = dict(self.settings.advertiser_status)
+        ids, items = entities.info_list(self.world, params, statuses)
+        self._authorise(token, ids)
         return Outcome(json_reply(errors.OK, "OK", {"list": items}), code=errors.OK)
 
     def _oauth_advertisers(self, params: dict[str, str], token: str) -> Outcome:
+        self._refuse_in_sandbox()
         for name in ("app_id", "secret"):
             if not params.get(name):
-                raise param_error(f"{name}: Missing data for required field.")
-        if params["app_id"] != self.settings.app_id:
-            raise ApiError(errors.INVALID_AUTH_PARAMS, "Invalid app_id or secret.")
+                raise errors.param_error(f"{name}: Missing data for required field.")
         with self._lock:
-            granted = self.grants.get(token, set())
+            app_id, secret = self.settings.app_id, self.settings.app_secret
+            granted = set(self.grants.get(token, set()))
+        if params["app_id"] != app_id or params["secret"] != secret:
+            raise ApiError(errors.INVALID_AUTH_PARAMS, "Invalid app_id or secret.")
         items = [
             {"advertiser_id": a, "advertiser_name": self.world.advertiser_info(a)["name"]}
             for a in self.world.advertiser_ids
             if a in granted
         ]
         return Outcome(json_reply(errors.OK, "OK", {"list": items}), code=errors.OK)
+
+    def _refuse_in_sandbox(self) -> None:
+        if self.settings.sandbox:
+            raise errors.param_error("This API is not supported in the sandbox environment.")
+
+    def as_of(self) -> date:
+        """The simulator's today: the ``as_of`` setting, or the UTC date."""
+        value = self.settings.as_of
+        return date.fromisoformat(value) if value else datetime.now(UTC).date()
+
+    def _entity_list(self, level: str, params: dict[str, str], token: str) -> Outcome:
+        query = entities.parse_entity_query(level, params)
+        self._authorise(token, [query.advertiser_id])
+        rows = entities.select(self.entity_book, query, self.as_of())
+        data = entities.page_of(rows, query)
+        return Outcome(json_reply(errors.OK, "OK", data), code=errors.OK, rows=len(data["list"]))
 
     # ------------------------------------------------------------------ control (HTTP)
     def _control(self, method: str, path: str, params: dict[str, str], body: bytes) -> Reply:
@@ -485,6 +500,10 @@ class SimulatorApp:
             ("GET", "/_sim/truth"): lambda p, _: self._truth(p),
             ("GET", "/_sim/world"): lambda p, _: self.world.describe(),
             ("GET", "/_sim/entities"): lambda p, _: self._entities(p),
+            ("GET", "/_sim/entity_changes"): lambda p, _: [
+                asdict(c) | {"day": c.day.isoformat()}
+                for c in self.entity_book.changes(p["advertiser_id"])
+            ],
         }
         handler = routes.get((method, path))
         if handler is None:
