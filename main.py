@@ -25,13 +25,20 @@ from werkzeug.exceptions import HTTPException
 
 from config.logging import configure_logging, redact, register_secret, request_id_var
 from config.settings import Settings, get_settings
-from controller.models import ErrorResponse, FieldError, RunRequest
+from controller.models import (
+    RUN_FAILED,
+    RUN_OK,
+    RUN_PARTIAL,
+    ErrorResponse,
+    FieldError,
+    RunRequest,
+)
 from controller.openapi import openapi_document
 from controller.pipeline import Run, RunPlan
 
 __version__ = "1.0.0"
 MAX_BODY_BYTES = 1024 * 1024
-STATUS_CODES = {"success": 200, "partial_success": 207, "error": 502}
+STATUS_CODES = {RUN_OK: 200, RUN_PARTIAL: 207, RUN_FAILED: 502}
 
 log = logging.getLogger("tiktok_ads_api")
 

@@ -156,8 +156,17 @@ class ItemOutcome(BaseModel):
     warnings: list[str] = []
 
 
+# Top-level words of a /run answer. "Ok" is the contract the service's users were given
+# (its original specification); the two failure words are documented in README.md.
+RUN_OK = "Ok"  # every report loaded (HTTP 200)
+RUN_PARTIAL = "partial_success"  # some reports failed (HTTP 207)
+RUN_FAILED = "error"  # every report failed (HTTP 502)
+RunStatus = Literal["Ok", "partial_success", "error"]
+assert set(RunStatus.__args__) == {RUN_OK, RUN_PARTIAL, RUN_FAILED}
+
+
 class RunResponse(BaseModel):
-    status: Literal["success", "partial_success", "error"]
+    status: RunStatus
     message: str
     request_id: str
     start_date: date

@@ -21,7 +21,14 @@ from pathlib import Path
 from config.settings import Settings
 from controller.catalog import REPORTS, ReportSpec, arrow_schema
 from controller.extraction import Extraction, ItemResult
-from controller.models import ItemOutcome, RunRequest, RunResponse
+from controller.models import (
+    RUN_FAILED,
+    RUN_OK,
+    RUN_PARTIAL,
+    ItemOutcome,
+    RunRequest,
+    RunResponse,
+)
 from controller.rate_limiter import RateLimiter, app_limiter
 from controller.tiktok_client import RetryPolicy, TikTokClient
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
@@ -230,12 +237,12 @@ class Run:
         errors = sum(o.status == "error" for o in outcomes)
         total = sum(o.inserted_rows for o in outcomes)
         if errors == 0:
-            status, message = "success", f"loaded {total} rows from {len(outcomes)} reports"
+            status, message = RUN_OK, f"loaded {total} rows from {len(outcomes)} reports"
         elif errors < len(outcomes):
-            status = "partial_success"
+            status = RUN_PARTIAL
             message = f"loaded {total} rows; {errors} of {len(outcomes)} reports failed"
         else:
-            status, message = "error", f"all {len(outcomes)} reports failed"
+            status, message = RUN_FAILED, f"all {len(outcomes)} reports failed"
         log.info(
             "run finished",
             extra={

@@ -263,6 +263,58 @@ def test_service_answers_map_to_task_outcomes(dag_module: ModuleType) -> None:
             dag_module.handle_response(status, "<html>busy</html>", "batch 1/1", SECRET)
 
 
+def _answer(results: list[dict[str, Any]], errors_count: int, status: str = "Ok") -> str:
+    return json.dumps(
+        {
+            "status": status,
+            "message": "Extração concluída",
+            "request_id": "r1",
+            "start_date": "2026-03-07",
+            "end_date": "2026-03-09",
+            "total_inserted_rows": sum(item["inserted_rows"] for item in results),
+            "results": results,
+            "errors_count": errors_count,
+        }
+    )
+
+
+def test_batches_are_judged_by_their_items_not_by_one_word(dag_module: ModuleType) -> None:
+    def item(advertiser: str, report_type: str, status: str = "success") -> dict[str, Any]:
+        return {
+            "advertiser_id": advertiser,
+            "report_type": report_type,
+            "destination_table": f"raw.{report_type}",
+            "inserted_rows": 350 if status == "success" else 0,
+            "status": status,
+            **({"error": "TikTok API error 40001: no permission"} if status != "success" else {}),
+        }
+
+    payload = {"advertiser_ids": ["1", "2"], "report_types": ["campaign", "ad"]}
+    every = [item(a, r) for a in ("1", "2") for r in ("campaign", "ad")]
+
+    def judge(text: str, http_status: int = 200) -> dict[str, Any]:
+        summary = dag_module.handle_response(http_status, text, "batch 1/2", SECRET)
+        summary["missing"] = dag_module.missing_pairs(payload, summary["results"])
+        return dag_module.check_results([summary])
+
+    # The service's contract: "Ok", every item success, errors_count 0 → the run passes.
+    passed = judge(_answer(every, 0))
+    assert passed["failures"] == [] and passed["total_inserted_rows"] == 4 * 350
+    # Any other word with the same items passes too: the word is not what is judged.
+    assert judge(_answer(every, 0, status="success"))["failures"] == []
+    # A partial batch fails naming each failed pair.
+    partial = [*every[:3], item("2", "ad", "error")]
+    assert judge(_answer(partial, 1, "partial_success"), 207)["failures"] == [
+        "2/ad: TikTok API error 40001: no permission"
+    ]
+    # A requested report the answer leaves out has not loaded, even under "Ok".
+    assert judge(_answer(every[:3], 0))["failures"] == ["2/ad: missing from the service's answer"]
+    # errors_count counting failures no item shows fails the batch too.
+    assert judge(_answer(every, 2))["failures"] == [
+        "batch 1/2: errors_count 2 but 0 failed report(s) listed (request_id r1)"
+    ]
+
+
 # --------------------------------------------------------------------------- dag.test()
 
 
@@ -412,7 +464,7 @@ def test_fanned_out_run_loads_bigquery_within_the_rate_limit(
             "replace",
         )
     summaries = [xcoms[("call_cloud_run_api", index)] for index in range(3)]
-    assert {s["http_status"] for s in summaries} == {200}
+    assert {(s["http_status"], s["status"]) for s in summaries} == {(200, "Ok")}
     assert all(s["total_inserted_rows"] > 0 for s in summaries)
     outcome = xcoms[("validate_result", -1)]
     table = f"{e2e.dataset}.TKT001_TIKTOK_ADS_ADVERTISER"

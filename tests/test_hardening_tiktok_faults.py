@@ -70,7 +70,7 @@ def test_random_faults_still_load_exactly_the_ground_truth(sim, service, bq_clie
         response = service.post(body)
         result = response.json()
         assert response.status_code == 200, result
-        assert result["status"] == "success" and result["errors_count"] == 0
+        assert result["status"] == "Ok" and result["errors_count"] == 0
         items = results_by_item(result)
         assert len(items) == 20
         assert all(item["status"] == "success" for item in items.values())

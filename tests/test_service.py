@@ -58,7 +58,7 @@ def test_run_loads_exactly_the_ground_truth(service, sim, sim_world, bq_client, 
     response = post_run(service, payload(bq_client.project, dataset, advertisers))
     body = response.json()
     assert response.status_code == 200, body
-    assert body["status"] == "success" and body["errors_count"] == 0
+    assert body["status"] == "Ok" and body["errors_count"] == 0
     assert (body["start_date"], body["end_date"]) == ("2025-05-01", "2025-05-10")
     uuid.UUID(body["request_id"])
     assert len(body["results"]) == 8
