@@ -35,6 +35,8 @@ from controller.models import (
 )
 from controller.openapi import openapi_document
 from controller.pipeline import Run, RunPlan
+from controller.reports import registry
+from controller.reports.custom import CustomReportError
 
 __version__ = "1.0.0"
 MAX_BODY_BYTES = 1024 * 1024
@@ -82,6 +84,21 @@ def _error(status: int, message: str, errors: list[FieldError] | None = None) ->
     return response
 
 
+def load_custom_reports(settings: Settings) -> None:
+    """Custom report definitions are read once, at start: one TikTok would refuse stops the
+    service here, with a message naming the report and the field, not at its first run."""
+    try:
+        loaded = registry.load_custom_file(settings.tiktok_custom_reports_file)
+    except CustomReportError as exc:
+        log.critical("invalid custom report definition: %s", exc)
+        raise
+    if loaded:
+        log.info(
+            "custom reports loaded",
+            extra={"fields": {"report_types": [spec.report_type for spec in loaded]}},
+        )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -91,6 +108,7 @@ def create_app(
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     register_secret(settings.tiktok_access_token)
+    load_custom_reports(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False

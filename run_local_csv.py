@@ -4,9 +4,11 @@ Fill CONFIG below (or pass flags, which win) and run:
 
     python run_local_csv.py --advertiser-ids 7012345678901234567 --start-date 2025-01-01
 
-One CSV per advertiser and report type: TKT00N_TIKTOK_ADS_<LEVEL>_<advertiser_id>_<YYYYMMDD>.csv
-(the date of the run). Honours TIKTOK_API_BASE_URL, TIKTOK_QPS/QPM and the other service
-settings. Exit code 0 only when every report succeeded.
+One CSV per advertiser and report type: <table>_<advertiser_id>_<YYYYMMDD>.csv (the date of
+the run), e.g. TKT002_TIKTOK_ADS_CAMPAIGN_7012…_20261128.csv. Every report type the service
+knows can be asked for by name (--report-types campaign_country,ad_hourly), custom ones too
+(--custom-reports FILE, default TIKTOK_CUSTOM_REPORTS_FILE). Honours TIKTOK_API_BASE_URL,
+TIKTOK_QPS/QPM and the other service settings. Exit code 0 only when every report succeeded.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from config.settings import SettingsError, load_settings
-from controller.catalog import REPORT_TYPES, REPORTS, ReportSpec, arrow_schema
+from controller.catalog import REPORT_TYPES, ReportSpec, arrow_schema
 from controller.extraction import Extraction, ItemResult
 from controller.pipeline import build_client
 from controller.rate_limiter import app_limiter
+from controller.reports import registry
+from controller.reports.custom import CustomReportError
 
 # Credentials and defaults; command-line flags override them.
 CONFIG: dict[str, object] = {
@@ -58,16 +62,20 @@ def _ids(text: str) -> list[str]:
 
 def _report_types(text: str) -> list[str]:
     types = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [t for t in types if t not in REPORTS]
-    if not types or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown report type(s) {unknown or text!r}; choose from {', '.join(REPORT_TYPES)}"
-        )
+    if not types:
+        raise argparse.ArgumentTypeError(f"no report type in {text!r}")
     return types
 
 
-def parse_args(argv: list[str] | None, days_reprocess: int) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None, days_reprocess: int, custom_reports: str | None = None
+) -> argparse.Namespace:
     parser = _Parser(prog="run_local_csv.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--custom-reports",
+        default=custom_reports,
+        help="JSON file of custom report definitions (default TIKTOK_CUSTOM_REPORTS_FILE)",
+    )
     parser.add_argument("--access-token", default=CONFIG["access_token"])
     parser.add_argument("--advertiser-ids", type=_ids, default=CONFIG["advertiser_ids"])
     parser.add_argument("--start-date", type=_day)
@@ -75,6 +83,16 @@ def parse_args(argv: list[str] | None, days_reprocess: int) -> argparse.Namespac
     parser.add_argument("--report-types", type=_report_types, default=CONFIG["report_types"])
     parser.add_argument("--output-dir", type=Path, default=Path(str(CONFIG["output_dir"])))
     args = parser.parse_args(argv)
+    try:
+        registry.load_custom_file(args.custom_reports)
+    except CustomReportError as exc:
+        parser.error(str(exc))
+    unknown = [t for t in args.report_types if t not in registry.all_reports()]
+    if unknown:
+        parser.error(
+            f"argument --report-types: unknown report type(s) {unknown}; "
+            f"choose from {', '.join(registry.names())}"
+        )
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     args.end_date = args.end_date or yesterday
     args.start_date = args.start_date or args.end_date - timedelta(days=days_reprocess - 1)
@@ -114,7 +132,7 @@ class CsvSink:
             self._writer(spec, advertiser_id).write_table(table)
 
     def finish(self, result: ItemResult) -> Path | None:
-        spec = REPORTS[result.report_type]
+        spec = registry.get(result.report_type)
         with self._lock:
             writer = self._writer(spec, result.advertiser_id)  # header-only file for no rows
             writer.close()
@@ -176,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"run_local_csv.py: error: {exc}", file=sys.stderr)
         return 2
-    args = parse_args(argv, settings.days_reprocess)
+    args = parse_args(argv, settings.days_reprocess, settings.tiktok_custom_reports_file)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    specs = [REPORTS[name] for name in args.report_types]
+    specs = [registry.get(name) for name in args.report_types]
     items = [(adv, spec) for adv in args.advertiser_ids for spec in specs]
     now = datetime.now(UTC)
     print(f"Period: {args.start_date} to {args.end_date}")

@@ -44,6 +44,8 @@ class Settings:
     bigquery_emulator_host: str | None = None
     bq_commit_retries: int = 5
     log_level: str = "INFO"
+    # JSON file of custom report definitions, read and validated at start (README)
+    tiktok_custom_reports_file: str | None = None
 
     def __repr__(self) -> str:  # never print the token
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -122,6 +124,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "BIGQUERY_EMULATOR_HOST": _emulator_host,
     "BQ_COMMIT_RETRIES": _non_negative_int,
     "LOG_LEVEL": _log_level,
+    "TIKTOK_CUSTOM_REPORTS_FILE": str,
 }
 
 

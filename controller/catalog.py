@@ -120,9 +120,24 @@ PERFORMANCE = {**CORE, **ENGAGEMENT, **VIDEO, **CONVERSION, **IN_APP}
 ADVERTISER_ONLY = {"cash_spend": F, "voucher_spend": F}
 
 
+# Time granularity of a report → TikTok's time dimension (None: lifetime, no time dimension).
+TIME_DIMENSIONS: dict[str, str | None] = {
+    "day": "stat_time_day",
+    "hour": "stat_time_hour",
+    "lifetime": None,
+}
+# Days one sync request may cover (TikTok: 30 with stat_time_day, 1 with stat_time_hour; its
+# best practice for AUDIENCE reports is at most 7). Lifetime asks once, dates ignored.
+DAYS_PER_REQUEST = {("BASIC", "day"): 30, ("AUDIENCE", "day"): 7, ("BASIC", "hour"): 1}
+
+
 @dataclass(frozen=True)
 class ReportSpec:
-    """One report level: what to ask TikTok for and where the rows land."""
+    """One report definition: what to ask TikTok for and where the rows land.
+
+    The four seed tables are BASIC daily reports with only an id dimension; audience,
+    hourly, lifetime and custom reports (``controller/reports/``) fill the last fields.
+    """
 
     report_type: str
     table: str
@@ -131,10 +146,39 @@ class ReportSpec:
     status_field: str | None
     attributes: tuple[str, ...]
     metrics: dict[str, MetricType]
+    tiktok_report_type: str = "BASIC"  # BASIC or AUDIENCE
+    breakdowns: tuple[str, ...] = ()  # dimensions besides the id and time, e.g. ("age", "gender")
+    granularity: str = "day"  # day, hour or lifetime
+    families: tuple[str, ...] = ()  # metric families the metrics were chosen from
 
     @property
-    def dimensions(self) -> tuple[str, str]:
-        return (self.id_dimension, "stat_time_day")
+    def time_dimension(self) -> str | None:
+        return TIME_DIMENSIONS[self.granularity]
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        time = (self.time_dimension,) if self.time_dimension else ()
+        return (self.id_dimension, *self.breakdowns, *time)
+
+    @property
+    def lifetime(self) -> bool:
+        """``query_lifetime=true``: one row per object over its whole life, dates ignored;
+        its rows are replaced whole per advertiser (no window)."""
+        return self.granularity == "lifetime"
+
+    @property
+    def days_per_request(self) -> int | None:
+        return (
+            None if self.lifetime else DAYS_PER_REQUEST[(self.tiktok_report_type, self.granularity)]
+        )
+
+    def key_fields(self) -> list[pa.Field]:
+        """The columns before the metrics: dimensions (strings), then ``date`` (and ``hour``)."""
+        fields = [pa.field(name, pa.string()) for name in self.dimensions]
+        fields.append(pa.field("date", pa.date32()))
+        if self.granularity == "hour":
+            fields.append(pa.field("hour", pa.int64()))
+        return fields
 
     @property
     def metric_names(self) -> list[str]:
@@ -148,7 +192,7 @@ class ReportSpec:
     def splits_by_campaign(self) -> bool:
         """Whether a report TikTok truncates at 20,000 ads can be read campaign by campaign
         (the campaign list itself comes from the campaign level, so not at or above it)."""
-        return self.id_dimension in ("adgroup_id", "ad_id")
+        return self.id_dimension in ("adgroup_id", "ad_id") and not self.lifetime
 
     def filtering(self, campaign_ids: Sequence[str] = ()) -> list[dict[str, str]] | None:
         """Include deleted objects (TikTok's default status filter hides their history), and
@@ -228,11 +272,7 @@ BOOKKEEPING_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
 
 def arrow_schema(spec: ReportSpec) -> pa.Schema:
     """The typed row layout of one report: ids as strings, ``date`` as DATE, metrics typed."""
-    fields = [
-        pa.field(spec.id_dimension, pa.string()),
-        pa.field("stat_time_day", pa.string()),
-        pa.field("date", pa.date32()),
-    ]
+    fields = spec.key_fields()
     fields += [pa.field(name, ARROW_TYPES[spec.metric_type(name)]) for name in spec.metric_names]
     fields += [pa.field(name, typ) for name, typ in BOOKKEEPING_FIELDS]
     return pa.schema(fields)

@@ -70,6 +70,13 @@ def date_chunks(
         start = chunk_end + timedelta(days=1)
 
 
+def report_chunks(spec: ReportSpec, start: date, end: date) -> list[tuple[date, date]]:
+    """The date ranges of a report's requests: as many days as its time dimension allows
+    per request (one request for a lifetime report, whose dates TikTok ignores)."""
+    days = spec.days_per_request
+    return [(start, end)] if days is None else list(date_chunks(start, end, days))
+
+
 @dataclass
 class ItemResult:
     """Outcome of one advertiser × report type over the window."""
@@ -165,7 +172,10 @@ class Extraction:
     def run(self) -> list[ItemResult]:
         if not self._items:
             return []
-        chunks = list(date_chunks(self._start, self._end))
+        chunks = {
+            item.spec.report_type: report_chunks(item.spec, self._start, self._end)
+            for item in self._items
+        }
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tiktok")
         # Every item stays open until all its chunks are queued: a first chunk answered before
         # the next one is queued must not mark the item complete (its other days unread).
@@ -174,8 +184,11 @@ class Extraction:
                 item.pending += 1
                 self._outstanding += 1
         # Chunk-major order: every item gets its first request early.
-        for start, end in chunks:
+        for index in range(max(map(len, chunks.values()))):
             for item in self._items:
+                if index >= len(chunks[item.spec.report_type]):
+                    continue
+                start, end = chunks[item.spec.report_type][index]
                 chunk = _Chunk(start, end, [[] for _ in self._groups[item.spec.report_type]])
                 chunk.pending += 1  # held open while its groups are queued, as items are above
                 for group in range(len(chunk.parts)):

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,14 +22,30 @@ from pydantic import (
     model_validator,
 )
 
-from controller.catalog import REPORT_TYPES
+from controller.reports import registry
 
 MAX_ADVERTISERS = 200  # per request; the DAG fans larger lists out in batches
 MAX_WINDOW_DAYS = 366
 EARLIEST_DATE = date(2016, 1, 1)
 
-ReportType = Literal["advertiser", "campaign", "adgroup", "ad"]
-assert set(REPORT_TYPES) == set(ReportType.__args__)  # the catalog is the source of truth
+
+def _known_report(value: str) -> str:
+    if value not in registry.all_reports():
+        known = ", ".join(repr(name) for name in registry.names())
+        raise ValueError(f"unknown report type {value!r}; choose from {known}")
+    return value
+
+
+# Any report of the registry: the seed four, the prebuilt ones, custom ones loaded at start.
+ReportType = Annotated[
+    str,
+    AfterValidator(_known_report),
+    Field(
+        description="A report name: advertiser, campaign, adgroup, ad, the prebuilt "
+        "<level>_<breakdown> reports or a custom report of this deployment.",
+        json_schema_extra={"examples": list(registry.builtin())},
+    ),
+]
 
 AdvertiserId = Annotated[
     str,
@@ -75,7 +92,11 @@ class RunRequest(BaseModel):
         default="append",
         description="append adds rows; replace swaps the window's rows of these advertisers atomically.",
     )
-    report_types: list[ReportType] = Field(default_factory=lambda: list(REPORT_TYPES), min_length=1)
+    report_types: list[ReportType] = Field(
+        default_factory=registry.default_report_types,
+        min_length=1,
+        description="Reports to load; default the four seed tables.",
+    )
     start_date: date | None = Field(default=None, description="YYYY-MM-DD, advertiser-local.")
     end_date: date | None = Field(default=None, description="YYYY-MM-DD, advertiser-local.")
     max_qps: float | None = Field(

@@ -13,7 +13,7 @@ nulls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from itertools import chain
 from operator import itemgetter
@@ -135,8 +135,9 @@ def _metric_columns(
     return columns
 
 
-def _dates(labels: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """``date`` from the ``stat_time_day`` labels, parsed once per distinct day of the page."""
+def _dates(labels: pa.Array | pa.ChunkedArray, name: str = "stat_time_day") -> pa.Array:
+    """``date`` from the ``stat_time_day`` (or ``stat_time_hour``) labels, parsed once per
+    distinct label of the page."""
     try:
         encoded = pc.dictionary_encode(labels)
         if isinstance(encoded, pa.ChunkedArray):
@@ -144,7 +145,24 @@ def _dates(labels: pa.Array | pa.ChunkedArray) -> pa.Array:
         days = pc.strptime(encoded.dictionary, format="%Y-%m-%d %H:%M:%S", unit="s")
         return pc.take(pc.cast(days, pa.date32()), encoded.indices)
     except pa.ArrowInvalid as exc:
-        raise NormalizationError(f"stat_time_day is not 'YYYY-MM-DD HH:MM:SS' ({exc})") from None
+        raise NormalizationError(f"{name} is not 'YYYY-MM-DD HH:MM:SS' ({exc})") from None
+
+
+def _time_columns(spec: ReportSpec, table: pa.Table, extracted_at: datetime) -> dict[str, pa.Array]:
+    """``date`` (and ``hour``) of each row. Lifetime rows have no time dimension: their
+    ``date`` is the UTC day of the extraction, the day the totals were read."""
+    if spec.time_dimension is None:
+        day = pa.scalar(extracted_at.astimezone(UTC).date(), pa.date32())
+        return {"date": pa.repeat(day, len(table))}
+    labels = table.column(spec.time_dimension)
+    columns = {"date": _dates(labels, spec.time_dimension)}
+    if spec.granularity == "hour":
+        try:
+            hours = pc.cast(pc.utf8_slice_codeunits(labels, 11, 13), pa.int64())
+        except pa.ArrowInvalid as exc:
+            raise NormalizationError(f"stat_time_hour has no hour ({exc})") from None
+        columns["hour"] = hours.combine_chunks() if isinstance(hours, pa.ChunkedArray) else hours
+    return columns
 
 
 def page_reader(
@@ -157,8 +175,7 @@ def page_reader(
     """
     layout = native.Layout(
         (
-            (native.DIMENSIONS, native.STRING, spec.id_dimension),
-            (native.DIMENSIONS, native.STRING, "stat_time_day"),
+            *((native.DIMENSIONS, native.STRING, d) for d in spec.dimensions),
             *((native.METRICS, _NATIVE_KINDS[spec.metric_type(m)], m) for m in metrics),
         )
     )
@@ -172,21 +189,25 @@ def page_to_table(
 
     ``rows`` are the decoded JSON rows, or the columns ``page_reader`` already typed.
     """
+    names = spec.dimensions
     if isinstance(rows, native.NativeRows):
-        ids, days, *values = rows.arrays
+        dimension_columns = rows.arrays[: len(names)]
+        values = rows.arrays[len(names) :]
         metric_columns = dict(zip(metrics, values, strict=True))
     else:
         dimensions = [row.get("dimensions") or {} for row in rows]
-        ids = _typed(
-            spec.id_dimension, [d.get(spec.id_dimension) for d in dimensions], MetricType.STRING
-        )
-        days = _strings([d.get("stat_time_day") for d in dimensions])
+        dimension_columns = [
+            _typed(name, [d.get(name) for d in dimensions], MetricType.STRING)
+            if name == spec.id_dimension
+            else _strings([d.get(name) for d in dimensions])
+            for name in names
+        ]
         metric_columns = _metric_columns(spec, metrics, [row.get("metrics") or {} for row in rows])
-    if ids.null_count:
-        raise NormalizationError(f"a row has no {spec.id_dimension} dimension")
-    if days.null_count:
-        raise NormalizationError("a row has no stat_time_day dimension")
-    columns: dict[str, pa.Array] = {spec.id_dimension: ids, "stat_time_day": days}
+    columns: dict[str, pa.Array] = {}
+    for name, column in zip(names, dimension_columns, strict=True):
+        if column.null_count:
+            raise NormalizationError(f"a row has no {name} dimension")
+        columns[name] = column
     columns.update(metric_columns)
     return pa.table(columns)
 
@@ -205,7 +226,7 @@ def finish(
     """Add ``date`` and the bookkeeping columns, and give the table the report's exact schema."""
     count = len(table)
     added = {
-        "date": _dates(table.column("stat_time_day")),
+        **_time_columns(spec, table, extracted_at),
         "_advertiser_id": pa.repeat(pa.scalar(advertiser_id, pa.string()), count),
         "_extracted_at": pa.repeat(pa.scalar(extracted_at, _EXTRACTED_AT), count),
         "_report_type": pa.repeat(pa.scalar(spec.report_type, pa.string()), count),

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from config.settings import Settings
-from controller.catalog import REPORTS, ReportSpec, arrow_schema
+from controller.catalog import ReportSpec, arrow_schema
 from controller.extraction import Extraction, ItemResult
 from controller.models import (
     RUN_FAILED,
@@ -30,6 +30,7 @@ from controller.models import (
     RunResponse,
 )
 from controller.rate_limiter import RateLimiter, app_limiter
+from controller.reports import registry
 from controller.tiktok_client import RetryPolicy, TikTokClient
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 
@@ -44,6 +45,14 @@ def table_definition(spec: ReportSpec) -> TableDefinition:
         clustering_fields=("_advertiser_id", spec.id_dimension),
         key_field="_advertiser_id",
     )
+
+
+def replace_window(spec: ReportSpec, start: date, end: date) -> dict[str, date]:
+    """The ``date`` range ``replace`` swaps per advertiser: the run's window for daily and
+    hourly reports; every date for a lifetime report, replaced whole on each run."""
+    if spec.lifetime:
+        return {"start": date.min, "end": date.max}
+    return {"start": start, "end": end}
 
 
 def build_client(settings: Settings, access_token: str, limiter: RateLimiter) -> TikTokClient:
@@ -126,7 +135,7 @@ class Run:
         deadline = started + settings.run_deadline_seconds
         # Keep time to commit what was extracted: extraction stops starting work before that.
         extraction_deadline = deadline - min(60.0, settings.run_deadline_seconds * 0.25)
-        specs = [REPORTS[name] for name in request.report_types]
+        specs = [registry.get(name) for name in request.report_types]
         items = [(adv, spec) for spec in specs for adv in request.advertiser_ids]
         results: list[ItemResult]
         try:
@@ -193,8 +202,7 @@ class Run:
                 table_definition(spec),
                 path,
                 key_values=[r.advertiser_id for r in ok],
-                start=self.plan.start,
-                end=self.plan.end,
+                **replace_window(spec, self.plan.start, self.plan.end),
                 mode=request.if_exists,
             )
         except Exception as exc:  # WarehouseError, or a transport error it did not wrap
@@ -226,7 +234,7 @@ class Run:
             ItemOutcome(
                 advertiser_id=r.advertiser_id,
                 report_type=r.report_type,
-                destination_table=f"{dataset}.{REPORTS[r.report_type].table}",
+                destination_table=f"{dataset}.{registry.get(r.report_type).table}",
                 inserted_rows=inserted.get((r.advertiser_id, r.report_type), 0),
                 status="success" if r.ok else "error",
                 error=None if r.ok else r.error,

@@ -208,15 +208,16 @@ class TikTokClient:
         params: dict[str, Any] = {
             "advertiser_id": advertiser_id,
             "service_type": "AUCTION",
-            "report_type": "BASIC",
+            "report_type": spec.tiktok_report_type,
             "data_level": spec.data_level,
             "dimensions": list(spec.dimensions),
             "metrics": metrics,
-            "start_date": start.isoformat(),
-            "end_date": end.isoformat(),
-            "page": str(page),
-            "page_size": str(PAGE_SIZE),
         }
+        if spec.lifetime:  # the object's whole life: TikTok ignores dates, so none are sent
+            params["query_lifetime"] = "true"
+        else:
+            params["start_date"], params["end_date"] = start.isoformat(), end.isoformat()
+        params["page"], params["page_size"] = str(page), str(PAGE_SIZE)
         filtering = spec.filtering(campaign_ids)
         if filtering:
             params["filtering"] = filtering

@@ -26,7 +26,8 @@ REGION variables set -- NAME VALUE`):
 | `GCP_PROJECT` | required | project of the destination dataset |
 | `GCP_REGION` | required | region of the service (validated and logged) |
 | `TIKTOK_BQ_DATASET` | raw | destination dataset |
-| `TIKTOK_REPORT_TYPES` | all four | JSON list among advertiser, campaign, adgroup, ad |
+| `TIKTOK_REPORT_TYPES` | the four seed | JSON list of report names: advertiser, campaign, adgroup, ad, the prebuilt `<level>_<breakdown>` ones (README) and custom ones |
+| `TIKTOK_CUSTOM_REPORT_TYPES` | [] | JSON list of the custom report names the service declares |
 | `TIKTOK_DAYS_REPROCESS` | 3 | days before the run day to reprocess |
 | `TIKTOK_BATCH_SIZE` | 20 | advertisers per POST /run (at most 200) |
 | `TIKTOK_MAX_PARALLEL_BATCHES` | 2 | POSTs in flight at once; read when the file is parsed |
@@ -74,7 +75,20 @@ log = logging.getLogger(__name__)
 DAG_ID = "tiktok_ads_to_bigquery"
 SCHEDULE = "0 8 * * *"
 
-REPORT_TYPES = ("advertiser", "campaign", "adgroup", "ad")
+SEED_REPORT_TYPES = ("advertiser", "campaign", "adgroup", "ad")  # the default of a run
+# Every report the service prebuilds (controller/reports/prebuilt.py; a test keeps them equal):
+# audience breakdowns at the four levels, hourly at the four, lifetime below the advertiser.
+REPORT_TYPES = (
+    *SEED_REPORT_TYPES,
+    *(
+        f"{level}_{suffix}"
+        for suffix in ("age_gender", "country", "platform", "language")
+        for level in SEED_REPORT_TYPES
+    ),
+    *(f"{level}_hourly" for level in SEED_REPORT_TYPES),
+    *(f"{level}_lifetime" for level in SEED_REPORT_TYPES[1:]),
+)
+_CUSTOM_REPORT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DEFAULT_DATASET = "raw"
 DEFAULT_DAYS_REPROCESS = 3
 DEFAULT_BATCH_SIZE = 20
@@ -100,6 +114,7 @@ PROJECT_VAR = "GCP_PROJECT"
 REGION_VAR = "GCP_REGION"
 DATASET_VAR = "TIKTOK_BQ_DATASET"
 REPORT_TYPES_VAR = "TIKTOK_REPORT_TYPES"
+CUSTOM_REPORT_TYPES_VAR = "TIKTOK_CUSTOM_REPORT_TYPES"
 DAYS_VAR = "TIKTOK_DAYS_REPROCESS"
 BATCH_SIZE_VAR = "TIKTOK_BATCH_SIZE"
 PARALLEL_VAR = "TIKTOK_MAX_PARALLEL_BATCHES"
@@ -112,6 +127,7 @@ CONFIG_VARIABLES = (
     REGION_VAR,
     DATASET_VAR,
     REPORT_TYPES_VAR,
+    CUSTOM_REPORT_TYPES_VAR,
     DAYS_VAR,
     BATCH_SIZE_VAR,
     PARALLEL_VAR,
@@ -197,12 +213,29 @@ def parse_advertiser_ids(raw: str) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def parse_report_types(raw: str) -> list[str]:
+def parse_custom_report_types(raw: str) -> list[str]:
+    """Names of the custom reports the service declares (its TIKTOK_CUSTOM_REPORTS_FILE)."""
     values = parse_json_list(raw)
-    unknown = [value for value in values if value not in REPORT_TYPES]
-    if unknown:
-        raise ConfigError(f"unknown report types {unknown}; allowed: {list(REPORT_TYPES)}")
+    bad = [v for v in values if not isinstance(v, str) or not _CUSTOM_REPORT.match(v)]
+    if bad:
+        raise ConfigError(f"{bad} are not report names (lowercase letters, digits, _)")
     return list(dict.fromkeys(values))
+
+
+def parse_report_types(raw: str) -> list[str]:
+    """Report names; names neither prebuilt nor custom are refused by ``parse_config``."""
+    values = parse_json_list(raw)
+    bad = [v for v in values if not isinstance(v, str) or not _CUSTOM_REPORT.match(v)]
+    if bad:
+        raise ConfigError(f"unknown report types {bad}; allowed: {list(REPORT_TYPES)}")
+    return list(dict.fromkeys(values))
+
+
+def unknown_report_types(config: Mapping[str, Any]) -> list[str]:
+    custom = config.get("custom_report_types") or []
+    return [
+        t for t in config.get("report_types") or [] if t not in REPORT_TYPES and t not in custom
+    ]
 
 
 def _matching(pattern: re.Pattern[str], expected: str) -> Callable[[str], str]:
@@ -225,7 +258,8 @@ _CONFIG_FIELDS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
         _matching(_DATASET_ID, "a BigQuery dataset id (letters, digits, _)"),
         DEFAULT_DATASET,
     ),
-    REPORT_TYPES_VAR: ("report_types", parse_report_types, list(REPORT_TYPES)),
+    CUSTOM_REPORT_TYPES_VAR: ("custom_report_types", parse_custom_report_types, []),
+    REPORT_TYPES_VAR: ("report_types", parse_report_types, list(SEED_REPORT_TYPES)),
     DAYS_VAR: (
         "days_reprocess",
         lambda raw: parse_positive_int(raw, maximum=MAX_WINDOW_DAYS),
@@ -272,6 +306,12 @@ def parse_config(raw: Mapping[str, str | None]) -> tuple[dict[str, Any], list[st
             config[key] = parse(value)
         except ConfigError as exc:
             problems.append(f"{name}: {exc}")
+    unknown = unknown_report_types(config)
+    if unknown:
+        problems.append(
+            f"{REPORT_TYPES_VAR}: unknown report types {unknown}; allowed: {list(REPORT_TYPES)} "
+            f"and the custom reports listed in {CUSTOM_REPORT_TYPES_VAR}"
+        )
     if not problems and config["app_qpm"] < config["parallel_batches"]:
         problems.append(f"{QPM_VAR}: must be at least {PARALLEL_VAR} (one request a minute each)")
     return config, problems
