@@ -222,7 +222,12 @@ def _filter(field: str, value: str, filter_type: str = "IN") -> str:
 VALIDATION_CASES: list[tuple[str, dict, str]] = [
     ("no report_type", {"report_type": None}, "report_type: Missing data for required field."),
     ("bad report_type", {"report_type": "FOO"}, "report_type: Must be one of:"),
-    ("audience", {"report_type": "AUDIENCE"}, "not supported by simulator"),
+    (
+        "audience without a breakdown",
+        {"report_type": "AUDIENCE"},
+        "dimensions: an AUDIENCE report needs at least one audience dimension",
+    ),
+    ("playable", {"report_type": "PLAYABLE_MATERIAL"}, "not supported by simulator"),
     ("bad service_type", {"service_type": "BIDDING"}, "service_type: Must be one of:"),
     ("no advertiser", {"advertiser_id": None}, "advertiser_id: Missing data for required field."),
     ("no data_level", {"data_level": None}, "data_level: Missing data for required field."),

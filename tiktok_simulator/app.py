@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import entities, errors
+from . import audience, entities, errors
 from .errors import ApiError
 from .faults import FaultInjector, FaultPlan
 from .metrics import DEFAULT_METRICS, LEVELS
@@ -94,6 +94,8 @@ class Settings:
     # metrics each level offers is not fully documented (e.g. conversions at the advertiser
     # level), so clients must survive a stricter API than the catalog assumes.
     refused_metrics: dict[str, list[str]] = field(default_factory=dict)
+    # Hours after a day ends before its AUDIENCE rows are served (TikTok: ~16 h); None: none.
+    audience_latency_hours: float | None = None
 
     def update(self, key: str, value: Any) -> None:
         if key in ("qps", "qpm", "throttle_threshold"):
@@ -114,6 +116,10 @@ class Settings:
                     f"advertiser_status values must be in {entities.ADVERTISER_STATUSES}"
                 )
             value = {str(k): v for k, v in value.items()}
+        elif key == "audience_latency_hours":
+            value = None if value is None else float(value)
+            if value is not None and value < 0:
+                raise ValueError(f"{key} must be >= 0")
         elif key in ("rate_limit", "count_rejected", "sandbox"):
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be a boolean")
@@ -410,8 +416,14 @@ class SimulatorApp:
         return Outcome(reply, code=errors.OK, fault=fault, rows=rows)
 
     def _report_reply(self, query: ReportQuery, fault: str | None = None) -> tuple[Reply, int]:
-        builder = self.world.report_builder()
-        selection = builder.select(query, self.settings.throttle_threshold)
+        if query.report_type == "AUDIENCE":
+            builder = audience.builder_for(self.world)
+            selection = builder.select(
+                query, self.settings.throttle_threshold, self.settings.audience_latency_hours
+            )
+        else:
+            builder = self.world.report_builder()
+            selection = builder.select(query, self.settings.throttle_threshold)
         total = len(selection.keys)
         first = (query.page - 1) * query.page_size
         rows = builder.rows(query, selection, first, min(first + query.page_size, total))

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from . import audience
 from .errors import invalid_metrics, param_error
 from .metrics import (
     AD,
@@ -188,13 +189,13 @@ def _check_id(name: str, value: str) -> None:
         raise param_error(f"{name}: {value!r} is not a valid id, ids are digit strings.")
 
 
-def _report_type(params: Mapping[str, str]) -> None:
+def _report_type(params: Mapping[str, str]) -> str:
     report_type = params.get("report_type")
     if report_type is None:
         raise _missing("report_type")
     if report_type not in REPORT_TYPES:
         raise _one_of("report_type", REPORT_TYPES)
-    if report_type != "BASIC":
+    if report_type not in ("BASIC", "AUDIENCE"):
         raise param_error(f"report_type: {report_type} is not supported by simulator.")
     service_type = params.get("service_type")
     if service_type is not None and service_type not in SERVICE_TYPES:
@@ -206,6 +207,7 @@ def _report_type(params: Mapping[str, str]) -> None:
         if query_mode == "CHUNK":
             raise param_error("query_mode: CHUNK is not supported by simulator.")
         raise _one_of("query_mode", ("REGULAR", "CHUNK"))
+    return report_type
 
 
 def _data_level(params: Mapping[str, str]) -> str:
@@ -396,11 +398,21 @@ def _ordering(params: Mapping[str, str], data_level: str) -> tuple[str | None, s
 # --------------------------------------------------------------------------- entry point
 def parse_report_query(params: Mapping[str, str], lifetime: tuple[date, date]) -> ReportQuery:
     """Validate a report request; ``lifetime`` is the date span ``query_lifetime=true`` covers."""
-    _report_type(params)
+    report_type = _report_type(params)
     advertiser_ids, multi = parse_advertiser_ids(params)
     data_level = _data_level(params)
-    dimensions, time_dimension = _dimensions(params, data_level)
+    breakdowns: tuple[str, ...] = ()
+    if report_type == "AUDIENCE":
+        if "dimensions" not in params:
+            raise _missing("dimensions")
+        dimensions, time_dimension, breakdowns = audience.parse_dimensions(
+            _string_list(params, "dimensions"), data_level, ID_DIMENSIONS
+        )
+    else:
+        dimensions, time_dimension = _dimensions(params, data_level)
     query_lifetime = _boolean(params, "query_lifetime")
+    if query_lifetime and report_type == "AUDIENCE":
+        raise param_error("query_lifetime: Lifetime AUDIENCE reports are not available in v1.3.")
     if query_lifetime:
         if time_dimension is not None:
             raise param_error(
@@ -412,11 +424,17 @@ def parse_report_query(params: Mapping[str, str], lifetime: tuple[date, date]) -
     page = _integer(params, "page", 1, 1, None)
     page_size = _integer(params, "page_size", 10, 1, 1000)
     metrics = _metrics(params, data_level, time_dimension, multi)
+    if report_type == "AUDIENCE":
+        audience.check_metrics(metrics, ID_DIMENSIONS[data_level] in dimensions)
     filters = _filtering(params, data_level)
     enable_total_metrics = _boolean(params, "enable_total_metrics")
+    if enable_total_metrics and report_type == "AUDIENCE":
+        raise param_error("enable_total_metrics: Only supported with report_type BASIC.")
     if enable_total_metrics and time_dimension == "stat_time_hour":
         raise param_error("enable_total_metrics: Not supported with stat_time_hour.")
     order_field, order_type = _ordering(params, data_level)
+    if order_field is not None and report_type == "AUDIENCE":
+        raise param_error("order_field: not supported by simulator with report_type AUDIENCE.")
     return ReportQuery(
         advertiser_ids=advertiser_ids,
         data_level=data_level,
@@ -436,4 +454,6 @@ def parse_report_query(params: Mapping[str, str], lifetime: tuple[date, date]) -
         enable_total_metrics=enable_total_metrics,
         order_field=order_field,
         order_type=order_type,
+        report_type=report_type,
+        breakdowns=breakdowns,
     )

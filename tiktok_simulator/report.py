@@ -41,7 +41,7 @@ Row = dict[str, dict[str, str]]
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """A validated synchronous BASIC report request (see ``query.parse_report_query``)."""
+    """A validated synchronous BASIC or AUDIENCE report request (``query.parse_report_query``)."""
 
     advertiser_ids: tuple[str, ...]
     data_level: str
@@ -61,6 +61,8 @@ class ReportQuery:
     enable_total_metrics: bool = False
     order_field: str | None = None
     order_type: str = "DESC"
+    report_type: str = "BASIC"  # or AUDIENCE (see ``audience``)
+    breakdowns: tuple[str, ...] = ()  # AUDIENCE dimensions, e.g. ("age", "gender")
 
     @property
     def id_dimension(self) -> str:
