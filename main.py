@@ -25,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from config.logging import configure_logging, redact, register_secret, request_id_var
 from config.settings import Settings, get_settings
+from config.version import SERVICE_VERSION
 from controller.models import (
     RUN_FAILED,
     RUN_OK,
@@ -38,7 +39,7 @@ from controller.pipeline import Run, RunPlan
 from controller.reports import registry
 from controller.reports.custom import CustomReportError
 
-__version__ = "1.0.0"
+__version__ = SERVICE_VERSION
 MAX_BODY_BYTES = 1024 * 1024
 STATUS_CODES = {RUN_OK: 200, RUN_PARTIAL: 207, RUN_FAILED: 502}
 

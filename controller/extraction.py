@@ -266,9 +266,11 @@ class Extraction:
             raise TimeoutError(reason)
         spec, advertiser_id = item.spec, item.result.advertiser_id
         whole = len(chunk.parts) == 1  # one request per chunk: its pages go straight to the sink
-        result = self._request(item, chunk, group, page, scope, whole)
-        with self._lock:
-            item.result.requests += 1
+        try:
+            result = self._request(item, chunk, group, page, scope, whole)
+        finally:  # a request that failed was still made (the run log counts it)
+            with self._lock:
+                item.result.requests += 1
         if result is None:  # over TikTok's ad cap: the chunk is read in parts instead
             return
         with self._lock:

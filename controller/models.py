@@ -186,6 +186,15 @@ RunStatus = Literal["Ok", "partial_success", "error"]
 assert set(RunStatus.__args__) == {RUN_OK, RUN_PARTIAL, RUN_FAILED}
 
 
+class RunLogOutcome(BaseModel):
+    """Whether the run's rows reached the run log table (its failure never fails the run)."""
+
+    table: str
+    status: Literal["written", "failed"]
+    rows: int
+    error: str | None = None
+
+
 class RunResponse(BaseModel):
     status: RunStatus
     message: str
@@ -195,6 +204,7 @@ class RunResponse(BaseModel):
     total_inserted_rows: int
     results: list[ItemOutcome]
     errors_count: int
+    run_log: RunLogOutcome | None = None
 
 
 class FieldError(BaseModel):

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from config.settings import Settings
+from config.version import SERVICE_VERSION
 from controller.catalog import ReportSpec, arrow_schema
 from controller.extraction import Extraction, ItemResult
 from controller.models import (
@@ -26,6 +27,7 @@ from controller.models import (
     RUN_OK,
     RUN_PARTIAL,
     ItemOutcome,
+    RunLogOutcome,
     RunRequest,
     RunResponse,
 )
@@ -33,6 +35,7 @@ from controller.rate_limiter import RateLimiter, app_limiter
 from controller.reports import registry
 from controller.tiktok_client import RetryPolicy, TikTokClient
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
+from database.run_log import RUN_LOG_TABLE, RunLogRow, ensure_run_log, write_run_log
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +118,8 @@ class Run:
         self.plan = plan
         self._warehouse_factory = warehouse_factory or self._default_warehouse
         self._stop_requested = stop_requested
+        self._started_at = datetime.now(UTC)
+        self._finished_at: dict[str, datetime] = {}  # report type -> when its commit ended
 
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
         client = make_client(
@@ -138,6 +143,8 @@ class Run:
         specs = [registry.get(name) for name in request.report_types]
         items = [(adv, spec) for spec in specs for adv in request.advertiser_ids]
         results: list[ItemResult]
+        self._started_at = datetime.now(UTC)
+        warehouse: BigQueryWarehouse | None = None
         try:
             warehouse = self._warehouse_factory(request.project_id, request.dataset_id)
             # A BigQuery outage must not hold the request past its deadline: retries stop there.
@@ -153,7 +160,7 @@ class Run:
             results = [
                 ItemResult(adv, spec.report_type, "error", error=reason) for adv, spec in items
             ]
-            return self._response(results, {}, started)
+            return self._finish(warehouse, results, {}, started)
 
         limiter = request_limiter(settings, request.max_qps, request.max_qpm)
         client = build_client(settings, self.plan.access_token, limiter)
@@ -182,7 +189,60 @@ class Run:
             for spec in specs:
                 path = writers[spec.report_type].close()
                 self._commit(warehouse, spec, path, results, inserted)
-        return self._response(results, inserted, started)
+                self._finished_at[spec.report_type] = datetime.now(UTC)
+        return self._finish(warehouse, results, inserted, started)
+
+    def _finish(
+        self,
+        warehouse: BigQueryWarehouse | None,
+        results: list[ItemResult],
+        inserted: dict[tuple[str, str], int],
+        started: float,
+    ) -> RunResponse:
+        """The response, once the run log has its rows (or the reason it has not)."""
+        response = self._response(results, inserted, started)
+        response.run_log = self._write_run_log(warehouse, results, response)
+        return response
+
+    def _write_run_log(
+        self, warehouse: BigQueryWarehouse | None, results: list[ItemResult], response: RunResponse
+    ) -> RunLogOutcome:
+        """Append one row per item to the run log; a failure is reported, never raised."""
+        plan, now = self.plan, datetime.now(UTC)
+        requests = {(r.advertiser_id, r.report_type): r.requests for r in results}
+        rows = [
+            RunLogRow(
+                request_id=plan.request_id,
+                advertiser_id=item.advertiser_id,
+                report_type=item.report_type,
+                destination_table=item.destination_table,
+                start_date=plan.start,
+                end_date=plan.end,
+                if_exists=plan.request.if_exists,
+                status=item.status,
+                rows=item.inserted_rows,
+                requests=requests.get((item.advertiser_id, item.report_type), 0),
+                error=item.error,
+                warnings=list(item.warnings),
+                started_at=self._started_at,
+                finished_at=self._finished_at.get(item.report_type, now),
+                service_version=SERVICE_VERSION,
+            )
+            for item in response.results
+        ]
+        table = f"{plan.request.dataset_id}.{RUN_LOG_TABLE}"
+        if warehouse is None:
+            error = "BigQuery setup failed: the run log could not be written"
+            return RunLogOutcome(table=table, status="failed", rows=0, error=error)
+        try:
+            ensure_run_log(warehouse)
+            with tempfile.TemporaryDirectory(prefix="tiktok-runlog-") as workdir:
+                written = write_run_log(warehouse, rows, Path(workdir))
+        except Exception as exc:  # the log must never fail the run it describes
+            error = str(exc) if isinstance(exc, WarehouseError) else f"{RUN_LOG_TABLE}: {exc}"
+            log.error("run log not written", extra={"fields": {"error": error}})
+            return RunLogOutcome(table=table, status="failed", rows=0, error=error)
+        return RunLogOutcome(table=table, status="written", rows=written)
 
     def _commit(
         self,

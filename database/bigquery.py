@@ -420,6 +420,43 @@ class BigQueryWarehouse:
             finally:
                 self._drop(staging)
 
+    def append_file(self, defn: TableDefinition, parquet_path: Path) -> int:
+        """Append a Parquet file to the table with one load job (atomic: all rows or none).
+
+        For tables that only grow (e.g. a run log): no staging table, no DML. Returns the
+        rows in the file. Raises ``WarehouseError`` naming the table.
+        """
+        try:
+            rows = pq.read_metadata(parquet_path).num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise WarehouseError(defn.name, "load", f"unreadable Parquet file: {exc}") from exc
+        if rows == 0:
+            return 0
+
+        def load() -> None:
+            config = bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.PARQUET,
+                write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+                schema=defn.bigquery_schema,
+            )
+            with open(parquet_path, "rb") as source:
+                job = self.client.load_table_from_file(
+                    source,
+                    self.table_id(defn.name),
+                    job_config=config,
+                    location=self.location,
+                    timeout=self.job_timeout,
+                    num_retries=self._upload_retries(),
+                )
+            self._wait(job)
+
+        with self._write_lock:
+            try:
+                self._conflict_retrying(load)
+            except _FAILURES as exc:
+                raise WarehouseError(defn.name, "load", _detail(exc)) from exc
+        return rows
+
     def _drop(self, staging: str) -> None:
         """Delete a staging table; if that fails, its expiration removes it within the hour."""
         try:
