@@ -4,7 +4,8 @@ Why native code: see ``tiktok_rows.c``. It is optional. ``read_columns`` returns
 the library is not built or the body is anything but the plain shape it handles exactly, and
 the caller then reads the page with orjson + pyarrow (``controller.normalize``), with the
 same result. ``python -m controller.native`` builds it (``make`` and the Dockerfile do);
-plain ctypes, so it needs a C compiler and no Python headers.
+plain ctypes, so it needs a C compiler and no Python headers. ``make fuzz`` (``fuzz/``)
+checks the promise: a sanitizer build of the reader against the fallback on mutated bodies.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 
 
 _OK, _FALLBACK, _NOMEM = 0, 1, 2
+# TikTok's page_size is at most 1,000: a body with more rows is not a page it sends, and is
+# declined before it can make the reader hold more than one page's columns.
+MAX_ROWS = 1000
+MAX_COLUMNS = 512  # the C reader's name table holds this many
 STRING, INT64, FLOAT64 = 0, 1, 2
 _ARROW = {STRING: pa.string(), INT64: pa.int64(), FLOAT64: pa.float64()}
 DIMENSIONS, METRICS = 0, 1
@@ -66,27 +72,43 @@ def library() -> ctypes.CDLL | None:
         if _loaded:
             return _library
         _loaded = True
-        lib = ctypes.CDLL(str(LIBRARY)) if LIBRARY.exists() else None
-        if lib is not None:
-            lib.tt_source_hash.restype = ctypes.c_char_p
-        if lib is None or lib.tt_source_hash().decode() != source_hash():
-            log.warning(
-                "native page reader not built or older than its source "
-                "(python -m controller.native): pages are read by the slower orjson path"
-            )
-            return None
-        lib.tt_new.restype = ctypes.POINTER(_Reader)
-        lib.tt_new.argtypes = [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
-        lib.tt_parse.restype = ctypes.c_int32
-        lib.tt_parse.argtypes = [ctypes.POINTER(_Reader), ctypes.c_char_p, ctypes.c_int64]
-        lib.tt_column_at.restype = ctypes.POINTER(_Column)
-        lib.tt_column_at.argtypes = [ctypes.POINTER(_Reader), ctypes.c_int32]
-        lib.tt_finish.restype = ctypes.c_int32
-        lib.tt_finish.argtypes = [ctypes.POINTER(_Reader)]
-        lib.tt_free.restype = None
-        lib.tt_free.argtypes = [ctypes.POINTER(_Reader)]
-        _library = lib
+        _library = _load(LIBRARY)
+        return _library
+
+
+def use_library(path: Path) -> ctypes.CDLL:
+    """Read pages with the build at ``path`` from now on (the fuzzer's sanitizer build)."""
+    global _library, _loaded
+    with _lock:
+        lib = _load(path)
+        if lib is None:
+            raise RuntimeError(f"{path}: not built from the current tiktok_rows.c")
+        _library, _loaded = lib, True
         return lib
+
+
+def _load(path: Path) -> ctypes.CDLL | None:
+    """The build at ``path`` with its signatures declared, or None when missing or stale."""
+    lib = ctypes.CDLL(str(path)) if path.exists() else None
+    if lib is not None:
+        lib.tt_source_hash.restype = ctypes.c_char_p
+    if lib is None or lib.tt_source_hash().decode() != source_hash():
+        log.warning(
+            "native page reader not built or older than its source "
+            "(python -m controller.native): pages are read by the slower orjson path"
+        )
+        return None
+    lib.tt_new.restype = ctypes.POINTER(_Reader)
+    lib.tt_new.argtypes = [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32, ctypes.c_int64]
+    lib.tt_parse.restype = ctypes.c_int32
+    lib.tt_parse.argtypes = [ctypes.POINTER(_Reader), ctypes.c_char_p, ctypes.c_int64]
+    lib.tt_column_at.restype = ctypes.POINTER(_Column)
+    lib.tt_column_at.argtypes = [ctypes.POINTER(_Reader), ctypes.c_int32]
+    lib.tt_finish.restype = ctypes.c_int32
+    lib.tt_finish.argtypes = [ctypes.POINTER(_Reader)]
+    lib.tt_free.restype = None
+    lib.tt_free.argtypes = [ctypes.POINTER(_Reader)]
+    return lib
 
 
 @dataclass(frozen=True)
@@ -124,10 +146,10 @@ class NativeRows:
 def read_columns(layout: Layout, body: bytes) -> tuple[dict[str, Any], NativeRows] | None:
     """(the envelope without ``data.list``, the rows) of a body, or None to read it in Python."""
     lib = library()
-    if lib is None:
+    if lib is None or len(layout.columns) > MAX_COLUMNS:
         return None
     spec = layout.encoded
-    reader = lib.tt_new(spec, len(spec), len(layout.columns))
+    reader = lib.tt_new(spec, len(spec), len(layout.columns), MAX_ROWS)
     if not reader:
         raise MemoryError("native page reader: out of memory")
     try:
@@ -170,42 +192,40 @@ def _arrays(lib: ctypes.CDLL, reader: Any, layout: Layout, state: _Reader) -> li
             arrays[i] = whole.slice(j * rows, rows)
     for i, (_, kind, _) in enumerate(layout.columns):
         if kind == STRING:
-            array = _strings(lib.tt_column_at(reader, i).contents, rows)
-            if array is None:
-                return None
-            arrays[i] = array
+            arrays[i] = _strings(lib.tt_column_at(reader, i).contents, rows)
     return arrays
 
 
 def _envelope(state: _Reader, body: bytes) -> dict[str, Any] | None:
+    """The body's other members, or None to decline: a repeated key (orjson keeps the last
+    one; the spans lose their order against ``data`` and ``list``, so it is not guessed)."""
     top: dict[str, Any] = {}
     data: dict[str, Any] = {}
     try:
         for i in range(state.span_count):
             in_data, key_at, key_len, value_at, value_len = state.spans[i]
             key = body[key_at : key_at + key_len].decode()
-            value = orjson.loads(body[value_at : value_at + value_len])
-            (data if in_data else top)[key] = value
+            members = data if in_data else top
+            if key in members:
+                return None
+            members[key] = orjson.loads(body[value_at : value_at + value_len])
     except (UnicodeDecodeError, orjson.JSONDecodeError):
         return None
     if state.has_data:
+        if "data" in top:
+            return None
         top["data"] = data
     return top
 
 
-def _strings(column: _Column, rows: int) -> pa.Array | None:
-    """Copy a string column into Arrow (None: not valid UTF-8, so read it in Python)."""
+def _strings(column: _Column, rows: int) -> pa.Array:
+    """Copy a string column into Arrow (the C reader checked it is UTF-8, as orjson would)."""
     validity = None
     if column.null_count:
         validity = pa.py_buffer(ctypes.string_at(column.valid, (rows + 7) // 8))
     offsets = ctypes.string_at(column.offsets, (rows + 1) * 4)
     size = int.from_bytes(offsets[-4:], sys.byteorder)
     data = ctypes.string_at(column.data, size) if size else b""
-    array = pa.Array.from_buffers(
+    return pa.Array.from_buffers(
         pa.string(), rows, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], column.null_count
     )
-    try:
-        array.validate(full=True)  # TikTok's bytes, unchecked by C: must be UTF-8
-    except pa.ArrowInvalid:
-        return None
-    return array

@@ -10,10 +10,14 @@
  *
  * It is deliberately conservative: anything it does not fully understand (a duplicate key,
  * a number it cannot parse exactly, an integer metric written "12.0", a non-string id,
- * malformed JSON) makes tt_parse return TT_FALLBACK, and the Python caller reads the page
- * with orjson + pyarrow instead, with that path's exact semantics and error messages.
- * Semantics match controller/normalize.py: "-" and "" are null in every column, a missing
- * key is null, numbers may come as JSON strings or JSON numbers.
+ * a "-" or "" dimension, more rows than a page holds) makes tt_parse return TT_FALLBACK,
+ * and the Python caller reads the page with orjson + pyarrow instead, with that path's
+ * exact semantics and error messages. It validates all of the body as strictly as orjson
+ * does, what it skips as well as what it reads (UTF-8, escapes, number syntax and range),
+ * so it never types a body orjson would refuse. Semantics match controller/normalize.py:
+ * "-" and "" are null in every metric column, a missing key is null, numbers may come as
+ * JSON strings or JSON numbers (a bare number is typed as str() of orjson's value would
+ * be: a bare -0 is 0.0). fuzz/ holds the differential fuzzer that checks all of this.
  *
  * Build: python controller/native/build.py (cc -O3 -shared -fPIC). No Python headers: ctypes.
  */
@@ -45,6 +49,7 @@ typedef struct {
     int32_t *offsets; /* string columns: rows + 1 offsets */
     /* private */
     int32_t kind;
+    int32_t section;
     int64_t filled_row;
     const char *name;
     size_t name_len;
@@ -73,10 +78,13 @@ typedef struct {
     tt_column *cols;
     entry table[HASH_SIZE];
     char *names; /* the names' bytes, owned */
-    int32_t *order[2]; /* per section: the column met at each key position of the last row */
+    int32_t *order[2]; /* per section: the column met at each key position (-1: none yet) */
     int64_t cap_rows;  /* rows every column has room for */
+    int64_t max_rows;  /* more rows than a page can hold: declined (bounds the memory) */
     int32_t order_len[2];
+    int32_t lists;     /* "list" members met in data: a second one is declined */
     const char *base;
+    const char *list_start; /* where the rows begin: sizes the reservations (reserve_rows) */
 } tt_reader;
 
 typedef struct {
@@ -91,7 +99,7 @@ static uint32_t hash(int32_t section, const char *s, size_t n) {
 
 static int grow(void **buf, size_t *cap, size_t need, size_t unit) {
     if (need <= *cap) return 0;
-    size_t cap2 = *cap ? *cap : 1024;
+    size_t cap2 = *cap ? *cap : (need > 64 ? need : 64);
     while (cap2 < need) cap2 *= 2;
     void *p = realloc(*buf, cap2 * unit);
     if (!p) return -1;
@@ -104,11 +112,13 @@ static int grow(void **buf, size_t *cap, size_t need, size_t unit) {
 void tt_free(tt_reader *r);
 
 /* spec: one record per column: a section byte ('0' dimensions, '1' metrics), a kind byte
- * ('0' string, '1' int64, '2' double), the name, a NUL. */
-tt_reader *tt_new(const char *spec, int32_t spec_len, int32_t ncols) {
+ * ('0' string, '1' int64, '2' double), the name, a NUL. At most HASH_SIZE / 2 columns. */
+tt_reader *tt_new(const char *spec, int32_t spec_len, int32_t ncols, int64_t max_rows) {
+    if (ncols < 0 || ncols > HASH_SIZE / 2 || max_rows < 0) return NULL;
     tt_reader *r = calloc(1, sizeof(tt_reader));
     if (!r) return NULL;
     r->ncols = ncols;
+    r->max_rows = max_rows;
     r->cols = calloc((size_t)ncols, sizeof(tt_column));
     r->names = malloc((size_t)spec_len);
     r->order[0] = calloc((size_t)ncols + 1, sizeof(int32_t));
@@ -118,12 +128,14 @@ tt_reader *tt_new(const char *spec, int32_t spec_len, int32_t ncols) {
         return NULL;
     }
     memcpy(r->names, spec, (size_t)spec_len);
+    for (int32_t i = 0; i <= ncols; i++) r->order[0][i] = r->order[1][i] = -1;
     const char *s = r->names;
     for (int32_t c = 0; c < ncols; c++) {
         int32_t section = s[0] - '0', kind = s[1] - '0';
         const char *name = s + 2;
         size_t len = strlen(name);
         r->cols[c].kind = kind;
+        r->cols[c].section = section;
         r->cols[c].name = name;
         r->cols[c].name_len = len;
         r->cols[c].filled_row = -1;
@@ -178,28 +190,30 @@ static inline int expect(cursor *c, char ch) {
     return 0;
 }
 
-/* After the opening quote: the end of the string's content; *escaped says whether it holds
- * a backslash. Raw control characters are invalid JSON. */
-static int scan_string(cursor *c, const char **content_end, int *escaped) {
-    const char *p = c->p, *end = c->end;
-    *escaped = 0;
-    while (p < end) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '"') {
-            *content_end = p;
-            c->p = p + 1;
-            return 0;
-        }
-        if (ch == '\\') {
-            *escaped = 1;
-            if (p + 1 >= end) return -1;
-            p += 2;
-            continue;
-        }
-        if (ch < 0x20) return -1;
-        p++;
+/* One UTF-8 sequence at p (its lead byte is >= 0x80): its length, or 0 when it is not
+ * valid UTF-8 (a stray continuation byte, an overlong form, a surrogate, above U+10FFFF,
+ * cut short): the sequences orjson refuses. */
+static inline int utf8_sequence(const unsigned char *p, const unsigned char *end) {
+    unsigned char b = p[0];
+    int n;
+    unsigned char lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    if (b >= 0xC2 && b <= 0xDF) {
+        n = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        n = 3;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        n = 4;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
     }
-    return -1;
+    if (end - p < n || p[1] < lo || p[1] > hi) return 0;
+    for (int i = 2; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    return n;
 }
 
 static int hexval(char ch) {
@@ -221,7 +235,56 @@ static int hex4(const char *p, const char *end, uint32_t *out) {
     return 0;
 }
 
-/* JSON string content with escapes -> UTF-8 into dst (never longer than the source). */
+/* After the opening quote: the end of the string's content; *escaped says whether it holds
+ * a backslash. The whole string is checked as orjson checks it, whether it is read or
+ * skipped: no raw control character, only JSON's escapes, a \u high surrogate followed by
+ * a \u low one and no lone low one, valid UTF-8. So unescape() never meets a bad escape. */
+static int scan_string(cursor *c, const char **content_end, int *escaped) {
+    const char *p = c->p, *end = c->end;
+    *escaped = 0;
+    while (p < end) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"') {
+            *content_end = p;
+            c->p = p + 1;
+            return 0;
+        }
+        if (ch == '\\') {
+            *escaped = 1;
+            if (p + 1 >= end) return -1;
+            switch (p[1]) {
+                case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                    p += 2;
+                    continue;
+                case 'u': break;
+                default: return -1;
+            }
+            uint32_t cp, low;
+            if (hex4(p + 2, end, &cp)) return -1;
+            p += 6;
+            if (cp >= 0xDC00 && cp <= 0xDFFF) return -1; /* a low surrogate first */
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, end, &low) ||
+                    low < 0xDC00 || low > 0xDFFF)
+                    return -1;
+                p += 6;
+            }
+            continue;
+        }
+        if (ch < 0x20) return -1;
+        if (ch >= 0x80) {
+            int n = utf8_sequence((const unsigned char *)p, (const unsigned char *)end);
+            if (!n) return -1;
+            p += n;
+            continue;
+        }
+        p++;
+    }
+    return -1;
+}
+
+/* JSON string content with escapes (checked by scan_string) -> UTF-8 into dst (never longer
+ * than the source). */
 static int64_t unescape(const char *s, const char *end, char *dst) {
     char *o = dst;
     while (s < end) {
@@ -310,15 +373,61 @@ static int literal(cursor *c, const char *word, size_t n) {
     return 0;
 }
 
-static int skip_number(cursor *c) {
+/* A JSON number at the cursor, checked as orjson checks it: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?
+ * and finite as a double. Its range is judged from the decimal exponent of its leading
+ * digit: below 10**308 it is finite; from there on it is declined (orjson refuses from
+ * ~1.8e308; the few numbers in between are left to it). *shape: 0 an integer, 1 with a
+ * fraction, 2 with an exponent. */
+static int scan_number(cursor *c, int *shape) {
     const char *p = c->p, *end = c->end;
     if (p < end && *p == '-') p++;
-    if (p >= end || *p < '0' || *p > '9') return -1;
-    while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
-                       *p == '+' || *p == '-'))
+    if (p >= end || (unsigned)(*p - '0') >= 10u) return -1;
+    int64_t lead = 0; /* the decimal exponent of the first non-zero digit */
+    int nonzero = 0;
+    *shape = 0;
+    if (*p == '0') {
         p++;
+    } else {
+        const char *digits = p;
+        while (p < end && (unsigned)(*p - '0') < 10u) p++;
+        lead = (int64_t)(p - digits) - 1;
+        nonzero = 1;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        const char *digits = p;
+        while (p < end && (unsigned)(*p - '0') < 10u) {
+            if (!nonzero && *p != '0') {
+                lead = -(int64_t)(p - digits) - 1;
+                nonzero = 1;
+            }
+            p++;
+        }
+        if (p == digits) return -1;
+        *shape = 1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int negative = 0;
+        if (p < end && (*p == '+' || *p == '-')) negative = *p++ == '-';
+        const char *digits = p;
+        int64_t exponent = 0;
+        while (p < end && (unsigned)(*p - '0') < 10u) {
+            if (exponent < 1000000000000000LL) exponent = exponent * 10 + (*p - '0');
+            p++;
+        }
+        if (p == digits) return -1;
+        lead += negative ? -exponent : exponent;
+        *shape = 2;
+    }
+    if (nonzero && lead >= 308) return -1;
     c->p = p;
     return 0;
+}
+
+static int skip_number(cursor *c) {
+    int shape;
+    return scan_number(c, &shape);
 }
 
 static int skip_value(cursor *c, int depth) {
@@ -383,12 +492,21 @@ static int parse_decimal(const char *s, const char *end, int allow_fraction, int
 
 static void set_valid(tt_column *col, int64_t row) { col->valid[row >> 3] |= (uint8_t)(1u << (row & 7)); }
 
-/* Make room for rows up to `row` in every column, doubling: checked once per row, not per
- * cell. */
-static int reserve_rows(tt_reader *r, int64_t row) {
+/* Make room for row `row` (< max_rows) in every column: checked once per row, not per cell.
+ * The room follows what has been read, not what a row could be: 64 rows first, then the
+ * rows the body's remaining bytes hold at the size of the rows so far (at least twice the
+ * room), never more than max_rows. A body of a million empty rows "{}" thus costs one
+ * page's worth of columns before it is declined; TikTok's pages, 2 allocations a column. */
+static int reserve_rows(tt_reader *r, const cursor *c, int64_t row) {
     if (row < r->cap_rows) return 0;
-    int64_t cap = r->cap_rows ? r->cap_rows : 1024;
-    while (cap <= row) cap *= 2;
+    int64_t cap = 64;
+    if (row > 0) {
+        int64_t per_row = (int64_t)(c->p - r->list_start) / row;
+        int64_t estimate = row + 1 + (int64_t)(c->end - c->p) / (per_row > 0 ? per_row : 1);
+        cap = r->cap_rows * 2 > estimate ? r->cap_rows * 2 : estimate;
+    }
+    if (cap > r->max_rows) cap = r->max_rows;
+    if (cap <= row) cap = row + 1;
     for (int32_t i = 0; i < r->ncols; i++) {
         tt_column *col = &r->cols[i];
         if (grow((void **)&col->valid, &col->valid_cap, (size_t)(cap >> 3) + 1, 1)) return -1;
@@ -413,8 +531,6 @@ static void set_null(tt_column *col, int64_t row) {
     }
 }
 
-/* One value of a known column, at the cursor. TT_FALLBACK when the value is not one this
- * reader types exactly like the Python path. */
 /* The common cell in one pass: "123" in an int64 column, "12.34" in a double column (the
  * general path below would scan it, then parse it). 0: not that shape, nothing consumed. */
 static inline int read_plain_number(cursor *c, tt_column *col, int64_t row) {
@@ -452,6 +568,8 @@ static inline int read_plain_number(cursor *c, tt_column *col, int64_t row) {
     return 1;
 }
 
+/* One value of a known column, at the cursor. TT_FALLBACK when the value is not one this
+ * reader types exactly like the Python path. */
 static int read_cell(cursor *c, tt_column *col, int64_t row) {
     ws(c);
     if (c->p >= c->end) return TT_FALLBACK;
@@ -468,6 +586,9 @@ static int read_cell(cursor *c, tt_column *col, int64_t row) {
         if (scan_string(c, &stop, &escaped)) return TT_FALLBACK;
         size_t n = (size_t)(stop - start);
         if (n == 0 || (n == 1 && start[0] == '-')) {
+            /* Not applicable: null in a metric; the Python path reads a dimension verbatim
+             * (a "-" ad_id is missing, a "-" stat_time_day a bad date), so it decides. */
+            if (col->section == SECTION_DIMENSIONS) return TT_FALLBACK;
             set_null(col, row);
             return TT_OK;
         }
@@ -478,8 +599,22 @@ static int read_cell(cursor *c, tt_column *col, int64_t row) {
     } else if (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) {
         if (col->kind == KIND_STRING) return TT_FALLBACK; /* the Python path str()s it */
         start = c->p;
-        if (skip_number(c)) return TT_FALLBACK;
+        int shape;
+        if (scan_number(c, &shape) || shape == 2) return TT_FALLBACK;
         stop = c->p;
+        if (shape == 0 && col->kind == KIND_FLOAT) {
+            /* orjson reads a bare integer as an int, which the Python path str()s: "-0"
+             * becomes "0", so 0.0, not -0.0. */
+            int64_t iv;
+            double dv = 0;
+            if (parse_decimal(start, stop, 0, &iv, &dv) || iv >= (1LL << 53) || iv <= -(1LL << 53))
+                return TT_FALLBACK;
+            dv = (double)iv;
+            memcpy(col->data + row * 8, &dv, 8);
+            col->data_len = (row + 1) * 8;
+            set_valid(col, row);
+            return TT_OK;
+        }
     } else {
         return TT_FALLBACK;
     }
@@ -493,6 +628,7 @@ static int read_cell(cursor *c, tt_column *col, int64_t row) {
             written = unescape(start, stop, col->data + at);
             if (written < 0) return TT_FALLBACK;
             if (written == 0 || (written == 1 && col->data[at] == '-')) {
+                if (col->section == SECTION_DIMENSIONS) return TT_FALLBACK; /* as above */
                 set_null(col, row);
                 return TT_OK;
             }
@@ -535,8 +671,8 @@ static int read_section(tt_reader *r, cursor *c, int32_t section, int64_t row) {
         /* TikTok writes the keys of every row in the same order: try the column met at this
          * position in the last row before scanning and hashing the key. */
         int column = -1;
-        if (position < r->order_len[section]) {
-            int32_t guess = r->order[section][position];
+        int32_t guess = position < r->order_len[section] ? r->order[section][position] : -1;
+        if (guess >= 0) { /* a position no known key filled yet guesses nothing */
             const tt_column *g = &r->cols[guess];
             size_t n = g->name_len;
             if ((size_t)(c->end - key) > n && key[n] == '"' && memcmp(g->name, key, n) == 0) {
@@ -571,7 +707,8 @@ static int read_section(tt_reader *r, cursor *c, int32_t section, int64_t row) {
 static int read_row(tt_reader *r, cursor *c) {
     int64_t row = r->rows;
     int seen[2] = {0, 0};
-    if (reserve_rows(r, row)) return TT_NOMEM;
+    if (row >= r->max_rows) return TT_FALLBACK; /* more rows than TikTok sends in a page */
+    if (reserve_rows(r, c, row)) return TT_NOMEM;
     if (expect(c, '{')) return TT_FALLBACK;
     ws(c);
     if (c->p < c->end && *c->p == '}') {
@@ -614,6 +751,7 @@ static int read_list(tt_reader *r, cursor *c) {
     if (expect(c, '[')) return TT_FALLBACK;
     r->has_list = 1;
     ws(c);
+    r->list_start = c->p;
     if (c->p < c->end && *c->p == ']') {
         c->p++;
         return TT_OK;
@@ -642,12 +780,14 @@ static int read_object(tt_reader *r, cursor *c, int in_data) {
         if (scan_string(c, &key_end, &escaped) || escaped || expect(c, ':')) return TT_FALLBACK;
         size_t n = (size_t)(key_end - key);
         ws(c);
+        /* A repeated "data" or "list": orjson keeps the last; declined (so is a "data"
+         * object beside a "data" of another type: _envelope in __init__.py checks). */
         if (!in_data && n == 4 && memcmp(key, "data", 4) == 0 && c->p < c->end && *c->p == '{') {
             if (r->has_data++) return TT_FALLBACK;
             rc = read_object(r, c, 1);
             if (rc) return rc;
         } else if (in_data && n == 4 && memcmp(key, "list", 4) == 0) {
-            if (r->has_list) return TT_FALLBACK;
+            if (r->lists++) return TT_FALLBACK;
             rc = read_list(r, c);
             if (rc) return rc;
         } else {
