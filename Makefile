@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NATIVE := controller/native/libtiktok_rows.so
 
-.PHONY: demo test lint bench venv native bq-venv clean
+.PHONY: demo test lint bench venv native bq-venv clean fuzz fuzz-tools
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
@@ -21,6 +21,15 @@ $(NATIVE): controller/native/tiktok_rows.c controller/native/build.py
 
 native: $(NATIVE)
 
+# Its differential fuzzer (fuzz/): a sanitizer build against the orjson path, FUZZ_SECONDS long.
+# fuzz-tools installs clang + libFuzzer's runtime where it can (root + apt), else cc is used.
+FUZZ_SECONDS ?= 1800
+fuzz-tools:
+	@sh fuzz/tools.sh
+
+fuzz: $(STAMP) fuzz-tools
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
+
 # local-bigquery needs Python 3.13 in a virtualenv of its own (see local_env/bigquery_emulator.py).
 bq-venv: $(STAMP)
 	$(PY) -m local_env.bigquery_emulator install
@@ -30,7 +39,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 
-test: $(STAMP) $(NATIVE) bq-venv lint
+test: $(STAMP) $(NATIVE) bq-venv lint fuzz-tools
 	$(PY) -m pytest -q
 
 demo: $(STAMP) $(NATIVE) bq-venv

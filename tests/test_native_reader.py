@@ -4,13 +4,22 @@ Its contract: for any body, ``read_columns`` either returns None (the caller the
 JSON in Python) or the same envelope and the same typed columns as ``decode_json`` +
 ``page_to_table``. These tests hold it to that on the simulator's own pages for every level
 and on generated bodies full of what TikTok may send: escapes, non-ASCII, ``"-"``, empty
-strings, nulls, JSON numbers, missing and unknown keys, any key order and whitespace.
+strings, nulls, JSON numbers, missing and unknown keys, any key order and whitespace; and,
+through ``fuzz.differential`` (floats by their bits, errors by class and text), on the fixed
+corpus: issue 14's bodies, every input a fuzz run found, a page cut at every position. The
+last test runs the sanitizer fuzzer itself for a minute (``make fuzz`` runs it for longer).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +34,7 @@ from controller.catalog import REPORTS, MetricType
 from controller.normalize import NormalizationError, page_reader, page_to_table
 from controller.rate_limiter import RateLimiter
 from controller.tiktok_client import REPORT_PATH, TikTokClient, decode_json
+from fuzz import differential, seeds
 from tiktok_simulator import SimulatorApp, World
 
 TOKEN = "sim-token"  # the simulator's default grant
@@ -245,3 +255,97 @@ def test_generated_bodies_read_identically_or_are_declined(rows, indent, seed):
     got = native_path(SPEC, METRICS, body)
     if got is not None:
         assert_same(expected, got)
+
+
+# Issue 14 and the fuzzer's findings: the fixed corpus, replayed through the same comparison
+# the fuzzer makes (every layout: each level with all its metrics, and two ad-level subsets).
+
+
+@pytest.mark.parametrize("name", list(seeds.ISSUE_CASES))
+def test_issue_14_bodies_read_identically_or_are_declined(name):
+    assert differential.compare(seeds.ISSUE_CASES[name]) is None
+
+
+def test_the_fixed_corpus_reads_identically_or_is_declined():
+    found = list(seeds.fixed_corpus())
+    assert len(found) >= 100  # the fuzzer's minimised corpus, kept in fuzz/corpus/
+    mismatches = [(name, differential.compare(body)) for name, body in found]
+    assert [m for m in mismatches if m[1]] == []
+
+
+def test_a_page_cut_at_every_position_is_never_read_partially():
+    body = dict(seeds.simulator_pages(page_size=2))["simulator-ad-page1"]
+    for cut in seeds.truncations(body):
+        assert differential.declined(cut) == [case.name for case in differential.CASES]
+
+
+def test_a_repeated_data_is_declined_as_orjson_keeps_the_last():
+    body = seeds.ISSUE_CASES["1-duplicate-data-null"]
+    assert decode_json(body) == ({"data": None}, [])
+    assert native_path(SPEC, ["spend", "impressions"], body) is None
+
+
+def test_a_missing_id_is_never_guessed_from_another_section():
+    body = seeds.ISSUE_CASES["2-id-guessed-from-metrics"]
+    got = native_path(SPEC, ["spend", "impressions"], body)
+    assert got[1] == "NormalizationError: a row has no ad_id dimension"
+
+
+@pytest.mark.parametrize("day", ["-", "", "\\u002d"])
+def test_a_not_applicable_day_is_left_to_the_python_path(day):
+    body = seeds.page(seeds.R(b'{"spend":"1"}', b'"ad_id":"1","stat_time_day":"%s"' % day.encode()))
+    assert native_path(SPEC, ["spend"], body) is None
+
+
+def test_a_bare_minus_zero_is_the_python_paths_plus_zero():
+    body = seeds.ISSUE_CASES["4-bare-minus-zero"]
+    bits = {
+        name: [
+            struct.pack("<d", v) for v in path(SPEC, ["spend"], body)[1].column("spend").to_pylist()
+        ]
+        for name, path in (("native", native_path), ("python", python_path))
+    }
+    assert bits == {"native": [struct.pack("<d", 0.0)], "python": [struct.pack("<d", 0.0)]}
+    quoted = native_path(SPEC, ["spend"], seeds.ISSUE_CASES["4-string-minus-zero"])[1]
+    assert struct.pack("<d", quoted.column("spend")[0].as_py()) == struct.pack("<d", -0.0)
+
+
+@pytest.mark.parametrize("name", [n for n in seeds.ISSUE_CASES if n.startswith("5-")])
+def test_bodies_orjson_refuses_are_declined(name):
+    body = seeds.ISSUE_CASES[name]
+    try:
+        decode_json(body)
+    except orjson.JSONDecodeError:
+        assert native_path(SPEC, ["spend", "impressions"], body) is None
+    else:  # 1e-400 is 0.0, "00012" a string: valid JSON, read by both
+        assert differential.compare(body) is None
+
+
+def test_more_rows_than_a_page_holds_are_declined():
+    assert len(python_path(SPEC, ["spend"], seeds.ISSUE_CASES["max-rows"])[1]) == 1000
+    assert len(native_path(SPEC, ["spend"], seeds.ISSUE_CASES["max-rows"])[1]) == 1000
+    assert native_path(SPEC, ["spend"], seeds.ISSUE_CASES["memory-many-rows"]) is None
+    million_empty_rows = seeds.page(*([b"{}"] * 1_000_000))
+    assert native_path(SPEC, SPEC.metric_names, million_empty_rows) is None
+
+
+def test_valid_simulator_pages_are_never_declined():
+    pages = dict(seeds.simulator_pages(page_size=50))
+    assert len(pages) == 8  # two pages of each of the four levels
+    declined = {name: differential.declined(body) for name, body in pages.items()}
+    assert declined == {name: [] for name in pages}
+
+
+@pytest.mark.slow
+def test_a_minute_of_sanitizer_fuzzing_finds_no_mismatch():
+    # make fuzz runs the same for as long as asked; this is the smoke run of make test.
+    run = subprocess.run(
+        [sys.executable, "-m", "fuzz.run", "--seconds", os.environ.get("FUZZ_SMOKE_SECONDS", "60")],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
+    executed = re.search(r"fuzz: (\d+) inputs executed", run.stdout)
+    assert executed and int(executed.group(1)) > 1000, run.stdout[-3000:]

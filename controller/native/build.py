@@ -23,16 +23,20 @@ def source_hash() -> str:
     return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
 
 
-def build(compiler: str | None = None) -> Path:
-    """Compile next to the source, atomically (a running service may be loading it)."""
+def build(
+    compiler: str | None = None, flags: list[str] | None = None, output: Path = LIBRARY
+) -> Path:
+    """Compile (next to the source unless ``output`` says otherwise: the fuzzer's sanitizer
+    build goes elsewhere), atomically: a running service may be loading it."""
     cc = compiler or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise RuntimeError("no C compiler found (set CC)")
-    partial = LIBRARY.with_suffix(f".{os.getpid()}.tmp")
+    partial = output.with_suffix(f".{os.getpid()}.tmp")
     define = f'-DTT_SOURCE_HASH="{source_hash()}"'
-    subprocess.run([cc, *FLAGS, define, "-o", str(partial), str(SOURCE)], check=True)
-    partial.replace(LIBRARY)
-    return LIBRARY
+    command = [cc, *(FLAGS if flags is None else flags), define, "-o", str(partial), str(SOURCE)]
+    subprocess.run(command, check=True)
+    partial.replace(output)
+    return output
 
 
 if __name__ == "__main__":
