@@ -27,6 +27,7 @@ import pyarrow as pa
 from controller import native
 from controller.catalog import REPORTS, ReportSpec
 from controller.normalize import finish, page_reader, page_to_table
+from controller.reports import registry
 from controller.tiktok_client import decode_json
 
 EXTRACTED_AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -46,10 +47,13 @@ class Case:
         return page_reader(self.spec, list(self.metrics))
 
 
+# Besides the four levels: a report with breakdown dimensions, an hourly and a lifetime one.
+OTHER_REPORTS = ("ad_age_gender", "ad_hourly", "ad_lifetime")
+
+
 def _cases() -> tuple[Case, ...]:
-    cases = [
-        Case(f"{level}/all", spec, tuple(spec.metric_names)) for level, spec in REPORTS.items()
-    ]
+    specs = {**REPORTS, **{name: registry.get(name) for name in OTHER_REPORTS}}
+    cases = [Case(f"{name}/all", spec, tuple(spec.metric_names)) for name, spec in specs.items()]
     ad = REPORTS["ad"]
     cases.append(Case("ad/issue-14", ad, ("spend", "impressions")))
     mixed = ("campaign_name", "campaign_id", "spend", "impressions", "clicks", "ctr", "conversion")

@@ -10,13 +10,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 from controller.catalog import REPORTS
 from controller.rate_limiter import RateLimiter
+from controller.reports import registry
 from controller.tiktok_client import REPORT_PATH, TikTokClient
+from fuzz.differential import OTHER_REPORTS
 from tiktok_simulator import DEFAULT_TOKEN, SimulatorApp, World
 
 CORPUS = Path(__file__).with_name("corpus")
@@ -81,19 +83,21 @@ ISSUE_CASES: dict[str, bytes] = {
 
 
 def simulator_pages(page_size: int = 3) -> Iterator[tuple[str, bytes]]:
-    """Pages 1 and 2 of every level with all its metrics, as the simulator serves them."""
+    """Pages 1 and 2 of every level (and of an audience, an hourly and a lifetime report)
+    with all its metrics, as the simulator serves them."""
     world = World(seed=7, advertisers=1, campaigns_per_advertiser=3, deleted_fraction=0.2)
     app = SimulatorApp(world, rate_limit=False)
     client = TikTokClient("http://127.0.0.1/open_api/v1.3/", DEFAULT_TOKEN, RateLimiter(1, 1))
     try:
-        for level, spec in REPORTS.items():
+        specs = {**REPORTS, **{name: registry.get(name) for name in OTHER_REPORTS}}
+        for level, spec in specs.items():
             for number in (1, 2):
                 params = client.report_params(
                     spec,
                     world.advertiser_ids[0],
                     spec.metric_names,
                     date(2026, 10, 1),
-                    date(2026, 10, 30),
+                    date(2026, 10, 1) + timedelta(days=(spec.days_per_request or 30) - 1),
                     number,
                 )
                 params["page_size"] = str(page_size)

@@ -331,7 +331,7 @@ def test_more_rows_than_a_page_holds_are_declined():
 
 def test_valid_simulator_pages_are_never_declined():
     pages = dict(seeds.simulator_pages(page_size=50))
-    assert len(pages) == 8  # two pages of each of the four levels
+    assert len(pages) == 14  # two pages of the four levels and of three other reports
     declined = {name: differential.declined(body) for name, body in pages.items()}
     assert declined == {name: [] for name in pages}
 
