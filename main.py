@@ -26,6 +26,8 @@ from werkzeug.exceptions import HTTPException
 from config.logging import configure_logging, redact, register_secret, request_id_var
 from config.settings import Settings, get_settings
 from config.version import SERVICE_VERSION
+from controller.accounts import DiscoveryError
+from controller.entity_pipeline import AccountsRun, list_advertisers
 from controller.models import (
     RUN_FAILED,
     RUN_OK,
@@ -100,6 +102,14 @@ def load_custom_reports(settings: Settings) -> None:
         )
 
 
+def _discovery_field(settings: Settings) -> FieldError:
+    missing = ", ".join(settings.missing_app_credentials())
+    return FieldError(
+        field="advertiser_ids",
+        message=f'"all" needs the developer app\'s credentials: set {missing} on the service',
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -110,6 +120,7 @@ def create_app(
     configure_logging(settings.log_level)
     register_secret(settings.tiktok_access_token)
     load_custom_reports(settings)
+    register_secret(settings.tiktok_app_secret)  # TikTok wants it in a query string
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
@@ -148,6 +159,8 @@ def create_app(
             )
             return _error(400, "invalid request", [field])
         register_secret(token)
+        if payload.discover and settings.missing_app_credentials():
+            return _error(400, "invalid request", [_discovery_field(settings)])
         try:
             start, end = payload.window(settings.days_reprocess)
         except ValueError as exc:
@@ -157,7 +170,7 @@ def create_app(
             "run started",
             extra={
                 "fields": {
-                    "advertisers": len(payload.advertiser_ids),
+                    "advertisers": "all" if payload.discover else len(payload.advertiser_ids),
                     "report_types": payload.report_types,
                     "start_date": start.isoformat(),
                     "end_date": end.isoformat(),
@@ -168,7 +181,8 @@ def create_app(
             },
         )
         plan = RunPlan(payload, token, start, end, request_id)
-        outcome = Run(
+        runner = AccountsRun if payload.discover or payload.entity_kinds else Run
+        outcome = runner(
             settings,
             plan,
             warehouse_factory=warehouse_factory,
@@ -177,6 +191,30 @@ def create_app(
         response = jsonify(outcome.model_dump(mode="json"))
         response.status_code = STATUS_CODES[outcome.status]
         return response
+
+    @app.get("/advertisers")
+    def advertisers() -> Response:
+        """The advertisers a token reaches (``Access-Token`` header, else the service's own)."""
+        token = request.headers.get("Access-Token") or settings.tiktok_access_token
+        if not token:
+            field = FieldError(
+                field="Access-Token",
+                message="header required (the service has no TIKTOK_ACCESS_TOKEN)",
+            )
+            return _error(400, "invalid request", [field])
+        register_secret(token)
+        if settings.missing_app_credentials():
+            return _error(400, "invalid request", [_discovery_field(settings)])
+        try:
+            found = list_advertisers(settings, token)
+        except DiscoveryError as exc:
+            return _error(502, str(exc))
+        return jsonify(
+            request_id=request_id_var.get(),
+            advertisers=found,
+            active=sum(a["active"] for a in found),
+            skipped=sum(not a["active"] for a in found),
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

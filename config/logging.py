@@ -39,6 +39,37 @@ def redact(text: str) -> str:
     return text
 
 
+# Loggers of the HTTP stack that may print a request's URL (urllib3 logs every request line at
+# DEBUG: discovery's URL carries the app secret, which TikTok wants in the query string).
+HTTP_LOGGERS = ("urllib3", "urllib3.connectionpool", "urllib3.util.retry", "requests")
+
+
+class RedactingFilter(logging.Filter):
+    """Masks registered secrets in a record before any handler sees it.
+
+    Set on the HTTP stack's own loggers (a logger's filters run where the record is made),
+    so even a handler other than ours, e.g. a test's or a debugger's, never gets the secret.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_REDACTING_FILTER = RedactingFilter()
+
+
+def install_redaction() -> None:
+    """Put the redacting filter on the HTTP stack's loggers (idempotent)."""
+    for name in HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTING_FILTER not in logger.filters:
+            logger.addFilter(_REDACTING_FILTER)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -60,6 +91,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str = "INFO") -> None:
     """Install the JSON handler on the root logger once (idempotent)."""
+    install_redaction()
     root = logging.getLogger()
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         root.setLevel(level)

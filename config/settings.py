@@ -29,6 +29,10 @@ class SettingsError(ValueError):
 class Settings:
     tiktok_api_base_url: str = PRODUCTION_BASE_URL
     tiktok_access_token: str | None = None
+    # The developer app, for advertiser discovery ("advertiser_ids": "all"): TikTok wants the
+    # secret in the query string of /oauth2/advertiser/get/, so it is masked in every log line.
+    tiktok_app_id: str | None = None
+    tiktok_app_secret: str | None = None
     tiktok_qps: float = 10.0  # the developer app's tier (Basic: 10 QPS / 600 QPM)
     tiktok_qpm: int = 600
     tiktok_rate_margin: float = 0.1  # seconds added to each rate window against network jitter
@@ -47,10 +51,22 @@ class Settings:
     # JSON file of custom report definitions, read and validated at start (README)
     tiktok_custom_reports_file: str | None = None
 
+    def missing_app_credentials(self) -> list[str]:
+        """The variables discovery needs that are not set (empty: discovery can run)."""
+        return [
+            name
+            for name, value in (
+                ("TIKTOK_APP_ID", self.tiktok_app_id),
+                ("TIKTOK_APP_SECRET", self.tiktok_app_secret),
+            )
+            if not value
+        ]
+
     def __repr__(self) -> str:  # never print the token
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        if shown["tiktok_access_token"]:
-            shown["tiktok_access_token"] = "***"
+        for secret in ("tiktok_access_token", "tiktok_app_secret"):
+            if shown[secret]:
+                shown[secret] = "***"
         return f"Settings({shown})"
 
 
@@ -109,6 +125,8 @@ def _log_level(raw: str) -> str:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "TIKTOK_API_BASE_URL": _base_url,
     "TIKTOK_ACCESS_TOKEN": str,
+    "TIKTOK_APP_ID": str,
+    "TIKTOK_APP_SECRET": str,
     "TIKTOK_QPS": _positive(float),
     "TIKTOK_QPM": _positive(int),
     "TIKTOK_RATE_MARGIN": _non_negative_float,
@@ -143,7 +161,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name.lower()] = parse(raw)
         except ValueError as exc:
-            shown = "***" if "TOKEN" in name else repr(raw)
+            shown = "***" if "TOKEN" in name or "SECRET" in name else repr(raw)
             problems.append(f"{name}={shown}: {_reason(exc)}")
     if problems:
         raise SettingsError("invalid configuration: " + "; ".join(problems))

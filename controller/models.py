@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -28,10 +29,16 @@ MAX_ADVERTISERS = 200  # per request; the DAG fans larger lists out in batches
 MAX_WINDOW_DAYS = 366
 EARLIEST_DATE = date(2016, 1, 1)
 
+# Account info and the entity history tables (controller/entities.py, controller/accounts.py):
+# run through /run like reports, but they are not reports of the registry.
+EntityType = Literal["advertiser_info", "campaigns", "adgroups", "ads"]
+ENTITY_TYPES: tuple[str, ...] = EntityType.__args__
+DISCOVER_ALL = "all"
+
 
 def _known_report(value: str) -> str:
-    if value not in registry.all_reports():
-        known = ", ".join(repr(name) for name in registry.names())
+    if value not in registry.all_reports() and value not in ENTITY_TYPES:
+        known = ", ".join(repr(name) for name in (*registry.names(), *ENTITY_TYPES))
         raise ValueError(f"unknown report type {value!r}; choose from {known}")
     return value
 
@@ -42,7 +49,8 @@ ReportType = Annotated[
     AfterValidator(_known_report),
     Field(
         description="A report name: advertiser, campaign, adgroup, ad, the prebuilt "
-        "<level>_<breakdown> reports or a custom report of this deployment.",
+        "<level>_<breakdown> reports, a custom report of this deployment, or an entity "
+        "type: advertiser_info, campaigns, adgroups, ads.",
         json_schema_extra={"examples": list(registry.builtin())},
     ),
 ]
@@ -78,7 +86,12 @@ class RunRequest(BaseModel):
         default=None,
         description="TikTok access token; optional when the service has TIKTOK_ACCESS_TOKEN.",
     )
-    advertiser_ids: list[AdvertiserId] = Field(min_length=1, max_length=MAX_ADVERTISERS)
+    advertiser_ids: list[AdvertiserId] = Field(
+        min_length=1,
+        max_length=MAX_ADVERTISERS,
+        description='Advertiser ids, or the string "all": every advertiser the token was '
+        "granted (needs TIKTOK_APP_ID and TIKTOK_APP_SECRET on the service).",
+    )
     project_id: str = Field(
         description="GCP project of the destination dataset.",
         json_schema_extra={"pattern": _PROJECT_ID.pattern},
@@ -105,6 +118,26 @@ class RunRequest(BaseModel):
     max_qpm: int | None = Field(
         default=None, gt=0, le=60000, description="This request's share of the app's QPM."
     )
+
+    @field_validator("advertiser_ids", mode="wrap")
+    @classmethod
+    def _all_or_ids(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # "all" stays a string (discovery happens in the service); anything else is a list.
+        return value if value == DISCOVER_ALL else handler(value)
+
+    @property
+    def discover(self) -> bool:
+        return self.advertiser_ids == DISCOVER_ALL  # type: ignore[comparison-overlap]
+
+    @property
+    def report_kinds(self) -> list[str]:
+        """The requested report types of the report registry (TKT001.., not entities)."""
+        return [t for t in self.report_types if t not in ENTITY_TYPES]
+
+    @property
+    def entity_kinds(self) -> list[str]:
+        """The requested account-info and entity types (TKT010..TKT013)."""
+        return [t for t in self.report_types if t in ENTITY_TYPES]
 
     @field_validator("access_token", mode="before")
     @classmethod
@@ -138,7 +171,7 @@ class RunRequest(BaseModel):
     @field_validator("advertiser_ids", "report_types")
     @classmethod
     def _unique(cls, values: list[str]) -> list[str]:
-        return list(dict.fromkeys(values))
+        return values if isinstance(values, str) else list(dict.fromkeys(values))
 
     @model_validator(mode="after")
     def _window(self) -> RunRequest:
@@ -195,6 +228,15 @@ class RunLogOutcome(BaseModel):
     error: str | None = None
 
 
+class SkippedAdvertiser(BaseModel):
+    """An advertiser discovery found but did not run, and why (closed, disabled...)."""
+
+    advertiser_id: str
+    name: str | None = None
+    status: str | None = None
+    reason: str
+
+
 class RunResponse(BaseModel):
     status: RunStatus
     message: str
@@ -205,6 +247,8 @@ class RunResponse(BaseModel):
     results: list[ItemOutcome]
     errors_count: int
     run_log: RunLogOutcome | None = None
+    # With "advertiser_ids": "all": the granted advertisers that were not run, with why.
+    skipped_advertisers: list[SkippedAdvertiser] = []
 
 
 class FieldError(BaseModel):

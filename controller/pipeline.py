@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from config.settings import Settings
 from config.version import SERVICE_VERSION
 from controller.catalog import ReportSpec, arrow_schema
@@ -79,6 +82,17 @@ def request_limiter(settings: Settings, max_qps: float | None, max_qpm: int | No
     return limiter.child(max_qps, max_qpm) if (max_qps or max_qpm) else limiter
 
 
+def fill_currency(table: pa.Table, currency: str | None) -> pa.Table:
+    """The account's currency where a report row has none (TikTok's ``-`` loads as null)."""
+    if currency is None or "currency" not in table.column_names:
+        return table
+    column = table["currency"]
+    if column.null_count == 0:
+        return table
+    index = table.column_names.index("currency")
+    return table.set_column(index, table.field(index), pc.fill_null(column, currency))
+
+
 def log_item(result: ItemResult) -> None:
     log.info(
         "report extracted" if result.ok else "report failed",
@@ -120,6 +134,9 @@ class Run:
         self._stop_requested = stop_requested
         self._started_at = datetime.now(UTC)
         self._finished_at: dict[str, datetime] = {}  # report type -> when its commit ended
+        # advertiser id -> the account's currency (from account info, when this run read it):
+        # fills report rows TikTok sent without one.
+        self.currencies: dict[str, str] = {}
 
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
         client = make_client(
@@ -175,7 +192,9 @@ class Run:
                 items,
                 self.plan.start,
                 self.plan.end,
-                sink=lambda spec, _adv, table: writers[spec.report_type].write(table),
+                sink=lambda spec, adv, table: writers[spec.report_type].write(
+                    fill_currency(table, self.currencies.get(adv))
+                ),
                 workers=settings.tiktok_concurrency,
                 extracted_at=datetime.now(UTC),
                 deadline=extraction_deadline,

@@ -145,6 +145,8 @@ class _Request:
     convert: Callable[[Any], Any] | None
     read: BodyReader | None
     timeouts: int = 0
+    path: str = REPORT_PATH
+    paged: bool = True  # False: an endpoint without page_info (account info, discovery)
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,8 @@ class TikTokClient:
         retry: RetryPolicy | None = None,
         decode_threads: int = DECODE_THREADS,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/" + REPORT_PATH
+        self._base = base_url.rstrip("/") + "/"
+        self._url = self._base + REPORT_PATH
         self._limiter = limiter
         self._timeout = (connect_timeout, read_timeout)
         self._retry = retry or RetryPolicy()
@@ -249,7 +252,41 @@ class TikTokClient:
         """
         params = self.report_params(spec, advertiser_id, metrics, start, end, page, campaign_ids)
         query = urlencode(params)
-        retrying = Retrying(
+        request = _Request(advertiser_id, page, f"{self._url}?{query}", deadline, convert, read)
+        return self._retrying(deadline)(self._get_page, request)
+
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        *,
+        advertiser_id: str = "-",
+        paged: bool = True,
+        deadline: float | None = None,
+    ) -> Page:
+        """One GET of another endpoint (entity lists, account info, discovery), with the same
+        rate limiter, retry policy and envelope checks as the reports. ``paged`` endpoints
+        must answer a consistent ``page_info``; the others answer one page with every row.
+
+        Query values may be secrets (discovery's app ``secret``): the URL is never logged
+        nor put in an exception (errors name the path only).
+        """
+        query = urlencode({key: _jsonify(value) for key, value in params.items()})
+        page = int(params.get("page", 1)) if paged else 1
+        request = _Request(
+            advertiser_id,
+            page,
+            f"{self._base}{path}?{query}",
+            deadline,
+            None,
+            None,
+            path=path,
+            paged=paged,
+        )
+        return self._retrying(deadline)(self._get_page, request)
+
+    def _retrying(self, deadline: float | None) -> Retrying:
+        return Retrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, TikTokError) and exc.retryable),
             wait=wait_random_exponential(
                 multiplier=self._retry.min_wait, min=self._retry.min_wait, max=self._retry.max_wait
@@ -262,8 +299,6 @@ class TikTokClient:
             before_sleep=self._count_retry,
             reraise=True,
         )
-        request = _Request(advertiser_id, page, f"{self._url}?{query}", deadline, convert, read)
-        return retrying(self._get_page, request)
 
     def _count_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -345,7 +380,9 @@ class TikTokClient:
         if status == 429 or status >= 500:
             raise TikTokTransportError(advertiser_id, f"TikTok answered HTTP {status}")
         if status != 200:
-            raise TikTokHttpError(advertiser_id, f"TikTok answered HTTP {status} for {REPORT_PATH}")
+            raise TikTokHttpError(
+                advertiser_id, f"TikTok answered HTTP {status} for {request.path}"
+            )
         try:
             envelope, rows = (read and read(body)) or decode_json(body)
             code = int(envelope["code"])
@@ -365,6 +402,8 @@ class TikTokClient:
                 "nothing was loaded for this report to avoid losing the older ads' rows",
             )
         data = envelope.get("data")
+        if not request.paged:
+            return Page(rows=rows, page=1, total_page=1, total_number=len(rows))
         if not (isinstance(data, dict) and data.get("page_info")) and not len(rows):
             # No page_info and no rows: what TikTok answers for, e.g., a service_type that
             # does not match the account ("code 0 and an empty list"). An empty report.

@@ -116,7 +116,7 @@ CORPUS: list[tuple[str, dict[str, Any], int, str | None]] = [
     # enums and lists
     ("if-exists-unknown", {"json": body(if_exists="truncate")}, 400, "if_exists"),
     ("if-exists-null", {"json": body(if_exists=None)}, 400, "if_exists"),
-    ("report-unknown", {"json": body(report_types=["campaigns"])}, 400, "report_types[0]"),
+    ("report-unknown", {"json": body(report_types=["campaing"])}, 400, "report_types[0]"),
     ("report-upper", {"json": body(report_types=["AD"])}, 400, "report_types[0]"),
     ("report-empty", {"json": body(report_types=[])}, 400, "report_types"),
     ("report-string", {"json": body(report_types="ad")}, 400, "report_types"),

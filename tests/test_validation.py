@@ -40,7 +40,7 @@ BAD = [
     ({"start_date": "2025-01-05", "end_date": "2025-01-01"}, "start_date", "after end_date"),
     ({"end_date": "2999-01-01"}, "end_date", "must be between"),
     ({"start_date": "2020-01-01", "end_date": "2025-01-01"}, "end_date", "366 days"),
-    ({"report_types": ["ads"]}, "report_types[0]", "'advertiser'"),
+    ({"report_types": ["ad_groups"]}, "report_types[0]", "'advertiser'"),
     ({"report_types": []}, "report_types", "at least 1"),
     ({"if_exists": "truncate"}, "if_exists", "'append' or 'replace'"),
     ({"dataset_id": "raw; DROP TABLE x"}, "dataset_id", "dataset id"),
