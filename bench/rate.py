@@ -8,11 +8,13 @@ the service's ``TableWriter``, as in a real run.
 
 Figures come from the simulator's ``/_sim/stats``: the arrival time of every accepted request
 (requests/s over time, and the busiest rolling second) and the count of 40100 answers.
-The client's limiter keeps ``margin`` seconds per 1-s window (10 starts per 1.1 s, evenly
-paced) against network jitter, so the steady-state ceiling is ``1 / (1 + margin)`` ≈ 0.909
-of the limit. The overall ratio also pays the ramp-up and the tail (the last response
-arrives one latency after the last start), so it is reported next to the sustained ratio,
-which leaves out the first and last ``EDGE_SECONDS``.
+The client's limiter holds a 1-s window plus an adaptive ``margin`` at the moment requests
+leave the process (TikTok refuses more than 10 arrivals within 0.95 s, and so does the
+simulator), so the steady-state ceiling is ``1 / (1 + margin)``. The headline figure is the
+ratio as TikTok sees it: (requests − 1) ÷ (last arrival − first arrival) ÷ QPS, ramp-up and
+tail included; the sustained ratio leaves out the first and last ``EDGE_SECONDS``. The
+concurrent run is measured twice: on the machine as it is, and with a CPU-bound process
+running beside the simulator and the client (``busy``), which delays threads and arrivals.
 
 The one-worker baseline runs a subset of the workload (every request then costs a full
 latency, so the full workload would take minutes) and is extrapolated per request.
@@ -21,9 +23,12 @@ latency, so the full workload would take minutes) and is extrapolated per reques
 from __future__ import annotations
 
 import bisect
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,11 +47,11 @@ API_PATH = "/open_api/v1.3/" + REPORT_PATH
 
 
 # 100 ads per advertiser delivering on 80 % of the days: an ad-level 30-day chunk has ~2,400
-# rows (3 pages); the other levels fit in one page. 20 advertisers × 3 chunks × 6 requests
-# = 360 requests. Bigger accounts cost the simulator (one Python process) more: an
+# rows (3 pages); the other levels fit in one page. 10 advertisers × 5 chunks × 6 requests
+# = 300 requests (the issue's "10 advertisers × 4 reports × 150 days"). Bigger accounts cost the simulator (one Python process) more: an
 # advertiser- or campaign-level page sums every ad-day of the account, and a simulator whose
 # GIL is busy rendering delays arrivals, which is not what this scenario measures.
-RATE_WORLD = WorldSize(advertisers=20, campaigns=2, adgroups=5, ads=10, delivery=0.8)
+RATE_WORLD = WorldSize(advertisers=10, campaigns=2, adgroups=5, ads=10, delivery=0.8)
 
 
 @dataclass(frozen=True)
@@ -54,13 +59,14 @@ class RateSize:
     """Workload of the rate scenario (the world is sized so ad-level chunks span pages)."""
 
     world: WorldSize = RATE_WORLD
-    days: int = 90
+    days: int = 150
     report_types: tuple[str, ...] = REPORT_TYPES
     workers: int = 24  # TIKTOK_CONCURRENCY's default
     latency: float = 1.0
     qps: int = 10
     qpm: int = 600
-    margin: float = 0.1  # TIKTOK_RATE_MARGIN's default
+    margin: float = 0.03  # TIKTOK_RATE_MARGIN's default
+    busy: bool = True  # also measure with a CPU-bound process beside the service
     baseline_advertisers: int = 2  # × 6 requests: 12 s at one request per latency
     baseline_days: int = 30
 
@@ -80,6 +86,8 @@ class ExtractionRun:
     codes: dict[str, int]
     max_in_rolling_second: int
     sustained_rps: float | None
+    tiktok_rps: float | None  # (requests − 1) ÷ (last arrival − first arrival)
+    margin_after: float  # the limiter's adaptive margin when the run ended
     per_second: list[int] = field(default_factory=list)  # accepted requests in each second
 
     @property
@@ -98,6 +106,7 @@ class RateResult:
     concurrent: ExtractionRun
     baseline: ExtractionRun
     baseline_projected_seconds: float  # baseline seconds per request × the full workload
+    busy: ExtractionRun | None = None  # the concurrent run with a CPU-bound process beside
 
     @property
     def ceiling_ratio(self) -> float:
@@ -120,6 +129,10 @@ class RateResult:
                 "wall_seconds": round(r.wall_seconds, 3),
                 "requests_per_second": round(r.rps, 3),
                 "ratio_to_limit": round(r.rps / self.qps, 4),
+                "tiktok_ratio_to_limit": (
+                    None if r.tiktok_rps is None else round(r.tiktok_rps / self.qps, 4)
+                ),
+                "margin_after_seconds": round(r.margin_after, 4),
                 "sustained_ratio_to_limit": (
                     None if r.sustained_rps is None else round(r.sustained_rps / self.qps, 4)
                 ),
@@ -136,6 +149,7 @@ class RateResult:
             "rate_margin_seconds": self.margin,
             "ceiling_ratio": round(self.ceiling_ratio, 4),
             "concurrent": run(self.concurrent),
+            "concurrent_cpu_busy": run(self.busy) if self.busy else None,
             "baseline_one_worker": run(self.baseline),
             "baseline_projected_seconds": round(self.baseline_projected_seconds, 2),
             "speedup": round(self.speedup, 2),
@@ -159,6 +173,24 @@ def sustained_rate(timestamps: Sequence[float], edge: float = EDGE_SECONDS) -> f
         return None  # too short a run to have a steady state
     count = bisect.bisect_left(timestamps, hi) - bisect.bisect_left(timestamps, lo)
     return count / (hi - lo)
+
+
+def tiktok_rate(timestamps: Sequence[float]) -> float | None:
+    """The rate as TikTok sees it: (arrivals − 1) ÷ (last − first), ramp-up and tail included."""
+    if len(timestamps) < 2 or timestamps[-1] <= timestamps[0]:
+        return None
+    return (len(timestamps) - 1) / (timestamps[-1] - timestamps[0])
+
+
+@contextmanager
+def cpu_hog() -> Iterator[None]:
+    """A process keeping one CPU busy (pure Python loop) while the block runs."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
 
 
 def per_second(timestamps: Sequence[float]) -> list[int]:
@@ -225,6 +257,8 @@ def run_extraction(
         codes=dict(stats["codes"]),
         max_in_rolling_second=rolling_max(accepted),
         sustained_rps=sustained_rate(accepted),
+        tiktok_rps=tiktok_rate(accepted),
+        margin_after=limiter.margin,
         per_second=per_second(accepted),
     )
 
@@ -255,10 +289,21 @@ def run(size: RateSize, log_dir: Path, *, progress=print) -> RateResult:
             workers=size.workers,
             workdir=workdir,
         )
-        progress(
-            f"rate: {concurrent.requests} requests in {concurrent.wall_seconds:.1f} s;"
-            " baseline with one worker on a subset…"
-        )
+        progress(f"rate: {concurrent.requests} requests in {concurrent.wall_seconds:.1f} s")
+        busy = None
+        if size.busy:
+            progress("rate: again, with a CPU-bound process beside the service…")
+            with cpu_hog():
+                busy = run_extraction(
+                    sim,
+                    size,
+                    advertisers=sim.advertiser_ids,
+                    days=size.days,
+                    workers=size.workers,
+                    workdir=workdir,
+                )
+            progress(f"rate: {busy.requests} requests in {busy.wall_seconds:.1f} s (CPU busy)")
+        progress("rate: baseline with one worker on a subset…")
         baseline = run_extraction(
             sim,
             size,
@@ -276,4 +321,5 @@ def run(size: RateSize, log_dir: Path, *, progress=print) -> RateResult:
         concurrent=concurrent,
         baseline=baseline,
         baseline_projected_seconds=per_request * concurrent.requests,
+        busy=busy,
     )

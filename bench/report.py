@@ -20,7 +20,7 @@ from bench.memory import MIB, MemoryResult, ServiceRun
 from bench.rate import ExtractionRun, RateResult
 
 # The targets, checked here so that the table says which ones hold.
-MIN_RATE_RATIO = 0.90  # sustained requests/s ÷ the QPS limit
+MIN_RATE_RATIO = 0.90  # requests/s as TikTok counts them (first to last arrival) ÷ QPS
 MIN_SPEEDUP = 5.0  # concurrent vs one worker
 MAX_US_PER_ROW = 10.0  # CPU from JSON bytes to Parquet bytes
 MAX_PEAK_RSS_MIB = 512.0  # service process at the large size
@@ -34,6 +34,7 @@ COLUMNS = (
     ("wall s", ">"),
     ("req/s", ">"),
     ("÷limit", ">"),
+    ("as TikTok", ">"),
     ("sustained", ">"),
     ("40100", ">"),
     ("CPU µs/row", ">"),
@@ -68,6 +69,7 @@ def _rate_row(result: RateResult, run: ExtractionRun, label: str) -> dict[str, s
         "wall s": f"{run.wall_seconds:.1f}",
         "req/s": f"{run.rps:.2f}",
         "÷limit": f"{run.rps / result.qps:.3f}",
+        "as TikTok": "" if run.tiktok_rps is None else f"{run.tiktok_rps / result.qps:.3f}",
         "sustained": sustained,
         "40100": f"{run.rate_limited}",
     }
@@ -84,19 +86,22 @@ def table_rows(results: Results) -> list[dict[str, str]]:
     if results.rate:
         rate = results.rate
         concurrent, baseline = rate.concurrent, rate.baseline
-        sustained = (concurrent.sustained_rps or 0.0) / rate.qps
-        ok = sustained >= MIN_RATE_RATIO and concurrent.rate_limited == 0
-        rows.append(
-            _rate_row(rate, concurrent, f"rate: {concurrent.workers} workers")
-            | {
-                "target": f"sustained≥{MIN_RATE_RATIO:.2f}, 0×40100: {_mark(ok)}",
-                "notes": (
-                    f"{rate.qps} QPS/{rate.qpm} QPM, {rate.latency:g} s latency; "
-                    f"design ceiling {rate.ceiling_ratio:.3f} (margin {rate.margin:g} s); "
-                    f"busiest rolling 1 s: {concurrent.max_in_rolling_second}"
-                ),
-            }
-        )
+        for run, label in ((concurrent, "idle"), (rate.busy, "CPU-bound process beside")):
+            if run is None:
+                continue
+            ratio = (run.tiktok_rps or 0.0) / rate.qps
+            ok = ratio >= MIN_RATE_RATIO and run.rate_limited == 0
+            rows.append(
+                _rate_row(rate, run, f"rate: {run.workers} workers, {label}")
+                | {
+                    "target": f"as TikTok≥{MIN_RATE_RATIO:.2f}, 0×40100: {_mark(ok)}",
+                    "notes": (
+                        f"{rate.qps} QPS/{rate.qpm} QPM, {rate.latency:g} s latency; "
+                        f"margin {rate.margin:g} s → {run.margin_after:.3f} s at the end; "
+                        f"busiest rolling 1 s: {run.max_in_rolling_second}"
+                    ),
+                }
+            )
         rows.append(
             _rate_row(rate, baseline, "rate: 1 worker (subset)")
             | {

@@ -35,7 +35,7 @@ class Settings:
     tiktok_app_secret: str | None = None
     tiktok_qps: float = 10.0  # the developer app's tier (Basic: 10 QPS / 600 QPM)
     tiktok_qpm: int = 600
-    tiktok_rate_margin: float = 0.1  # seconds added to each rate window against network jitter
+    tiktok_rate_margin: float = 0.03  # seconds added to each rate window against network jitter
     tiktok_concurrency: int = 24  # requests in flight; the rate limiter is the real throttle
     tiktok_connect_timeout: float = 10.0
     tiktok_read_timeout: float = 120.0

@@ -1,8 +1,9 @@
 """Concurrent extraction of many (advertiser, report type) items over a date window.
 
 The unit of scheduling is one page request, not one advertiser: page 1 of every chunk is
-queued first, and once a page 1 tells how many pages follow, those pages are queued behind
-the others. A bounded thread pool keeps enough requests in flight to cover TikTok's
+queued first, the longest expected chains (the ad level) ahead, and once a page 1 tells how
+many pages follow, those pages jump the queue (``controller.scheduling``): the run's last
+requests are then short chains, and its tail is not one latency per page long. A bounded thread pool keeps enough requests in flight to cover TikTok's
 latency; the shared rate limiter is the only throttle. So a slow advertiser or a long page
 chain never idles the rest, and the app's QPS budget is used, not wasted.
 
@@ -21,7 +22,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from controller.normalize import (
     page_reader,
     page_to_table,
 )
+from controller.scheduling import PriorityPool, page_priority
 from controller.tiktok_client import (
     Page,
     TikTokApiError,
@@ -160,7 +161,7 @@ class Extraction:
             spec.report_type: [page_reader(spec, group) for group in self._groups[spec.report_type]]
             for _, spec in items
         }
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: PriorityPool | None = None
         self._all_done = threading.Event()
         self._outstanding = 0
         self.planned_requests = 0  # grows as page 1 answers reveal more pages (for progress bars)
@@ -176,7 +177,7 @@ class Extraction:
             item.spec.report_type: report_chunks(item.spec, self._start, self._end)
             for item in self._items
         }
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="tiktok")
+        self._pool = PriorityPool(self._workers, thread_name_prefix="tiktok")
         # Every item stays open until all its chunks are queued: a first chunk answered before
         # the next one is queued must not mark the item complete (its other days unread).
         with self._lock:
@@ -237,7 +238,8 @@ class Extraction:
             self.planned_requests += 1
         context = contextvars.copy_context()  # keeps the run's request id on worker log lines
         assert self._pool is not None
-        self._pool.submit(context.run, self._task, item, chunk, group, page, scope)
+        priority = page_priority(page if not scope else 2, item.spec.data_level, None)
+        self._pool.submit(priority, context.run, self._task, item, chunk, group, page, scope)
 
     def _task(self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope) -> None:
         try:

@@ -32,7 +32,6 @@ from urllib.parse import urlencode
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -43,6 +42,7 @@ from tenacity import (
 )
 
 from controller.catalog import ReportSpec
+from controller.http_gate import NoSlotError, gate, gated_adapter
 from controller.rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,8 @@ class TikTokClient:
         self._timeout = (connect_timeout, read_timeout)
         self._retry = retry or RetryPolicy()
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        # The rate limiter's slot is taken inside the connection, as the request leaves.
+        adapter = gated_adapter(pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["Access-Token"] = access_token
@@ -310,10 +311,12 @@ class TikTokClient:
     def _get_page(self, request: _Request) -> Page:
         advertiser_id = request.advertiser_id
         limiter = self._advertiser_limiters.get(advertiser_id, self._limiter)
-        limiter.acquire(request.deadline)
         try:
-            response = self._session.get(request.url, timeout=self._timeout)
+            with gate(lambda: limiter.acquire_slot(request.deadline)):
+                response = self._session.get(request.url, timeout=self._timeout)
             body = response.content
+        except NoSlotError as exc:
+            raise TimeoutError(str(exc)) from None
         except requests.Timeout:
             request.timeouts += 1
             if request.timeouts < MAX_TIMEOUTS:
@@ -340,8 +343,8 @@ class TikTokClient:
         try:
             page = self._parse(request, response, body)
         except TikTokApiError as exc:
-            if exc.code == 40100:  # the app's quota: everyone waits, not only this thread
-                self._limiter.pause(1.0)
+            if exc.code == 40100:  # the app's quota: everyone waits, and the margin widens
+                self._limiter.rate_limited()
             elif exc.code == ADVERTISER_RATE_LIMITED:
                 self._limit_advertiser(request.advertiser_id, exc.message)
             raise

@@ -60,7 +60,7 @@ def test_child_budget_is_fractional_and_counts_against_parent(clock):
     starts = _starts(child, clock, 21)
     assert _max_in_window(starts, 1.0) <= 3
     assert _max_in_window(starts, 1.0) == 2  # 2.5 QPS rounds down per second
-    assert len(parent._windows[0].starts) == 10  # parent saw every start (window holds last 10)
+    assert len(parent._windows[0].slots) == 10  # parent saw every start (window holds last 10)
 
 
 def test_deadline_raises_instead_of_waiting_forever(clock):

@@ -315,7 +315,9 @@ class SimulatorApp:
         query_string: str,
         headers: Mapping[str, str],
         body: bytes = b"",
+        arrived: float | None = None,
     ) -> Reply:
+        """``arrived``: when the request reached the server (wall clock), if known."""
         if path.startswith("/_sim/"):
             return self._control(method, path, first_values(query_string), body)
         routes: dict[str, Callable[[dict[str, str], str], Outcome]] = {
@@ -329,7 +331,7 @@ class SimulatorApp:
             return text_reply(404, "404 page not found")
         if method != "GET":
             return text_reply(405, "405 method not allowed")
-        return self._api(route, path, first_values(query_string), headers)
+        return self._api(route, path, first_values(query_string), headers, arrived)
 
     def _api(
         self,
@@ -337,8 +339,9 @@ class SimulatorApp:
         path: str,
         params: dict[str, str],
         headers: Mapping[str, str],
+        arrived: float | None = None,
     ) -> Reply:
-        arrived = time.time()
+        arrived = time.time() if arrived is None else arrived
         self.stats.begin(path)
         try:
             token = self._admit(headers, arrived)
@@ -373,7 +376,9 @@ class SimulatorApp:
             raise ApiError(errors.TOKEN_INVALID, errors.TOKEN_INVALID_MESSAGE)
         if expired:
             raise ApiError(errors.TOKEN_EXPIRED, errors.TOKEN_EXPIRED_MESSAGE)
-        if rate_limit and not self.app_limiter.try_acquire(time.monotonic()):
+        # The window counts arrivals (the server's receive time), on the monotonic clock.
+        arrival = time.monotonic() - max(0.0, time.time() - arrived)
+        if rate_limit and not self.app_limiter.try_acquire(arrival):
             raise errors.app_rate_limited(app_id)
         self.stats.accepted_at(arrived)
         return token

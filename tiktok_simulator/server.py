@@ -9,6 +9,7 @@ No Host-header check: the same API answers as "production" or "sandbox" under an
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import struct
@@ -24,6 +25,34 @@ from .faults import FaultPlan
 from .metrics import DEFAULT_METRICS
 from .world import World
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python does not export it
+_TIMESPEC = struct.Struct("qq")
+
+
+class _StampedSocket(io.RawIOBase):
+    """Reads a socket with ``recvmsg`` and keeps the kernel's receive time of the last bytes.
+
+    TikTok stamps a request when it reaches its gateway; a Python server stamping it once a
+    thread got the GIL to parse it would add tens of ms of jitter under load (another
+    thread rendering a 1,000-row page), and its rate window would see bursts that never
+    reached it. The kernel's SO_TIMESTAMPNS is when the bytes arrived.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.stamp: float | None = None  # wall-clock seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        size, ancillary, _, _ = self._sock.recvmsg_into([buffer], 64)
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                seconds, nanoseconds = _TIMESPEC.unpack(data[:16])
+                self.stamp = seconds + nanoseconds / 1e9
+        return size
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -34,6 +63,13 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._stamped: _StampedSocket | None = None
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:  # not Linux: arrivals are stamped when a thread handles them
+            return
+        self._stamped = _StampedSocket(self.connection)
+        self.rfile = io.BufferedReader(self._stamped)
 
     def version_string(self) -> str:
         return self.server_version
@@ -45,7 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         path, _, query = self.path.partition("?")
-        reply = self.server.app.handle(self.command, path, query, self.headers, body)
+        arrived = self._stamped.stamp if self._stamped else None
+        reply = self.server.app.handle(
+            self.command, path, query, self.headers, body, arrived=arrived
+        )
         if reply.action == "reset":
             self._abort()
             return
