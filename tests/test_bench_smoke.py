@@ -116,14 +116,17 @@ def test_report_table_json_and_chart(
         quick=True, sizes={}, rate=rate_result, cpu=cpu_result, memory=memory_result
     )
     rows = report.table_rows(results)
-    assert [row["scenario"].split(":")[0] for row in rows[:3]] == ["rate", "rate", "cpu"]
-    assert len(rows) == 6
+    # The concurrent run idle and beside a CPU-bound process, the one-worker baseline.
+    assert [row["scenario"].split(":")[0] for row in rows[:4]] == ["rate", "rate", "rate", "cpu"]
+    assert len(rows) == 7
     table = report.render_table(rows)
     assert "CPU µs/row" in table and "peak RSS MiB" in table
     assert all(row["target"].endswith(("PASS", "MISS")) for row in rows if row.get("target"))
     written = report.write_json(report.to_json(results, rows), tmp_path / "latest.json")
     data = json.loads(written.read_text())
     assert data["rate"]["concurrent"]["rate_limited_40100"] == 0
+    assert data["rate"]["concurrent"]["tiktok_ratio_to_limit"] > 0
+    assert data["rate"]["concurrent_cpu_busy"]["requests"] == data["rate"]["concurrent"]["requests"]
     assert data["cpu"]["us_per_row"] > 0
     assert data["memory"]["large"]["peak_worker_rss_mib"] > 0
     chart = report.write_rate_chart(rate_result, tmp_path / "rate.png")
