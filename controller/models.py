@@ -219,6 +219,15 @@ RunStatus = Literal["Ok", "partial_success", "error"]
 assert set(RunStatus.__args__) == {RUN_OK, RUN_PARTIAL, RUN_FAILED}
 
 
+class ReconciliationDifference(BaseModel):
+    """An advertiser's day whose loaded levels disagree on a metric beyond rounding."""
+
+    advertiser_id: str
+    date: date
+    metric: str
+    values: dict[str, float] = Field(description="The day's total at each level loaded.")
+
+
 class RunLogOutcome(BaseModel):
     """Whether the run's rows reached the run log table (its failure never fails the run)."""
 
@@ -246,6 +255,8 @@ class RunResponse(BaseModel):
     total_inserted_rows: int
     results: list[ItemOutcome]
     errors_count: int
+    # Days where the levels loaded for an advertiser do not add up (never fails the run).
+    reconciliation: list[ReconciliationDifference] = []
     run_log: RunLogOutcome | None = None
     # With "advertiser_ids": "all": the granted advertisers that were not run, with why.
     skipped_advertisers: list[SkippedAdvertiser] = []

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from config.settings import Settings
 from config.version import SERVICE_VERSION
+from controller import reconciliation
 from controller.catalog import ReportSpec, arrow_schema
 from controller.extraction import Extraction, ItemResult
 from controller.models import (
@@ -30,6 +31,7 @@ from controller.models import (
     RUN_OK,
     RUN_PARTIAL,
     ItemOutcome,
+    ReconciliationDifference,
     RunLogOutcome,
     RunRequest,
     RunResponse,
@@ -182,19 +184,24 @@ class Run:
         limiter = request_limiter(settings, request.max_qps, request.max_qpm)
         client = build_client(settings, self.plan.access_token, limiter)
         inserted: dict[tuple[str, str], int] = {}
+        reconciler = reconciliation.Reconciler()  # day sums of the streamed pages, per level
         with tempfile.TemporaryDirectory(prefix="tiktok-run-") as workdir:
             writers = {
                 spec.report_type: warehouse.open_writer(table_definition(spec), Path(workdir))
                 for spec in specs
             }
+
+            def sink(spec: ReportSpec, advertiser_id: str, table: pa.Table) -> None:
+                table = fill_currency(table, self.currencies.get(advertiser_id))
+                writers[spec.report_type].write(table)
+                reconciler.add(spec.report_type, advertiser_id, table)
+
             extraction = Extraction(
                 client,
                 items,
                 self.plan.start,
                 self.plan.end,
-                sink=lambda spec, adv, table: writers[spec.report_type].write(
-                    fill_currency(table, self.currencies.get(adv))
-                ),
+                sink=sink,
                 workers=settings.tiktok_concurrency,
                 extracted_at=datetime.now(UTC),
                 deadline=extraction_deadline,
@@ -209,7 +216,9 @@ class Run:
                 path = writers[spec.report_type].close()
                 self._commit(warehouse, spec, path, results, inserted)
                 self._finished_at[spec.report_type] = datetime.now(UTC)
-        return self._finish(warehouse, results, inserted, started)
+        differences = reconciler.differences(inserted)  # committed reports only
+        reconciliation.report(differences, results)
+        return self._finish(warehouse, results, inserted, started, differences)
 
     def _finish(
         self,
@@ -217,14 +226,21 @@ class Run:
         results: list[ItemResult],
         inserted: dict[tuple[str, str], int],
         started: float,
+        differences: list[reconciliation.Difference] | None = None,
     ) -> RunResponse:
         """The response, once the run log has its rows (or the reason it has not)."""
+        differences = differences or []
         response = self._response(results, inserted, started)
-        response.run_log = self._write_run_log(warehouse, results, response)
+        response.reconciliation = [ReconciliationDifference(**d.as_dict()) for d in differences]
+        response.run_log = self._write_run_log(warehouse, results, response, differences)
         return response
 
     def _write_run_log(
-        self, warehouse: BigQueryWarehouse | None, results: list[ItemResult], response: RunResponse
+        self,
+        warehouse: BigQueryWarehouse | None,
+        results: list[ItemResult],
+        response: RunResponse,
+        differences: list[reconciliation.Difference],
     ) -> RunLogOutcome:
         """Append one row per item to the run log; a failure is reported, never raised."""
         plan, now = self.plan, datetime.now(UTC)
@@ -243,6 +259,9 @@ class Run:
                 requests=requests.get((item.advertiser_id, item.report_type), 0),
                 error=item.error,
                 warnings=list(item.warnings),
+                reconciliation=reconciliation.for_item(
+                    differences, item.advertiser_id, item.report_type
+                ),
                 started_at=self._started_at,
                 finished_at=self._finished_at.get(item.report_type, now),
                 service_version=SERVICE_VERSION,

@@ -8,6 +8,7 @@ rate limit (40133, optional) -> injected fault -> latency -> data.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -94,6 +95,9 @@ class Settings:
     # metrics each level offers is not fully documented (e.g. conversions at the advertiser
     # level), so clients must survive a stricter API than the catalog assumes.
     refused_metrics: dict[str, list[str]] = field(default_factory=dict)
+    # data_level -> campaign ids (or "PROMOTE") whose rows that level leaves out, as if TikTok
+    # changed a default filter at some levels only: the levels then do not add up.
+    dropped_campaigns: dict[str, list[str]] = field(default_factory=dict)
     # Hours after a day ends before its AUDIENCE rows are served (TikTok: ~16 h); None: none.
     audience_latency_hours: float | None = None
 
@@ -125,12 +129,12 @@ class Settings:
                 raise ValueError(f"{key} must be a boolean")
         elif key in ("app_id", "app_secret"):
             value = str(value)
-        elif key == "refused_metrics":
+        elif key in ("refused_metrics", "dropped_campaigns"):
             if not isinstance(value, dict) or not all(
                 isinstance(names, list) and all(isinstance(n, str) for n in names)
                 for names in value.values()
             ):
-                raise ValueError("refused_metrics must map data levels to lists of metric names")
+                raise ValueError(f"{key} must map data levels to lists of names")
             value = {str(level): list(names) for level, names in value.items()}
         setattr(self, key, value)
 
@@ -394,6 +398,9 @@ class SimulatorApp:
     # ------------------------------------------------------------------ report
     def _report(self, params: dict[str, str], token: str) -> Outcome:
         query = parse_report_query(params, (self.world.start, self.world.end))
+        dropped = self.settings.dropped_campaigns.get(query.data_level)
+        if dropped:
+            query = dataclasses.replace(query, hidden_campaigns=frozenset(dropped))
         refused = set(self.settings.refused_metrics.get(query.data_level, ()))
         if refused.intersection(query.metrics):
             raise errors.invalid_metrics([m for m in query.metrics if m in refused])

@@ -61,6 +61,9 @@ class ReportQuery:
     enable_total_metrics: bool = False
     order_field: str | None = None
     order_type: str = "DESC"
+    # Campaign ids (or "PROMOTE": every Promote campaign) whose rows this level leaves out:
+    # the ``dropped_campaigns`` setting, a TikTok that hides some rows at some levels only.
+    hidden_campaigns: frozenset[str] = frozenset()
     report_type: str = "BASIC"  # or AUDIENCE (see ``audience``)
     breakdowns: tuple[str, ...] = ()  # AUDIENCE dimensions, e.g. ("age", "gender")
 
@@ -87,6 +90,7 @@ class ReportQuery:
             self.campaign_ids,
             self.adgroup_ids,
             self.ad_ids,
+            self.hidden_campaigns,
         )
 
 
@@ -288,6 +292,14 @@ class ReportBuilder:
 def _in_scope(entity: Entity, query: ReportQuery) -> bool:
     """Status and id filters. Deleted (or under a deleted parent) is hidden unless STATUS_ALL."""
     if entity.deleted and not query.include_deleted:
+        return False
+    if query.hidden_campaigns and (
+        entity.campaign_id in query.hidden_campaigns
+        or (
+            "PROMOTE" in query.hidden_campaigns
+            and entity.attributes.get("campaign_system_origin") == "PROMOTE"
+        )
+    ):
         return False
     if query.campaign_ids is not None and entity.campaign_id not in query.campaign_ids:
         return False
