@@ -22,11 +22,12 @@ REGION variables set -- NAME VALUE`):
 |---|---|---|
 | `TIKTOK_ADS_CLOUD_RUN_URL` | required | service root URL, e.g. https://tiktok-ads-api-xyz.a.run.app |
 | `TIKTOK_ACCESS_TOKEN` | required | TikTok access token (read only by call_cloud_run_api) |
-| `TIKTOK_ADVERTISER_IDS` | required | JSON list of id strings: `["7012345678901234567"]` |
+| `TIKTOK_ADVERTISER_IDS` | all | JSON list of id strings: `["7012345678901234567"]`, or `all` (or unset): every advertiser the token was granted, discovered through the service's GET /advertisers at each run (the service needs TIKTOK_APP_ID / TIKTOK_APP_SECRET); closed or refused accounts and accounts granted no more since the previous run are logged as warnings, not run |
 | `GCP_PROJECT` | required | project of the destination dataset |
 | `GCP_REGION` | required | region of the service (validated and logged) |
 | `TIKTOK_BQ_DATASET` | raw | destination dataset |
 | `TIKTOK_REPORT_TYPES` | the four seed | JSON list of report names: advertiser, campaign, adgroup, ad, the prebuilt `<level>_<breakdown>` ones (README) and custom ones |
+| `TIKTOK_ENTITY_TYPES` | all four | JSON list of account/entity tables loaded before the reports: advertiser_info, campaigns, adgroups, ads (`[]` turns them off) |
 | `TIKTOK_CUSTOM_REPORT_TYPES` | [] | JSON list of the custom report names the service declares |
 | `TIKTOK_DAYS_REPROCESS` | 3 | days before the run day to reprocess |
 | `TIKTOK_BATCH_SIZE` | 20 | advertisers per POST /run (at most 200) |
@@ -88,6 +89,9 @@ REPORT_TYPES = (
     *(f"{level}_hourly" for level in SEED_REPORT_TYPES),
     *(f"{level}_lifetime" for level in SEED_REPORT_TYPES[1:]),
 )
+# Account info and entity history (the service's TKT010..TKT013), loaded before the reports.
+ENTITY_TYPES = ("advertiser_info", "campaigns", "adgroups", "ads")
+DISCOVER_ALL = "all"
 _CUSTOM_REPORT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DEFAULT_DATASET = "raw"
 DEFAULT_DAYS_REPROCESS = 3
@@ -115,6 +119,7 @@ REGION_VAR = "GCP_REGION"
 DATASET_VAR = "TIKTOK_BQ_DATASET"
 REPORT_TYPES_VAR = "TIKTOK_REPORT_TYPES"
 CUSTOM_REPORT_TYPES_VAR = "TIKTOK_CUSTOM_REPORT_TYPES"
+ENTITY_TYPES_VAR = "TIKTOK_ENTITY_TYPES"
 DAYS_VAR = "TIKTOK_DAYS_REPROCESS"
 BATCH_SIZE_VAR = "TIKTOK_BATCH_SIZE"
 PARALLEL_VAR = "TIKTOK_MAX_PARALLEL_BATCHES"
@@ -128,6 +133,7 @@ CONFIG_VARIABLES = (
     DATASET_VAR,
     REPORT_TYPES_VAR,
     CUSTOM_REPORT_TYPES_VAR,
+    ENTITY_TYPES_VAR,
     DAYS_VAR,
     BATCH_SIZE_VAR,
     PARALLEL_VAR,
@@ -199,8 +205,11 @@ def parse_json_list(raw: str) -> list[Any]:
     return value
 
 
-def parse_advertiser_ids(raw: str) -> list[str]:
-    """Ids stay strings: a 19-digit JSON number has often been rounded by whoever wrote it."""
+def parse_advertiser_ids(raw: str) -> list[str] | str:
+    """Ids stay strings: a 19-digit JSON number has often been rounded by whoever wrote it.
+    ``all`` (bare or as a JSON string) means: discover them at each run."""
+    if raw.strip().strip('"').lower() == DISCOVER_ALL:
+        return DISCOVER_ALL
     bad = []
     for index, item in enumerate(values := parse_json_list(raw)):
         if isinstance(item, bool) or not isinstance(item, str):
@@ -210,6 +219,17 @@ def parse_advertiser_ids(raw: str) -> list[str]:
             bad.append(f"item {index} {item!r} is not a string of digits")
     if bad:
         raise ConfigError("; ".join(bad))
+    return list(dict.fromkeys(values))
+
+
+def parse_entity_types(raw: str) -> list[str]:
+    """Entity tables to load before the reports; ``[]`` turns them off."""
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"must be a JSON list, e.g. {json.dumps(list(ENTITY_TYPES))}") from None
+    if not isinstance(values, list) or any(v not in ENTITY_TYPES for v in values):
+        raise ConfigError(f"must be a JSON list of {list(ENTITY_TYPES)}")
     return list(dict.fromkeys(values))
 
 
@@ -250,7 +270,7 @@ def _matching(pattern: re.Pattern[str], expected: str) -> Callable[[str], str]:
 # Variable → (key in the config, parser, default when unset; None = required).
 _CONFIG_FIELDS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     URL_VAR: ("service_url", parse_service_url, None),
-    IDS_VAR: ("advertiser_ids", parse_advertiser_ids, None),
+    IDS_VAR: ("advertiser_ids", parse_advertiser_ids, DISCOVER_ALL),
     PROJECT_VAR: ("project_id", _matching(_PROJECT_ID, "a valid GCP project id"), None),
     REGION_VAR: ("region", _matching(_REGION, "a GCP region such as europe-west1"), None),
     DATASET_VAR: (
@@ -259,6 +279,7 @@ _CONFIG_FIELDS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
         DEFAULT_DATASET,
     ),
     CUSTOM_REPORT_TYPES_VAR: ("custom_report_types", parse_custom_report_types, []),
+    ENTITY_TYPES_VAR: ("entity_types", parse_entity_types, list(ENTITY_TYPES)),
     REPORT_TYPES_VAR: ("report_types", parse_report_types, list(SEED_REPORT_TYPES)),
     DAYS_VAR: (
         "days_reprocess",
@@ -406,7 +427,8 @@ def build_requests(config: Mapping[str, Any], start: date, end: date) -> list[di
                 "advertiser_ids": batch,
                 "project_id": config["project_id"],
                 "dataset_id": config["dataset_id"],
-                "report_types": config["report_types"],
+                # Entities first: the service loads them before the reports of the batch.
+                "report_types": [*config.get("entity_types", []), *config["report_types"]],
                 "start_date": start.isoformat(),
                 "end_date": end.isoformat(),
                 "if_exists": "replace",
@@ -544,6 +566,54 @@ def handle_response(http_status: int, text: str, label: str, secret: str) -> dic
     raise ServiceUnavailable(f"{label}: HTTP {http_status} from the service: {shown}")
 
 
+def discover_advertisers(service_url: str, token: str) -> dict[str, Any]:
+    """The service's GET /advertisers: every advertiser the token reaches, active or not."""
+    import requests
+
+    response = requests.get(
+        f"{service_url}/advertisers",
+        headers={**auth_headers(service_url), "Access-Token": token},
+        timeout=HTTP_TIMEOUT,
+    )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict):
+        message = scrub(body.get("message") if isinstance(body, dict) else response.text, token)
+        detail = ""
+        if isinstance(body, dict) and body.get("errors"):
+            detail = ": " + "; ".join(f"{e['field']}: {e['message']}" for e in body["errors"])
+        error = f"advertiser discovery failed: HTTP {response.status_code}: {message}{detail}"
+        if 400 <= response.status_code < 500 and response.status_code not in (
+            RETRYABLE_CLIENT_STATUSES
+        ):
+            raise AirflowFailException(scrub(error, token))
+        raise ServiceUnavailable(scrub(error, token))
+    return body
+
+
+def discovered_ids(
+    found: Mapping[str, Any], previous: Iterable[str] | None
+) -> tuple[list[str], list[str]]:
+    """(active ids to run, one warning per account not run: skipped now or lost since the
+    previous run). Lost accounts are reported once, never retried."""
+    accounts = found.get("advertisers") or []
+    active = [a["advertiser_id"] for a in accounts if a.get("active")]
+    warnings = [
+        f"{a['advertiser_id']} ({a.get('name')}): {a.get('reason')}"
+        for a in accounts
+        if not a.get("active")
+    ]
+    listed = {a["advertiser_id"] for a in accounts}
+    warnings += [
+        f"{advertiser_id}: granted at the previous run, not any more (access removed)"
+        for advertiser_id in previous or ()
+        if advertiser_id not in listed
+    ]
+    return active, warnings
+
+
 def post_run(service_url: str, payload: Mapping[str, Any], token: str) -> tuple[int, str]:
     import requests
 
@@ -639,7 +709,10 @@ def tiktok_ads_to_bigquery() -> None:
             raise AirflowFailException("invalid configuration: " + "; ".join(problems))
         config["conf_window"] = [day.isoformat() for day in window] if window else None
         log.info("configuration: %s", {k: v for k, v in config.items() if k != "advertiser_ids"})
-        log.info("%d advertisers", len(config["advertiser_ids"]))
+        if config["advertiser_ids"] == DISCOVER_ALL:
+            log.info("advertisers: every one the token was granted (discovered at prepare_payload)")
+        else:
+            log.info("%d advertisers", len(config["advertiser_ids"]))
         return config
 
     @task(retries=0, multiple_outputs=False)
@@ -650,7 +723,12 @@ def tiktok_ads_to_bigquery() -> None:
         else:
             start, end = default_window(run_day(context), config["days_reprocess"])
         parallel = max(config["parallel_batches"], PARSED_PARALLEL_BATCHES)
+        if config["advertiser_ids"] == DISCOVER_ALL:
+            config = {**config, "advertiser_ids": _discover(config["service_url"], context)}
         requests_ = build_requests({**config, "parallel_batches": parallel}, start, end)
+        if not requests_:
+            log.warning("no active advertiser to run")
+            return []
         log.info(
             "window %s..%s, %d batches, %s QPS / %s QPM each",
             start,
@@ -660,6 +738,26 @@ def tiktok_ads_to_bigquery() -> None:
             requests_[0]["payload"]["max_qpm"],
         )
         return requests_
+
+    def _discover(service_url: str, context: Mapping[str, Any]) -> list[str]:
+        """Active advertisers from the service; skipped and lost ones logged as warnings."""
+        token = get_variable(TOKEN_VAR)
+        if token is None:
+            raise AirflowFailException(f"{TOKEN_VAR}: missing (required)")
+        mask_secret(token)
+        ti = context["ti"]
+        try:  # the previous run's list, to report accounts whose access was removed
+            previous = ti.xcom_pull(
+                task_ids="prepare_payload", key="discovered", include_prior_dates=True
+            )
+        except Exception:  # an XCom backend without history: nothing to compare
+            previous = None
+        active, warnings = discovered_ids(discover_advertisers(service_url, token), previous)
+        for warning in warnings:
+            log.warning("advertiser not run: %s", warning)
+        ti.xcom_push(key="discovered", value=active)
+        log.info("%d advertisers discovered and active, %d not run", len(active), len(warnings))
+        return active
 
     @task(
         retries=2,

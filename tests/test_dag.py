@@ -400,6 +400,7 @@ def e2e(
         GCP_REGION="us-central1",
         TIKTOK_BQ_DATASET=bq_dataset,
         TIKTOK_MAX_PARALLEL_BATCHES="2",
+        TIKTOK_ENTITY_TYPES="[]",  # reports only here; tests/test_dag_discovery.py runs entities
     )
     return SimpleNamespace(dag=runnable_dag, set=variables, simulator=sim, dataset=bq_dataset)
 
