@@ -45,6 +45,8 @@ from database.history import HistoryDefinition, HistoryTables
 log = logging.getLogger(__name__)
 
 ADVERTISER_INFO = "advertiser_info"
+# Fields of a report run's response that are not about its items, kept in the combined one.
+REPORT_EXTRAS = {"reconciliation", "run_log"}
 INFO_TABLE = "TKT010_TIKTOK_ADS_ADVERTISER_INFO"
 _TS = pa.timestamp("us", tz="UTC")
 INFO_SCHEMA = pa.schema(
@@ -156,6 +158,9 @@ class AccountsRun:
             self._run.currencies = currencies
             reports = self._run.execute()
             outcomes += reports.results
+            # What the report run adds beside its items (reconciliation, run log) is kept.
+            extra = {k: getattr(reports, k) for k in REPORT_EXTRAS & set(RunResponse.model_fields)}
+            return self._finish(outcomes, found.skipped, started).model_copy(update=extra)
         return self._finish(outcomes, found.skipped, started)
 
     # ------------------------------------------------------------------ advertisers
