@@ -118,12 +118,23 @@ def compare_case(case: Case, body: bytes, python: tuple | None = None) -> str | 
     return None
 
 
-def compare(body: bytes) -> str | None:
-    """The first difference between the paths on ``body`` over every layout, or None."""
+def relevant(case: Case, body: bytes) -> bool:
+    """Whether the fuzzer reads ``body`` as ``case``: the small ad-level layouts always; a
+    report's full layout (~100 metrics: ~50 ms in the Python path) when the body names all
+    its dimensions, so its rows could be read (otherwise both paths just miss a dimension)."""
+    if len(case.metrics) < 10:
+        return True
+    return all(b'"' + name.encode() + b'"' in body for name in case.spec.dimensions)
+
+
+def compare(body: bytes, every_layout: bool = True) -> str | None:
+    """The first difference between the paths on ``body``, or None: over every layout, or
+    (the fuzzer, for speed) over the relevant ones."""
     for case in CASES:
-        mismatch = compare_case(case, body)
-        if mismatch:
-            return mismatch
+        if every_layout or relevant(case, body):
+            mismatch = compare_case(case, body)
+            if mismatch:
+                return mismatch
     return None
 
 

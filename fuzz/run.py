@@ -33,8 +33,7 @@ from pathlib import Path
 from controller.native.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".local" / "fuzz"
-LIBRARY = WORK / "libtiktok_rows_sanitized.so"
+WORK = ROOT / ".local" / "fuzz"  # corpus/: what runs found; run-PID/: one run's files
 SANITIZERS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 COMMON = ["-g", "-O1", "-fno-omit-frame-pointer", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"]
 
@@ -54,26 +53,26 @@ def _clang_with_libfuzzer() -> str | None:
     return clang if probe.returncode == 0 else None
 
 
-def build_sanitized() -> tuple[Path, dict[str, str], str]:
+def build_sanitized(run: Path, use_clang: bool = True) -> tuple[Path, dict[str, str], str]:
     """(the library, the environment to load it in Python, a description)."""
     import atheris
 
-    WORK.mkdir(parents=True, exist_ok=True)
-    clang = _clang_with_libfuzzer()
+    library = run / "libtiktok_rows_sanitized.so"
+    clang = _clang_with_libfuzzer() if use_clang else None
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0:halt_on_error=1:handle_abort=1"
     env["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1"
     if clang:
-        build(clang, [*COMMON, *SANITIZERS, "-fsanitize=fuzzer-no-link"], LIBRARY)
+        build(clang, [*COMMON, *SANITIZERS, "-fsanitize=fuzzer-no-link"], library)
         env["LD_PRELOAD"] = str(Path(atheris.path()) / "asan_with_fuzzer.so")
-        return LIBRARY, env, "clang, ASan + UBSan, libFuzzer coverage of the C reader"
+        return library, env, "clang, ASan + UBSan, libFuzzer coverage of the C reader"
     cc = os.environ.get("CC") or "cc"
-    build(cc, [*COMMON, *SANITIZERS], LIBRARY)
+    build(cc, [*COMMON, *SANITIZERS], library)
     runtime = subprocess.run(
         [cc, "-print-file-name=libasan.so"], capture_output=True, text=True, check=True
     ).stdout.strip()
     env["LD_PRELOAD"] = runtime
-    return LIBRARY, env, f"{cc}, ASan + UBSan, no C coverage (no clang with libFuzzer)"
+    return library, env, f"{cc}, ASan + UBSan, no C coverage (no clang with libFuzzer)"
 
 
 def write_seeds(directory: Path) -> int:
@@ -110,18 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=1800, help="how long to fuzz (1800)")
     parser.add_argument("--max-len", type=int, default=16384, help="largest input (16384)")
     parser.add_argument(
+        "--no-clang", action="store_true", help="build with cc even where clang is (no C coverage)"
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="merge new coverage into fuzz/corpus/ after a clean run"
     )
     args = parser.parse_args(argv)
 
-    library, env, how = build_sanitized()
-    seeds_dir, corpus_dir, artifacts = WORK / "seeds", WORK / "corpus", WORK / "artifacts"
+    run = WORK / f"run-{os.getpid()}"  # runs side by side (make fuzz, make test) keep apart
+    seeds_dir, corpus_dir, artifacts = run / "seeds", WORK / "corpus", run / "artifacts"
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(artifacts, ignore_errors=True)
     artifacts.mkdir(parents=True)
+    library, env, how = build_sanitized(run, not args.no_clang)
     count = write_seeds(seeds_dir)
     print(f"fuzz: {how}; {count} seeds + fuzz/corpus/; {args.seconds} s", flush=True)
-    wrapper = WORK / "target.sh"
+    wrapper = run / "target.sh"
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fuzz.target "{library}" "$@"\n')
     wrapper.chmod(0o755)
     env["FUZZ_TARGET_COMMAND"] = str(wrapper)
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         "-timeout=120",
         "-rss_limit_mb=6144",
         "-use_value_profile=1",
+        # Without C coverage nothing counts as new: mutate at full length from the start.
+        *([] if "libFuzzer coverage" in how else ["-len_control=0"]),
         "-print_final_stats=1",
         f"-artifact_prefix={artifacts}/",
         str(corpus_dir),
@@ -162,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fuzz: {runs} inputs executed in {args.seconds} s: no mismatch, no sanitizer report")
         if args.keep:
             keep(wrapper, env, args.max_len, corpus_dir)
+        shutil.rmtree(run)
         return 0
     crashes = sorted(artifacts.glob("*"))
     if "=== MISMATCH" not in text and crashes:
