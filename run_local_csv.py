@@ -7,7 +7,10 @@ Fill CONFIG below (or pass flags, which win) and run:
 One CSV per advertiser and report type: <table>_<advertiser_id>_<YYYYMMDD>.csv (the date of
 the run), e.g. TKT002_TIKTOK_ADS_CAMPAIGN_7012…_20261128.csv. Every report type the service
 knows can be asked for by name (--report-types campaign_country,ad_hourly), custom ones too
-(--custom-reports FILE, default TIKTOK_CUSTOM_REPORTS_FILE). Honours TIKTOK_API_BASE_URL,
+(--custom-reports FILE, default TIKTOK_CUSTOM_REPORTS_FILE), and so can the account info and
+entity lists (--report-types advertiser_info,campaigns,adgroups,ads: the objects as read
+today, deleted and Promote ones included). --advertiser-ids all lists every advertiser the
+token was granted (needs TIKTOK_APP_ID and TIKTOK_APP_SECRET) and skips closed ones. Honours TIKTOK_API_BASE_URL,
 TIKTOK_QPS/QPM and the other service settings. Exit code 0 only when every report succeeded.
 """
 
@@ -23,9 +26,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from config.logging import register_secret
 from config.settings import SettingsError, load_settings
+from controller.accounts import Account, DiscoveryError, discover
 from controller.catalog import REPORT_TYPES, ReportSpec, arrow_schema
+from controller.entity_csv import write_entity_csvs
 from controller.extraction import Extraction, ItemResult
+from controller.models import ENTITY_TYPES
 from controller.pipeline import build_client
 from controller.rate_limiter import app_limiter
 from controller.reports import registry
@@ -52,7 +59,9 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def _ids(text: str) -> list[str]:
+def _ids(text: str) -> list[str] | str:
+    if text.strip().lower() == "all":
+        return "all"
     ids = [part.strip() for part in text.split(",") if part.strip()]
     bad = [i for i in ids if not i.isdigit()]
     if not ids or bad:
@@ -87,11 +96,13 @@ def parse_args(
         registry.load_custom_file(args.custom_reports)
     except CustomReportError as exc:
         parser.error(str(exc))
-    unknown = [t for t in args.report_types if t not in registry.all_reports()]
+    unknown = [
+        t for t in args.report_types if t not in registry.all_reports() and t not in ENTITY_TYPES
+    ]
     if unknown:
         parser.error(
             f"argument --report-types: unknown report type(s) {unknown}; "
-            f"choose from {', '.join(registry.names())}"
+            f"choose from {', '.join((*registry.names(), *ENTITY_TYPES))}"
         )
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     args.end_date = args.end_date or yesterday
@@ -196,15 +207,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parse_args(argv, settings.days_reprocess, settings.tiktok_custom_reports_file)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    specs = [registry.get(name) for name in args.report_types]
+    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm, settings.tiktok_rate_margin)
+    client = build_client(settings, args.access_token, limiter)
+    if args.advertiser_ids == "all":
+        missing = settings.missing_app_credentials()
+        if missing:
+            print(f"run_local_csv.py: error: --advertiser-ids all needs {', '.join(missing)}")
+            return 2
+        register_secret(settings.tiktok_app_secret)
+        try:
+            accounts = discover(
+                client, settings.tiktok_app_id or "", settings.tiktok_app_secret or ""
+            )
+        except DiscoveryError as exc:
+            print(f"run_local_csv.py: error: {exc}", file=sys.stderr)
+            return 1
+        for account in accounts:
+            if not account.active:
+                print(f"skipped {account.advertiser_id} ({account.name}): {account.reason}")
+        args.advertiser_ids = [a.advertiser_id for a in accounts if a.active]
+    else:
+        accounts = [Account(advertiser_id, None) for advertiser_id in args.advertiser_ids]
+    entity_kinds = [t for t in args.report_types if t in ENTITY_TYPES]
+    specs = [registry.get(name) for name in args.report_types if name not in ENTITY_TYPES]
     items = [(adv, spec) for adv in args.advertiser_ids for spec in specs]
     now = datetime.now(UTC)
     print(f"Period: {args.start_date} to {args.end_date}")
     print(f"Output folder: {args.output_dir}/")
     print(f"Advertisers: {len(args.advertiser_ids)} · reports: {', '.join(args.report_types)}")
-
-    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm, settings.tiktok_rate_margin)
-    client = build_client(settings, args.access_token, limiter)
+    entity_results = write_entity_csvs(
+        client, accounts, entity_kinds, args.output_dir, now, settings.tiktok_concurrency
+    )
+    for result in entity_results:
+        print(f"[{result.advertiser_id}] {result.report_type}: {result.status} ({result.rows} rows)"
+              + (f": {result.error}" if result.error else ""))  # fmt: skip
     sink = CsvSink(args.output_dir, now.date())
     extraction: Extraction | None = None
     progress = Progress(
@@ -238,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         progress.stop()
         client.close()
-    return _summary(results, progress.requests)
+    return _summary(
+        entity_results + results, progress.requests + sum(r.requests for r in entity_results)
+    )
 
 
 def _summary(results: list[ItemResult], requests: int) -> int:

@@ -263,7 +263,7 @@ class EntityReader:
         self,
         advertiser_ids: list[str],
         specs: list[EntitySpec],
-        sink: Callable[[EntitySpec, pa.Table], None],
+        sink: Callable[[EntitySpec, str, pa.Table], None],
     ) -> list[EntityResult]:
         results = {
             (adv, spec.report_type): EntityResult(adv, spec.report_type)
@@ -286,7 +286,7 @@ class EntityReader:
         spec: EntitySpec,
         origin: str,
         result: EntityResult,
-        sink: Callable[[EntitySpec, pa.Table], None],
+        sink: Callable[[EntitySpec, str, pa.Table], None],
     ) -> None:
         filtering = {"primary_status": "STATUS_ALL", "campaign_system_origins": [origin]}
         page_number, total_page = 1, 1
@@ -304,7 +304,7 @@ class EntityReader:
                     deadline=self.deadline,
                 )
                 table = typed_rows(spec, page.rows, advertiser_id, origin, self.extracted_at)
-                sink(spec, table)
+                sink(spec, advertiser_id, table)
                 with self._lock:
                     result.requests += 1
                     result.rows += table.num_rows

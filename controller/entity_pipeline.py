@@ -290,7 +290,7 @@ class AccountsRun:
             results = reader.run(
                 advertiser_ids,
                 specs,
-                lambda spec, table: writers[spec.report_type].write(table),
+                lambda spec, _adv, table: writers[spec.report_type].write(table),
             )
             for spec in specs:
                 path = writers[spec.report_type].close()

@@ -107,7 +107,7 @@ def test_refused_metrics_are_named_in_the_summary(sim, sim_world, tmp_path):
     [
         (["--start-date", "2025-02-30"], "'2025-02-30' is not a date YYYY-MM-DD"),
         (["--advertiser-ids", "12x"], "advertiser ids must be digits"),
-        (["--report-types", "ads"], "unknown report type"),
+        (["--report-types", "ad_groups"], "unknown report type"),
         (["--start-date", "2025-03-01", "--end-date", "2025-02-01"], "is after --end-date"),
         (["--bogus"], "unrecognized arguments"),
     ],
