@@ -43,7 +43,7 @@ test: $(STAMP) $(NATIVE) bq-venv lint fuzz-tools
 	$(PY) -m pytest -q
 
 demo: $(STAMP) $(NATIVE) bq-venv
-	$(PY) -m local_env.demo
+	$(PY) -m local_env.demo $(DEMO_ARGS)
 
 bench: $(STAMP) $(NATIVE) bq-venv
 	$(PY) -m bench.run $(BENCH_ARGS)

@@ -4,6 +4,10 @@ Starts the TikTok simulator, local-bigquery (data kept under .local/bigquery) an
 with the Dockerfile's gunicorn command, POSTs sample_request.json, prints the response and a
 row count per table read back from BigQuery, then stops what it started (unless
 ``--keep-running``, which leaves the stack up for curl until Ctrl-C).
+
+``--all`` runs the same request with ``"advertiser_ids": "all"`` instead (the service gets the
+simulator's app credentials, discovers three advertisers, skips the closed one with its
+reason) and loads the account info and entity history tables before the reports.
 """
 
 from __future__ import annotations
@@ -16,23 +20,38 @@ import sys
 import requests
 
 from controller.catalog import REPORTS
+from controller.entity_pipeline import destination
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery
 from local_env.stack import ROOT, ServiceProcess, SimulatorProcess, free_port, port_is_free
 
 STATE = ROOT / ".local"
 SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "2", "--token", "sim-token")
+# --all: a third advertiser (seeded closed) and the simulator's default app credentials.
+ALL_SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "3", "--token", "sim-token")
+APP_CREDENTIALS = {"TIKTOK_APP_ID": "1234567890", "TIKTOK_APP_SECRET": "sim-app-secret"}
+ENTITY_TYPES = ["advertiser_info", "campaigns", "adgroups", "ads"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep-running", action="store_true", help="leave the stack up for curl")
     parser.add_argument("--port", type=int, default=8080, help="service port (default 8080)")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help='"advertiser_ids": "all" (discovery) and the account/entity tables too',
+    )
     args = parser.parse_args(argv)
     payload = json.loads((ROOT / "sample_request.json").read_text())
+    if args.all:
+        payload["advertiser_ids"] = "all"
+        payload["report_types"] = ENTITY_TYPES + payload["report_types"]
     logs = STATE / "logs"
     print("Starting the TikTok simulator, local BigQuery and the service (gunicorn)…")
-    simulator = SimulatorProcess(logs / "simulator.log", *SIMULATOR_ARGS)
+    simulator = SimulatorProcess(
+        logs / "simulator.log", *(ALL_SIMULATOR_ARGS if args.all else SIMULATOR_ARGS)
+    )
     bigquery = LocalBigQuery(payload["project_id"], STATE / "bigquery").start()
     service = None
     try:
@@ -41,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "TIKTOK_API_BASE_URL": simulator.base_url,
                 "BIGQUERY_EMULATOR_HOST": bigquery.endpoint,
+                **(APP_CREDENTIALS if args.all else {}),
             },
             port=args.port if port_is_free(args.port) else free_port(),
         )
@@ -71,6 +91,15 @@ def print_table_counts(payload: dict, bigquery: LocalBigQuery) -> None:
     dataset = payload.get("dataset_id", "raw")
     print(f"\nRows in BigQuery ({payload['project_id']}.{dataset}):")
     for name in payload.get("report_types", list(REPORTS)):
+        if name in ENTITY_TYPES:
+            table = destination(name)
+            query = (
+                f"SELECT COUNT(*) AS n, COUNT(DISTINCT _advertiser_id) AS advertisers "
+                f"FROM `{payload['project_id']}.{dataset}.{table}`"
+            )
+            row = next(iter(client.query(query).result(timeout=60)))
+            print(f"  {table:<36} {row.n:>6} rows  {row.advertisers} advertisers")
+            continue
         table = REPORTS[name].table
         query = (
             f"SELECT COUNT(*) AS n_rows, COUNT(DISTINCT _advertiser_id) AS advertisers, "
