@@ -3,7 +3,9 @@
 The DAG only orchestrates: the service extracts the reports from TikTok and loads BigQuery.
 A run reprocesses the days D-3..D-1 of its run day D (`TIKTOK_DAYS_REPROCESS` overrides 3)
 with `if_exists: "replace"`, so a retry, a rerun or an overlapping backfill rewrites the
-same rows instead of duplicating them.
+same rows instead of duplicating them. Once a week (`TIKTOK_SETTLEMENT_WEEKDAY`, Monday) the
+run replaces D-28..D-1 instead (`TIKTOK_SETTLEMENT_DAYS`): TikTok books conversions on the
+day of the impression for up to 28 days, so the daily window alone freezes them too early.
 
 `validate_config` → `prepare_payload` → `call_cloud_run_api` (mapped: one POST /run per
 batch of advertisers) → `validate_result`. Runs on Airflow 3 and 2.10; needs only
@@ -30,6 +32,8 @@ REGION variables set -- NAME VALUE`):
 | `TIKTOK_ENTITY_TYPES` | all four | JSON list of account/entity tables loaded before the reports: advertiser_info, campaigns, adgroups, ads (`[]` turns them off) |
 | `TIKTOK_CUSTOM_REPORT_TYPES` | [] | JSON list of the custom report names the service declares |
 | `TIKTOK_DAYS_REPROCESS` | 3 | days before the run day to reprocess |
+| `TIKTOK_SETTLEMENT_DAYS` | 28 | days the weekly settlement run replaces (D-N..D-1); 0 turns it off |
+| `TIKTOK_SETTLEMENT_WEEKDAY` | 0 | day of the settlement run: 0 = Monday … 6 = Sunday (UTC run day) |
 | `TIKTOK_BATCH_SIZE` | 20 | advertisers per POST /run (at most 200) |
 | `TIKTOK_MAX_PARALLEL_BATCHES` | 2 | POSTs in flight at once; read when the file is parsed |
 | `TIKTOK_APP_QPS` | 10 | the TikTok app's QPS tier, shared by the batches |
@@ -95,6 +99,11 @@ DISCOVER_ALL = "all"
 _CUSTOM_REPORT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 DEFAULT_DATASET = "raw"
 DEFAULT_DAYS_REPROCESS = 3
+DEFAULT_SETTLEMENT_DAYS = 28  # TikTok's longest click attribution window
+DEFAULT_SETTLEMENT_WEEKDAY = 0  # Monday
+# A settlement window is posted in spans of at most this many days, so that each POST holds
+# about as much as two daily runs and fits the service's deadline like they do.
+SETTLEMENT_SPAN_DAYS = 7
 DEFAULT_BATCH_SIZE = 20
 DEFAULT_PARALLEL_BATCHES = 2
 DEFAULT_APP_QPS = 10.0  # TikTok Basic tier
@@ -121,6 +130,8 @@ REPORT_TYPES_VAR = "TIKTOK_REPORT_TYPES"
 CUSTOM_REPORT_TYPES_VAR = "TIKTOK_CUSTOM_REPORT_TYPES"
 ENTITY_TYPES_VAR = "TIKTOK_ENTITY_TYPES"
 DAYS_VAR = "TIKTOK_DAYS_REPROCESS"
+SETTLEMENT_DAYS_VAR = "TIKTOK_SETTLEMENT_DAYS"
+SETTLEMENT_WEEKDAY_VAR = "TIKTOK_SETTLEMENT_WEEKDAY"
 BATCH_SIZE_VAR = "TIKTOK_BATCH_SIZE"
 PARALLEL_VAR = "TIKTOK_MAX_PARALLEL_BATCHES"
 QPS_VAR = "TIKTOK_APP_QPS"
@@ -135,6 +146,8 @@ CONFIG_VARIABLES = (
     CUSTOM_REPORT_TYPES_VAR,
     ENTITY_TYPES_VAR,
     DAYS_VAR,
+    SETTLEMENT_DAYS_VAR,
+    SETTLEMENT_WEEKDAY_VAR,
     BATCH_SIZE_VAR,
     PARALLEL_VAR,
     QPS_VAR,
@@ -172,6 +185,16 @@ def parse_positive_int(raw: str, *, maximum: int) -> int:
         raise ConfigError(f"must be a whole number, got {raw!r}") from None
     if not 1 <= value <= maximum:
         raise ConfigError(f"must be between 1 and {maximum}, got {value}")
+    return value
+
+
+def parse_int_between(raw: str, *, minimum: int, maximum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"must be a whole number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"must be between {minimum} and {maximum}, got {value}")
     return value
 
 
@@ -286,6 +309,16 @@ _CONFIG_FIELDS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
         lambda raw: parse_positive_int(raw, maximum=MAX_WINDOW_DAYS),
         DEFAULT_DAYS_REPROCESS,
     ),
+    SETTLEMENT_DAYS_VAR: (
+        "settlement_days",
+        lambda raw: parse_int_between(raw, minimum=0, maximum=MAX_WINDOW_DAYS),
+        DEFAULT_SETTLEMENT_DAYS,
+    ),
+    SETTLEMENT_WEEKDAY_VAR: (
+        "settlement_weekday",
+        lambda raw: parse_int_between(raw, minimum=0, maximum=6),
+        DEFAULT_SETTLEMENT_WEEKDAY,
+    ),
     BATCH_SIZE_VAR: (
         "batch_size",
         lambda raw: parse_positive_int(raw, maximum=MAX_ADVERTISERS_PER_REQUEST),
@@ -395,6 +428,40 @@ def default_window(day: date, days_reprocess: int) -> tuple[date, date]:
     return day - timedelta(days=days_reprocess), day - timedelta(days=1)
 
 
+def is_settlement_day(day: date, config: Mapping[str, Any]) -> bool:
+    """The weekly run that replaces the attribution window instead of the daily days.
+
+    Off when ``settlement_days`` is 0 or no longer than the daily window (nothing to add).
+    """
+    days = config["settlement_days"]
+    return days > config["days_reprocess"] and day.weekday() == config["settlement_weekday"]
+
+
+def scheduled_window(day: date, config: Mapping[str, Any]) -> tuple[date, date, int | None]:
+    """The window of a scheduled run of ``day`` and the span its POSTs are split into.
+
+    Daily: D-days_reprocess..D-1 in one span. Settlement day: D-settlement_days..D-1 in
+    spans of ``SETTLEMENT_SPAN_DAYS`` (each POST must fit the service's deadline).
+    """
+    if is_settlement_day(day, config):
+        start, end = default_window(day, config["settlement_days"])
+        return start, end, SETTLEMENT_SPAN_DAYS
+    start, end = default_window(day, config["days_reprocess"])
+    return start, end, None
+
+
+def date_spans(start: date, end: date, days: int | None) -> list[tuple[date, date]]:
+    """The inclusive window cut into consecutive spans of at most ``days`` (None: one span)."""
+    if not days:
+        return [(start, end)]
+    spans = []
+    while start <= end:
+        span_end = min(start + timedelta(days=days - 1), end)
+        spans.append((start, span_end))
+        start = span_end + timedelta(days=1)
+    return spans
+
+
 # --------------------------------------------------------------------------- fan-out
 
 
@@ -413,29 +480,40 @@ def rate_budget(app_qps: float, app_qpm: int, parallel: int, batches: int) -> tu
     return max(qps, 0.001), max(app_qpm // in_flight, 1)
 
 
-def build_requests(config: Mapping[str, Any], start: date, end: date) -> list[dict[str, Any]]:
-    """One POST /run per batch: the URL, a label and the payload (never the access token)."""
+def build_requests(
+    config: Mapping[str, Any], start: date, end: date, span_days: int | None = None
+) -> list[dict[str, Any]]:
+    """One POST /run per batch (and per span of ``span_days``, if given): the URL, a label and
+    the payload (never the access token). The rate budget is split over every POST that can
+    be in flight, whichever batch or span it is."""
     batches = split_batches(config["advertiser_ids"], config["batch_size"])
+    spans = date_spans(start, end, span_days)
     max_qps, max_qpm = rate_budget(
-        config["app_qps"], config["app_qpm"], config["parallel_batches"], len(batches)
+        config["app_qps"], config["app_qpm"], config["parallel_batches"], len(batches) * len(spans)
     )
     return [
         {
             "service_url": config["service_url"],
-            "label": f"batch {number}/{len(batches)}",
+            "label": f"batch {number}/{len(batches)}"
+            + (f", {span_start}..{span_end}" if len(spans) > 1 else ""),
             "payload": {
                 "advertiser_ids": batch,
                 "project_id": config["project_id"],
                 "dataset_id": config["dataset_id"],
-                # Entities first: the service loads them before the reports of the batch.
-                "report_types": [*config.get("entity_types", []), *config["report_types"]],
-                "start_date": start.isoformat(),
-                "end_date": end.isoformat(),
+                # Entities first: the service loads them before the reports of the batch
+                # (once per batch: in its first span only).
+                "report_types": [
+                    *(config.get("entity_types", []) if index == 0 else []),
+                    *config["report_types"],
+                ],
+                "start_date": span_start.isoformat(),
+                "end_date": span_end.isoformat(),
                 "if_exists": "replace",
                 "max_qps": max_qps,
                 "max_qpm": max_qpm,
             },
         }
+        for index, (span_start, span_end) in enumerate(spans)
         for number, batch in enumerate(batches, start=1)
     ]
 
@@ -718,19 +796,21 @@ def tiktok_ads_to_bigquery() -> None:
     @task(retries=0, multiple_outputs=False)
     def prepare_payload(config: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
         """The run's window and one request per batch; the budget is split across batches."""
+        span_days = None
         if config["conf_window"]:
             start, end = (date.fromisoformat(day) for day in config["conf_window"])
         else:
-            start, end = default_window(run_day(context), config["days_reprocess"])
+            start, end, span_days = scheduled_window(run_day(context), config)
         parallel = max(config["parallel_batches"], PARSED_PARALLEL_BATCHES)
         if config["advertiser_ids"] == DISCOVER_ALL:
             config = {**config, "advertiser_ids": _discover(config["service_url"], context)}
-        requests_ = build_requests({**config, "parallel_batches": parallel}, start, end)
+        requests_ = build_requests({**config, "parallel_batches": parallel}, start, end, span_days)
         if not requests_:
             log.warning("no active advertiser to run")
             return []
         log.info(
-            "window %s..%s, %d batches, %s QPS / %s QPM each",
+            "%s window %s..%s, %d POSTs, %s QPS / %s QPM each",
+            "settlement" if span_days else "run",
             start,
             end,
             len(requests_),

@@ -401,6 +401,7 @@ def e2e(
         TIKTOK_BQ_DATASET=bq_dataset,
         TIKTOK_MAX_PARALLEL_BATCHES="2",
         TIKTOK_ENTITY_TYPES="[]",  # reports only here; tests/test_dag_discovery.py runs entities
+        TIKTOK_SETTLEMENT_DAYS="0",  # runs of today must not turn into a weekly settlement
     )
     return SimpleNamespace(dag=runnable_dag, set=variables, simulator=sim, dataset=bq_dataset)
 

@@ -21,11 +21,22 @@ def typed_cell(kind: MetricType, value: object) -> object:
     return float(value)
 
 
-def truth_rows(world, spec: ReportSpec, advertiser_id: str, start: date, end: date) -> list[dict]:
-    """The rows the simulator serves, as the columns the warehouse should hold."""
+def truth_rows(
+    world, spec: ReportSpec, advertiser_id: str, start: date, end: date, **report: object
+) -> list[dict]:
+    """The rows the simulator serves, as the columns the warehouse should hold.
+
+    ``report``: more arguments of ``World.report_rows`` (e.g. ``as_of``, ``attribution_days``).
+    """
     rows = []
     for raw in world.report_rows(
-        advertiser_id, spec.data_level, start, end, metrics=spec.metric_names, include_deleted=True
+        advertiser_id,
+        spec.data_level,
+        start,
+        end,
+        metrics=spec.metric_names,
+        include_deleted=True,
+        **report,
     ):
         dims, metrics = raw["dimensions"], raw["metrics"]
         row = {

@@ -30,6 +30,7 @@ from .metrics import DEFAULT_METRICS, LEVELS
 from .query import parse_report_query
 from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
 from .report import ReportQuery
+from .settlement import ATTRIBUTION_DAYS
 from .stats import Stats
 from .world import World
 
@@ -98,11 +99,13 @@ class Settings:
     # data_level -> campaign ids (or "PROMOTE") whose rows that level leaves out, as if TikTok
     # changed a default filter at some levels only: the levels then do not add up.
     dropped_campaigns: dict[str, list[str]] = field(default_factory=dict)
+    # Days a day's conversions keep growing after it (``settlement``), while ``as_of`` is set.
+    attribution_days: int = ATTRIBUTION_DAYS
     # Hours after a day ends before its AUDIENCE rows are served (TikTok: ~16 h); None: none.
     audience_latency_hours: float | None = None
 
     def update(self, key: str, value: Any) -> None:
-        if key in ("qps", "qpm", "throttle_threshold"):
+        if key in ("qps", "qpm", "throttle_threshold", "attribution_days"):
             value = _positive_int(key, value)
         elif key == "advertiser_qps":
             value = None if value is None else _positive_int(key, value)
@@ -401,6 +404,12 @@ class SimulatorApp:
         dropped = self.settings.dropped_campaigns.get(query.data_level)
         if dropped:
             query = dataclasses.replace(query, hidden_campaigns=frozenset(dropped))
+        if self.settings.as_of:  # days still settling are served as they stood that day
+            query = dataclasses.replace(
+                query,
+                as_of=date.fromisoformat(self.settings.as_of),
+                attribution_days=self.settings.attribution_days,
+            )
         refused = set(self.settings.refused_metrics.get(query.data_level, ()))
         if refused.intersection(query.metrics):
             raise errors.invalid_metrics([m for m in query.metrics if m in refused])
@@ -556,6 +565,11 @@ class SimulatorApp:
             include_deleted=params.get("include_deleted", "true") == "true",
             dimensions=orjson.loads(params["dimensions"]) if "dimensions" in params else None,
             max_ads=int(params["max_ads"]) if "max_ads" in params else None,
+            # "final": values once every day settled; a date: as of then; default: as served
+            as_of=None
+            if params.get("as_of", self.settings.as_of) in (None, "final")
+            else params.get("as_of", self.settings.as_of),
+            attribution_days=self.settings.attribution_days,
         )
         return {"total_number": len(rows), "rows": rows}
 

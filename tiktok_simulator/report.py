@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .compiled import Generator, direct_renderer_for, generator_for, renderer_for
 from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, DASH, METRICS, Base, base_plan
+from .settlement import ATTRIBUTION_DAYS, is_final, settler
 from .world import Entity
 
 if TYPE_CHECKING:
@@ -64,6 +65,14 @@ class ReportQuery:
     # Campaign ids (or "PROMOTE": every Promote campaign) whose rows this level leaves out:
     # the ``dropped_campaigns`` setting, a TikTok that hides some rows at some levels only.
     hidden_campaigns: frozenset[str] = frozenset()
+    # The simulator's today for attribution and the data fix (``settlement``); None: final.
+    as_of: date | None = None
+    attribution_days: int = ATTRIBUTION_DAYS
+
+    @property
+    def as_of_ordinal(self) -> int | None:
+        return None if self.as_of is None else self.as_of.toordinal()
+
     report_type: str = "BASIC"  # or AUDIENCE (see ``audience``)
     breakdowns: tuple[str, ...] = ()  # AUDIENCE dimensions, e.g. ("age", "gender")
 
@@ -91,6 +100,8 @@ class ReportQuery:
             self.adgroup_ids,
             self.ad_ids,
             self.hidden_campaigns,
+            self.as_of,
+            self.attribution_days,
         )
 
 
@@ -229,7 +240,12 @@ class ReportBuilder:
         rows: list[Row] = []
         for key in map(selection.unpack, keys):
             entity = selection.entities[key[0]]
-            if key[1] >= 0 and key[2] < 0 and len(entity.ads) == 1:
+            if (
+                key[1] >= 0
+                and key[2] < 0
+                and len(entity.ads) == 1
+                and is_final(query.as_of_ordinal, key[1], query.attribution_days)
+            ):
                 # One ad on one day (the bulk of an ad-level daily report): no summing needed.
                 ad = entity.ads[0]
                 h = world.day_hash(ad, key[1])
@@ -262,12 +278,15 @@ class ReportBuilder:
         _, day, hour = key
         days = range(query.start.toordinal(), query.end.toordinal() + 1) if day < 0 else (day,)
         total: dict[str, int] | None = None
+        settle = settler(query.as_of_ordinal, query.attribution_days)
         for ad in entity.ads:
             for d in days:
                 h = world.day_hash(ad, d)
                 if h is None:
                     continue
                 values = generate(world.value_hash(h), ad.scale)
+                if settle is not None:
+                    values = settle(values, d)
                 if hour >= 0:
                     mask, cumulative = world.hour_split(h)
                     if not mask >> hour & 1:

@@ -435,8 +435,13 @@ class World:
         include_deleted: bool = True,
         dimensions: Sequence[str] | None = None,
         max_ads: int | None = None,
+        as_of: date | str | None = None,
+        attribution_days: int | None = None,
     ) -> list[dict[str, dict[str, str]]]:
         """Exactly the rows the API serves, across all pages, in wire form.
+
+        ``as_of``: the values as they stood that day (conversions still growing, delivery
+        before the data fix; see ``settlement``); None: the final values.
 
         ``include_deleted=True`` corresponds to the level's ``STATUS_ALL`` filter (and is
         irrelevant at AUCTION_ADVERTISER). ``dimensions`` defaults to the level's id
@@ -457,6 +462,8 @@ class World:
             end=as_date(end_date),
             metrics=tuple(metrics),
             include_deleted=include_deleted,
+            as_of=None if as_of is None else as_date(as_of),
+            **({} if attribution_days is None else {"attribution_days": attribution_days}),
         )
         builder = self.report_builder()
         selection = builder.select(query, max_ads)
