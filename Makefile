@@ -23,12 +23,13 @@ native: $(NATIVE)
 
 # Its differential fuzzer (fuzz/): a sanitizer build against the orjson path, FUZZ_SECONDS long.
 # fuzz-tools installs clang + libFuzzer's runtime where it can (root + apt), else cc is used.
+# FUZZ_ARGS=--keep merges the new coverage it found into fuzz/corpus/ (the regression corpus).
 FUZZ_SECONDS ?= 1800
 fuzz-tools:
 	@sh fuzz/tools.sh
 
 fuzz: $(STAMP) fuzz-tools
-	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 # local-bigquery needs Python 3.13 in a virtualenv of its own (see local_env/bigquery_emulator.py).
 bq-venv: $(STAMP)

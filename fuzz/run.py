@@ -112,12 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         "--no-clang", action="store_true", help="build with cc even where clang is (no C coverage)"
     )
     parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=WORK / "corpus",
+        help="where found inputs accumulate (.local/fuzz/corpus)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="merge new coverage into fuzz/corpus/ after a clean run"
     )
     args = parser.parse_args(argv)
 
     run = WORK / f"run-{os.getpid()}"  # runs side by side (make fuzz, make test) keep apart
-    seeds_dir, corpus_dir, artifacts = run / "seeds", WORK / "corpus", run / "artifacts"
+    seeds_dir, corpus_dir, artifacts = run / "seeds", args.corpus, run / "artifacts"
     corpus_dir.mkdir(parents=True, exist_ok=True)
     artifacts.mkdir(parents=True)
     library, env, how = build_sanitized(run, not args.no_clang)
