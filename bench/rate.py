@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import SIM_TOKEN, Simulator, WorldSize, window
-from controller.catalog import REPORT_TYPES, REPORTS
+from controller.catalog import REPORT_TYPES
 from controller.extraction import Extraction
 from controller.pipeline import table_definition
 from controller.rate_limiter import RateLimiter
+from controller.reports import registry
 from controller.tiktok_client import REPORT_PATH, TikTokClient
 from database.bigquery import TableWriter
 
@@ -217,7 +218,7 @@ def run_extraction(
     sim.reset()
     limiter = RateLimiter(size.qps, size.qpm, margin=size.margin)
     client = TikTokClient(sim.base_url, SIM_TOKEN, limiter, pool_size=workers, read_timeout=60)
-    specs = [REPORTS[name] for name in size.report_types]
+    specs = [registry.get(name) for name in size.report_types]
     items = [(adv, spec) for spec in specs for adv in advertisers]  # the pipeline's order
     writers = {
         spec.report_type: TableWriter(

@@ -18,6 +18,8 @@ from typing import Any
 from bench.cpu import CpuResult
 from bench.memory import MIB, MemoryResult, ServiceRun
 from bench.rate import ExtractionRun, RateResult
+from bench.reports import ReportsResult
+from bench.reports import table_rows as reports_rows
 
 # The targets, checked here so that the table says which ones hold.
 MIN_RATE_RATIO = 0.90  # requests/s as TikTok counts them (first to last arrival) ÷ QPS
@@ -52,6 +54,7 @@ class Results:
     quick: bool
     sizes: dict[str, Any]
     rate: RateResult | None = None
+    reports: ReportsResult | None = None  # an audience and an hourly report at the limit
     cpu: CpuResult | None = None
     memory: MemoryResult | None = None
 
@@ -113,6 +116,8 @@ def table_rows(results: Results) -> list[dict[str, str]]:
                 ),
             }
         )
+    if results.reports:
+        rows += reports_rows(results.reports, MIN_RATE_RATIO)
     if results.cpu:
         cpu = results.cpu
         stages = ", ".join(f"{s} {cpu.stage_us_per_row(s):.1f}" for s in cpu.stages)
@@ -213,6 +218,7 @@ def to_json(results: Results, rows: list[dict[str, str]]) -> dict[str, Any]:
         },
         "sizes": results.sizes,
         "rate": results.rate.to_json() if results.rate else None,
+        "reports": results.reports.to_json() if results.reports else None,
         "cpu": results.cpu.to_json() if results.cpu else None,
         "memory": results.memory.to_json() if results.memory else None,
         "table": rows,

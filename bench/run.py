@@ -13,6 +13,7 @@ Process logs go to ``.local/bench/``.
 
 Scenarios (see each module's docstring for what is measured and why):
   rate    bench/rate.py    10 QPS / 600 QPM, 1 s latency: sustained rate, 40100s, speed-up
+  reports bench/reports.py the same for an AUDIENCE (ad_country) and an hourly (ad_hourly) report
   cpu     bench/cpu.py     µs of CPU per row from raw JSON bytes to Parquet bytes
   memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table
 """
@@ -26,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import cpu, memory, rate, report
+from bench import cpu, memory, rate, report, reports
 from bench.stack import WorldSize
 from local_env.stack import ROOT
 
@@ -36,6 +37,7 @@ QUICK_RESULTS_DIR = LOG_DIR / "results"
 
 FULL = {
     "rate": rate.RateSize(),
+    "reports": reports.ReportsSize(),
     "cpu": cpu.CpuSize(),
     "memory": memory.MemorySize(),
 }
@@ -44,6 +46,10 @@ QUICK = {
         world=WorldSize(advertisers=4, campaigns=2, adgroups=5, ads=10, delivery=0.8),
         days=60,
         baseline_advertisers=1,
+    ),
+    "reports": reports.ReportsSize(
+        world=WorldSize(advertisers=4, campaigns=2, adgroups=2, ads=3, delivery=0.8),
+        report_days={"ad_country": 70, "ad_hourly": 10},
     ),
     "cpu": cpu.CpuSize(pages=20, repeats=2),
     "memory": memory.MemorySize(
@@ -65,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--quick", action="store_true", help="small sizes: the whole bench in under a minute")
     add("--skip-rate", action="store_true")
+    add("--skip-reports", action="store_true", help="no audience/hourly rate scenario")
     add("--skip-cpu", action="store_true")
     add("--skip-memory", action="store_true", help="no local-bigquery, no service process")
     add(
@@ -140,7 +147,7 @@ def sizes_from(args: argparse.Namespace) -> dict:
         repeats=args.cpu_repeats,
         python_only=args.cpu_python or None,
     )
-    return {"rate": rate_size, "cpu": cpu_size, "memory": memory_size}
+    return {"rate": rate_size, "reports": preset["reports"], "cpu": cpu_size, "memory": memory_size}
 
 
 def progress(message: str) -> None:
@@ -161,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     if not args.skip_rate:
         results.rate = rate.run(sizes["rate"], LOG_DIR, progress=progress)
+    if not args.skip_reports:
+        results.reports = reports.run(sizes["reports"], LOG_DIR, progress=progress)
     if not args.skip_cpu:
         results.cpu = cpu.run(sizes["cpu"], progress=progress)
     if not args.skip_memory:

@@ -8,6 +8,10 @@ row count per table read back from BigQuery, then stops what it started (unless
 ``--all`` runs the same request with ``"advertiser_ids": "all"`` instead (the service gets the
 simulator's app credentials, discovers three advertisers, skips the closed one with its
 reason) and loads the account info and entity history tables before the reports.
+
+``--all-reports`` also loads every prebuilt report (audience, hourly, lifetime) and the custom
+reports of ``local_env/custom_reports.example.json`` over the same window, and lists every
+report type, its table and its row count.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import sys
 
 import requests
 
-from controller.catalog import REPORTS
 from controller.entity_pipeline import destination
+from controller.reports import registry
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery
 from local_env.stack import ROOT, ServiceProcess, SimulatorProcess, free_port, port_is_free
@@ -31,6 +35,7 @@ SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "2", "--token", "sim-token")
 ALL_SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "3", "--token", "sim-token")
 APP_CREDENTIALS = {"TIKTOK_APP_ID": "1234567890", "TIKTOK_APP_SECRET": "sim-app-secret"}
 ENTITY_TYPES = ["advertiser_info", "campaigns", "adgroups", "ads"]
+CUSTOM_REPORTS = ROOT / "local_env" / "custom_reports.example.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         "--all",
         action="store_true",
         help='"advertiser_ids": "all" (discovery) and the account/entity tables too',
+    )
+    parser.add_argument(
+        "--all-reports",
+        action="store_true",
+        help="also load every prebuilt and the example custom report types",
     )
     args = parser.parse_args(argv)
     payload = json.loads((ROOT / "sample_request.json").read_text())
@@ -61,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 "TIKTOK_API_BASE_URL": simulator.base_url,
                 "BIGQUERY_EMULATOR_HOST": bigquery.endpoint,
                 **(APP_CREDENTIALS if args.all else {}),
+                **({"TIKTOK_CUSTOM_REPORTS_FILE": str(CUSTOM_REPORTS)} if args.all_reports else {}),
             },
             port=args.port if port_is_free(args.port) else free_port(),
         )
@@ -73,12 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"HTTP {response.status_code}")
         print(json.dumps(body, indent=2))
         print_table_counts(payload, bigquery)
+        ok = response.status_code == 200
+        if args.all_reports:
+            ok = run_all_reports(service.url, payload, bigquery) and ok
         if args.keep_running:
             print_curl(service.url)
             stop = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # sigwait needs them blocked
             signal.sigwait(stop)
-        return 0 if response.status_code == 200 else 1
+        return 0 if ok else 1
     finally:
         if service:
             service.stop()
@@ -90,7 +104,7 @@ def print_table_counts(payload: dict, bigquery: LocalBigQuery) -> None:
     client = make_client(payload["project_id"], location="US", emulator_host=bigquery.endpoint)
     dataset = payload.get("dataset_id", "raw")
     print(f"\nRows in BigQuery ({payload['project_id']}.{dataset}):")
-    for name in payload.get("report_types", list(REPORTS)):
+    for name in payload.get("report_types", registry.default_report_types()):
         if name in ENTITY_TYPES:
             table = destination(name)
             query = (
@@ -100,7 +114,7 @@ def print_table_counts(payload: dict, bigquery: LocalBigQuery) -> None:
             row = next(iter(client.query(query).result(timeout=60)))
             print(f"  {table:<36} {row.n:>6} rows  {row.advertisers} advertisers")
             continue
-        table = REPORTS[name].table
+        table = registry.get(name).table
         query = (
             f"SELECT COUNT(*) AS n_rows, COUNT(DISTINCT _advertiser_id) AS advertisers, "
             f"MIN(date) AS first_day, MAX(date) AS last_day, ROUND(SUM(spend), 2) AS spend "
@@ -112,6 +126,37 @@ def print_table_counts(payload: dict, bigquery: LocalBigQuery) -> None:
             f"{row.first_day}..{row.last_day}  spend {row.spend}"
         )
     client.close()
+
+
+def run_all_reports(url: str, payload: dict, bigquery: LocalBigQuery) -> bool:
+    """POST every prebuilt and custom report type, then list type, table and rows of each."""
+    registry.load_custom_file(CUSTOM_REPORTS)  # the names the service loaded from the file
+    seeds = set(registry.default_report_types())
+    others = [name for name in registry.names() if name not in seeds]
+    print(f"\nPOST {url}/run with the {len(others)} other report types (same window)")
+    response = requests.post(f"{url}/run", json={**payload, "report_types": others}, timeout=900)
+    body = response.json()
+    print(
+        f"HTTP {response.status_code}: {body.get('message')} "
+        f"(errors_count {body.get('errors_count')})"
+    )
+    for item in body.get("results", []):
+        if item.get("status") != "success":
+            print(f"  FAILED {item['advertiser_id']} {item['report_type']}: {item.get('error')}")
+    client = make_client(payload["project_id"], location="US", emulator_host=bigquery.endpoint)
+    dataset = payload.get("dataset_id", "raw")
+    print(f"\nEvery report type ({payload['project_id']}.{dataset}):")
+    print(f"  {'report type':<24} {'table':<42} {'rows':>7}  kind")
+    for name, spec in registry.all_reports().items():
+        query = f"SELECT COUNT(*) FROM `{payload['project_id']}.{dataset}.{spec.table}`"
+        rows = next(iter(client.query(query).result(timeout=60)))[0]
+        kind = f"{spec.tiktok_report_type} {spec.granularity}"
+        if spec.breakdowns:
+            kind += " by " + "+".join(spec.breakdowns)
+        custom = "  (custom)" if name in registry.custom() else ""
+        print(f"  {name:<24} {spec.table:<42} {rows:>7}  {kind}{custom}")
+    client.close()
+    return response.status_code == 200
 
 
 def print_curl(url: str) -> None:

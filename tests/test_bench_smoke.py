@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cpu, memory, rate, report
+from bench import cpu, memory, rate, report, reports
 from bench import run as bench_run
 from bench.stack import WorldSize
 
@@ -140,7 +140,32 @@ def test_cli_sizes_and_a_run_with_every_scenario_skipped(tmp_path: Path, capsys)
     assert quick["rate"].days == bench_run.QUICK["rate"].days
     full = bench_run.sizes_from(parser.parse_args(["--large-days", "200"]))
     assert full["memory"].large_days == 200 and full["rate"] == bench_run.FULL["rate"]
-    argv = ["--skip-rate", "--skip-cpu", "--skip-memory", "--results-dir", str(tmp_path)]
+    argv = ["--skip-rate", "--skip-reports", "--skip-cpu", "--skip-memory"]
+    argv += ["--results-dir", str(tmp_path)]
     assert bench_run.main(argv) == 0
     assert "scenario" in capsys.readouterr().out
     assert json.loads((tmp_path / "latest.json").read_text())["rate"] is None
+
+
+def test_reports_scenario_measures_an_audience_and_an_hourly_report(tmp_path: Path):
+    size = reports.ReportsSize(
+        world=TINY_WORLD,
+        report_days={"ad_country": 7, "ad_hourly": 2},
+        workers=4,
+        latency=0.05,
+        qps=20,
+        qpm=1200,
+    )
+    result = reports.run(size, tmp_path, progress=quiet)
+    country, hourly = result.runs["ad_country"], result.runs["ad_hourly"]
+    assert country.requests == 2  # 2 advertisers × one 7-day AUDIENCE request
+    assert hourly.requests == 2 * 2  # 2 advertisers × 2 days, one day per request
+    assert country.rows > 0 and hourly.rows > 0
+    assert country.failed_items == hourly.failed_items == 0
+    assert country.rate_limited == hourly.rate_limited == 0
+    rows = reports.table_rows(result, 0.9)
+    assert [row["scenario"] for row in rows] == [
+        "reports: ad_country, 4 workers",
+        "reports: ad_hourly, 4 workers",
+    ]
+    assert json.dumps(result.to_json())

@@ -436,3 +436,13 @@ def test_the_dag_accepts_every_prebuilt_name():
         f"{list(dag.REPORT_TYPES)} and the custom reports listed in TIKTOK_CUSTOM_REPORT_TYPES"
     ]
     assert config["report_types"] == ["ad_hourly", "campaign_gender", "keyword"]
+
+
+def test_the_readme_example_file_is_a_valid_definition():
+    try:
+        loaded = registry.load_custom_file(ROOT / "local_env" / "custom_reports.example.json")
+        assert [s.report_type for s in loaded] == ["campaign_gender", "ad_core_hourly"]
+        assert loaded[0].dimensions == ("campaign_id", "gender", "stat_time_day")
+        assert "reach" not in loaded[0].metrics and "conversion" in loaded[0].metrics
+    finally:
+        registry.set_custom([])

@@ -238,6 +238,7 @@ class ReportBuilder:
         world = self.world
         id_dimension = query.id_dimension
         rows: list[Row] = []
+        memo: dict[tuple[int, int], tuple] = {}  # an ad-day's bases and hour split, per call
         for key in map(selection.unpack, keys):
             entity = selection.entities[key[0]]
             if (
@@ -252,7 +253,7 @@ class ReportBuilder:
                 assert h is not None, "a selected key always has delivery"
                 metrics = direct(world.value_hash(h), ad.scale, entity.attributes)
             else:
-                values = self._values(query, entity, key, generate, plan)
+                values = self._values(query, entity, key, generate, plan, memo)
                 metrics = render(values, entity.attributes)
             dimensions = {}
             for dim in query.dimensions:
@@ -272,8 +273,12 @@ class ReportBuilder:
         key: Key,
         generate: Generator,
         plan: tuple[Base, ...],
+        memo: dict[tuple[int, int], tuple] | None = None,
     ) -> dict[str, int]:
-        """Bases of one row: the sum over the entity's ads of their delivery in the key's slot."""
+        """Bases of one row: the sum over the entity's ads of their delivery in the key's slot.
+
+        ``memo`` keeps each ad-day's bases and hour split for the rows of one page: an hourly
+        page has up to 24 rows per ad-day, which would otherwise each draw them again."""
         world = self.world
         _, day, hour = key
         days = range(query.start.toordinal(), query.end.toordinal() + 1) if day < 0 else (day,)
@@ -281,6 +286,28 @@ class ReportBuilder:
         settle = settler(query.as_of_ordinal, query.attribution_days)
         for ad in entity.ads:
             for d in days:
+                if hour >= 0 and memo is not None:
+                    cached = memo.get((ad.key, d))
+                    if cached is None:
+                        h = world.day_hash(ad, d)
+                        cached = memo[(ad.key, d)] = (
+                            (None, 0, None)
+                            if h is None
+                            else (generate(world.value_hash(h), ad.scale), *world.hour_split(h))
+                        )
+                    whole_day, mask, cumulative = cached
+                    if whole_day is None or not mask >> hour & 1:
+                        continue
+                    whole, before, upto = cumulative[24], cumulative[hour], cumulative[hour + 1]
+                    values = {
+                        k: v * upto // whole - v * before // whole for k, v in whole_day.items()
+                    }
+                    if total is None:
+                        total = values
+                    else:
+                        for k, v in values.items():
+                            total[k] += v
+                    continue
                 h = world.day_hash(ad, d)
                 if h is None:
                     continue
