@@ -325,6 +325,7 @@ BAD: list[tuple[dict, str, str]] = [
     ({"table": "TKT002_TIKTOK_ADS_CAMPAIGN"}, "table", "already the table of 'campaign'"),
     ({"table": "TKT000_TIKTOK_ADS_RUNS"}, "table", "reserved"),
     ({"report_type": "campaign_country"}, "report_type", "already a report"),
+    ({"report_type": "campaigns"}, "report_type", "already a report"),
     ({"report_type": "Bad-Name"}, "report_type", "lowercase"),
     ({"level": "account"}, "level", "Input should be"),
     ({"colour": "red"}, "colour", "Extra inputs"),

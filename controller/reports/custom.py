@@ -107,9 +107,10 @@ def load_file(path: str | Path) -> list[ReportSpec]:
 
 def parse(entries: list[Any], source: str = "custom reports") -> list[ReportSpec]:
     """Validate every entry against TikTok's rules and the existing reports."""
+    from controller.models import ENTITY_TYPES  # /run takes entity types by name too
     from controller.reports.registry import RESERVED_TABLE_PREFIXES, builtin
 
-    taken_names = set(builtin())
+    taken_names = set(builtin()) | set(ENTITY_TYPES)
     taken_tables = {spec.table.upper(): spec.report_type for spec in builtin().values()}
     definitions: list[ReportSpec] = []
     for index, raw in enumerate(entries):
