@@ -22,6 +22,7 @@ import pytest
 
 from controller.catalog import REPORTS
 from database.bigquery import make_client
+from database.run_log import RUN_LOG_TABLE
 from local_env.bigquery_emulator import LocalBigQuery
 from tests.hardening_support import (
     FaultProxy,
@@ -74,6 +75,14 @@ def sim(stack) -> Iterator[Simulator]:
     stack[0].reset()
 
 
+def run_log_rows(client, dataset: str, request_id: str) -> list[dict]:
+    query = (
+        f"SELECT * FROM `{client.project}.{dataset}.{RUN_LOG_TABLE}` "
+        f"WHERE request_id = '{request_id}'"
+    )
+    return [dict(row.items()) for row in client.query(query).result(timeout=60)]
+
+
 def failing(rule: Rule, action: str, times: int | None = None) -> Rule:
     return Rule(rule.method, rule.path, rule.body, action=action, times=times)
 
@@ -107,6 +116,20 @@ def test_failed_phase_leaves_tables_unchanged_and_a_retry_loads_once(
         for item in result["results"]:
             assert item["status"] == "error" and item["inserted_rows"] == 0
             assert item["error"].startswith(f"BigQuery {step} failed for table "), (phase, item)
+        # The run log is written in the same run with each failure; a warehouse that also
+        # refuses its load job (the load phase) is reported, and the run is not failed for it.
+        run_log = result["run_log"]
+        if step == "load":
+            assert run_log["status"] == "failed" and run_log["rows"] == 0, (phase, run_log)
+            assert run_log["error"].startswith(f"BigQuery load failed for table {RUN_LOG_TABLE}")
+        else:
+            assert run_log["status"] == "written" and run_log["rows"] == 4, (phase, run_log)
+            logged = run_log_rows(bq_client, bq_dataset, result["request_id"])
+            assert sorted((r["advertiser_id"], r["report_type"]) for r in logged) == sorted(
+                (a, t) for a in advertisers for t in TYPES
+            )
+            assert all(r["status"] == "error" and r["rows"] == 0 for r in logged), phase
+            assert all(r["error"].startswith(f"BigQuery {step} failed") for r in logged), phase
         # Persistent: every table reached the phase and the first one was retried.
         assert rule.hits > len(TYPES), f"{phase}: {rule.hits} failed requests"
         count("warehouse_faults_injected", rule.hits)

@@ -71,6 +71,10 @@ def test_success_writes_one_row_per_report(service, sim, sim_world, bq_client, b
         assert (row["reconciliation_differences"], json.loads(row["reconciliation"])) == (0, [])
     # Every TikTok request the run made is counted on one of its rows.
     assert sum(row["requests"] for row in rows.values()) == sim.stats(include_log=False)["requests"]
+    print(
+        "run log (success):",
+        {key: (row["rows"], row["requests"]) for key, row in sorted(rows.items())},
+    )
     table = bq_client.get_table(f"{bq_dataset}.{RUN_LOG_TABLE}")
     assert table.time_partitioning.field == "run_date"
     assert table.clustering_fields == ["advertiser_id", "report_type"]
