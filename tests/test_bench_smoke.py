@@ -98,6 +98,7 @@ def test_memory_scenario_samples_rss_and_counts_jobs(memory_result: memory.Memor
         assert run.requests > 0 and run.worker_cpu_seconds > 0
         assert max(run.max_load_jobs, run.max_dml_jobs) == 1
     assert set(jobs.jobs_per_table) == {
+        "TKT000_TIKTOK_ADS_RUNS",  # the run log: one load job per run
         "TKT001_TIKTOK_ADS_ADVERTISER",
         "TKT002_TIKTOK_ADS_CAMPAIGN",
         "TKT003_TIKTOK_ADS_ADGROUP",
