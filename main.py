@@ -17,6 +17,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -40,6 +41,9 @@ from controller.openapi import openapi_document
 from controller.pipeline import Run, RunPlan
 from controller.reports import registry
 from controller.reports.custom import CustomReportError
+from controller.settlement import parse_query as parse_settlement_query
+from controller.settlement import settlement_days
+from database.bigquery import BigQueryWarehouse, WarehouseError, make_client
 
 __version__ = SERVICE_VERSION
 MAX_BODY_BYTES = 1024 * 1024
@@ -215,6 +219,33 @@ def create_app(
             active=sum(a["active"] for a in found),
             skipped=sum(not a["active"] for a in found),
         )
+
+    @app.get("/settlement_days")
+    def settlement() -> Response:
+        """Per advertiser, the settlement window its attribution settings need (DAG: auto)."""
+        query, problems = parse_settlement_query(request.args.to_dict())
+        if problems:
+            errors = [FieldError(field=field, message=message) for field, message in problems]
+            return _error(400, "invalid request", errors)
+        factory = warehouse_factory or (
+            lambda project, dataset: BigQueryWarehouse(
+                make_client(
+                    project,
+                    location=settings.bq_location,
+                    emulator_host=settings.bigquery_emulator_host,
+                ),
+                dataset,
+                location=settings.bq_location,
+            )
+        )
+        try:
+            warehouse = factory(query["project_id"], query["dataset_id"])
+            days = settlement_days(
+                warehouse, query["advertiser_ids"], query["max_days"], datetime.now(UTC).date()
+            )
+        except WarehouseError as exc:
+            return _error(502, str(exc))
+        return jsonify(request_id=request_id_var.get(), settlement_days=days)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -32,7 +32,7 @@ REGION variables set -- NAME VALUE`):
 | `TIKTOK_ENTITY_TYPES` | all four | JSON list of account/entity tables loaded before the reports: advertiser_info, campaigns, adgroups, ads (`[]` turns them off) |
 | `TIKTOK_CUSTOM_REPORT_TYPES` | [] | JSON list of the custom report names the service declares |
 | `TIKTOK_DAYS_REPROCESS` | 3 | days before the run day to reprocess |
-| `TIKTOK_SETTLEMENT_DAYS` | 28 | days the weekly settlement run replaces (D-N..D-1); 0 turns it off |
+| `TIKTOK_SETTLEMENT_DAYS` | 28 | days the weekly settlement run replaces (D-N..D-1); 0 turns it off; `auto`: N per advertiser from the service's GET /settlement_days (longest click attribution window of the ad groups that delivered in the last 28 days, from the entity tables; 28 when unknown) |
 | `TIKTOK_SETTLEMENT_WEEKDAY` | 0 | day of the settlement run: 0 = Monday … 6 = Sunday (UTC run day) |
 | `TIKTOK_BATCH_SIZE` | 20 | advertisers per POST /run (at most 200) |
 | `TIKTOK_MAX_PARALLEL_BATCHES` | 2 | POSTs in flight at once; read when the file is parsed |
@@ -104,6 +104,7 @@ DEFAULT_SETTLEMENT_WEEKDAY = 0  # Monday
 # A settlement window is posted in spans of at most this many days, so that each POST holds
 # about as much as two daily runs and fits the service's deadline like they do.
 SETTLEMENT_SPAN_DAYS = 7
+AUTO = "auto"  # TIKTOK_SETTLEMENT_DAYS: N per advertiser from its attribution windows
 DEFAULT_BATCH_SIZE = 20
 DEFAULT_PARALLEL_BATCHES = 2
 DEFAULT_APP_QPS = 10.0  # TikTok Basic tier
@@ -311,7 +312,11 @@ _CONFIG_FIELDS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
     ),
     SETTLEMENT_DAYS_VAR: (
         "settlement_days",
-        lambda raw: parse_int_between(raw, minimum=0, maximum=MAX_WINDOW_DAYS),
+        lambda raw: (
+            AUTO
+            if raw.strip().lower() == AUTO
+            else parse_int_between(raw, minimum=0, maximum=MAX_WINDOW_DAYS)
+        ),
         DEFAULT_SETTLEMENT_DAYS,
     ),
     SETTLEMENT_WEEKDAY_VAR: (
@@ -433,8 +438,74 @@ def is_settlement_day(day: date, config: Mapping[str, Any]) -> bool:
 
     Off when ``settlement_days`` is 0 or no longer than the daily window (nothing to add).
     """
-    days = config["settlement_days"]
+    days = settlement_ceiling(config)
     return days > config["days_reprocess"] and day.weekday() == config["settlement_weekday"]
+
+
+def settlement_ceiling(config: Mapping[str, Any]) -> int:
+    """The settlement window's days; with ``auto``, its longest (TikTok's 28-day click window)."""
+    days = config["settlement_days"]
+    return DEFAULT_SETTLEMENT_DAYS if days == AUTO else days
+
+
+def settlement_groups(days: Mapping[str, int], days_reprocess: int) -> dict[int, list[str]]:
+    """Advertisers by the days their settlement replaces (``auto``); at least the daily
+    window's, which every run replaces anyway."""
+    groups: dict[int, list[str]] = {}
+    for advertiser_id, n in days.items():
+        groups.setdefault(max(int(n), days_reprocess), []).append(advertiser_id)
+    return dict(sorted(groups.items(), reverse=True))
+
+
+def build_auto_settlement(
+    config: Mapping[str, Any], day: date, days: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """One POST per batch and span of each group of advertisers with the same N; the rate
+    budget is split over every POST of every group."""
+    requests_: list[dict[str, Any]] = []
+    for n, advertiser_ids in settlement_groups(days, config["days_reprocess"]).items():
+        start, end = default_window(day, n)
+        span = SETTLEMENT_SPAN_DAYS if n > config["days_reprocess"] else None
+        for request in build_requests(
+            {**config, "advertiser_ids": advertiser_ids}, start, end, span
+        ):
+            request["label"] = f"N={n}: {request['label']}"
+            requests_.append(request)
+    max_qps, max_qpm = rate_budget(
+        config["app_qps"], config["app_qpm"], config["parallel_batches"], len(requests_)
+    )
+    for request in requests_:
+        request["payload"].update(max_qps=max_qps, max_qpm=max_qpm)
+    return requests_
+
+
+def fetch_settlement_days(config: Mapping[str, Any], advertiser_ids: list[str]) -> dict[str, int]:
+    """The service's GET /settlement_days for these advertisers (N per advertiser)."""
+    import requests
+
+    days: dict[str, int] = {}
+    for batch in split_batches(advertiser_ids, MAX_ADVERTISERS_PER_REQUEST):
+        response = requests.get(
+            f"{config['service_url']}/settlement_days",
+            params={
+                "project_id": config["project_id"],
+                "dataset_id": config["dataset_id"],
+                "advertiser_ids": ",".join(batch),
+                "max_days": str(DEFAULT_SETTLEMENT_DAYS),
+            },
+            headers=auth_headers(config["service_url"]),
+            timeout=HTTP_TIMEOUT,
+        )
+        if response.status_code != 200:
+            raise ServiceUnavailable(
+                f"settlement days: HTTP {response.status_code}: {response.text[:ERROR_TEXT_LIMIT]}"
+            )
+        for advertiser_id, entry in response.json()["settlement_days"].items():
+            days[advertiser_id] = int(entry["days"])
+            log.info(
+                "settlement of %s: %s days (%s)", advertiser_id, entry["days"], entry["reason"]
+            )
+    return days
 
 
 def scheduled_window(day: date, config: Mapping[str, Any]) -> tuple[date, date, int | None]:
@@ -444,7 +515,7 @@ def scheduled_window(day: date, config: Mapping[str, Any]) -> tuple[date, date, 
     spans of ``SETTLEMENT_SPAN_DAYS`` (each POST must fit the service's deadline).
     """
     if is_settlement_day(day, config):
-        start, end = default_window(day, config["settlement_days"])
+        start, end = default_window(day, settlement_ceiling(config))
         return start, end, SETTLEMENT_SPAN_DAYS
     start, end = default_window(day, config["days_reprocess"])
     return start, end, None
@@ -804,7 +875,15 @@ def tiktok_ads_to_bigquery() -> None:
         parallel = max(config["parallel_batches"], PARSED_PARALLEL_BATCHES)
         if config["advertiser_ids"] == DISCOVER_ALL:
             config = {**config, "advertiser_ids": _discover(config["service_url"], context)}
-        requests_ = build_requests({**config, "parallel_batches": parallel}, start, end, span_days)
+        if span_days and config["settlement_days"] == AUTO and not config["conf_window"]:
+            days = fetch_settlement_days(config, config["advertiser_ids"])
+            requests_ = build_auto_settlement(
+                {**config, "parallel_batches": parallel}, run_day(context), days
+            )
+        else:
+            requests_ = build_requests(
+                {**config, "parallel_batches": parallel}, start, end, span_days
+            )
         if not requests_:
             log.warning("no active advertiser to run")
             return []

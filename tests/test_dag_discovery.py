@@ -71,3 +71,40 @@ def test_discovered_advertisers_fan_out_and_lost_ones_are_reported(
     logs = task_logs(capfd, caplog)
     assert f"{first}: granted at the previous run, not any more (access removed)" in logs
     assert SECRET not in logs
+
+
+def test_auto_settlement_sizes_each_advertisers_window(dag_module: Any) -> None:  # noqa: F811
+    raw = {
+        "TIKTOK_ADS_CLOUD_RUN_URL": "https://svc.a.run.app",
+        "GCP_PROJECT": "my-project",
+        "GCP_REGION": "europe-west1",
+        "TIKTOK_SETTLEMENT_DAYS": "auto",
+        "TIKTOK_ENTITY_TYPES": "[]",
+        "TIKTOK_REPORT_TYPES": '["ad"]',
+    }
+    config, problems = dag_module.parse_config(raw)
+    assert problems == [] and config["settlement_days"] == "auto"
+    monday = datetime(2026, 11, 23).date()
+    assert dag_module.is_settlement_day(monday, config)
+    assert dag_module.scheduled_window(monday, config)[0] == monday - timedelta(days=28)
+    days = {"1": 28, "2": 7, "3": 0, "4": 7}  # 0: no delivery, the daily window only
+    requests = dag_module.build_auto_settlement(config, monday, days)
+    windows = {
+        (
+            tuple(r["payload"]["advertiser_ids"]),
+            r["payload"]["start_date"],
+            r["payload"]["end_date"],
+        )
+        for r in requests
+    }
+    yesterday = (monday - timedelta(days=1)).isoformat()
+    assert (("3",), (monday - timedelta(days=3)).isoformat(), yesterday) in windows
+    assert (("2", "4"), (monday - timedelta(days=7)).isoformat(), yesterday) in windows
+    starts = sorted(
+        r["payload"]["start_date"] for r in requests if r["payload"]["advertiser_ids"] == ["1"]
+    )
+    assert (
+        starts[0] == (monday - timedelta(days=28)).isoformat() and len(starts) == 4
+    )  # 7-day spans
+    assert len(requests) == 6
+    assert {(r["payload"]["max_qps"], r["payload"]["max_qpm"]) for r in requests} == {(5.0, 300)}

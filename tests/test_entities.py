@@ -260,3 +260,41 @@ def test_a_change_adds_exactly_one_version_and_a_rerun_adds_nothing(
 )
 def test_iana_zone(timezone: str, display: str | None, expected: str | None) -> None:
     assert iana_zone(timezone, display) == expected
+
+
+def test_settlement_days_follow_the_click_windows_of_delivering_ad_groups(
+    sim: SimulatorServer, sim_world: World, app_service: str, bq_client, bq_dataset
+) -> None:
+    from controller.settlement import WINDOW_DAYS
+
+    advertiser, never_loaded = sim_world.advertiser_ids[0], sim_world.advertiser_ids[1]
+    today = datetime.now(UTC).date()
+    start, end = today - timedelta(days=20), today - timedelta(days=2)
+    response = run(app_service, bq_client.project, bq_dataset, advertiser_ids=[advertiser],
+                   report_types=["adgroups", "adgroup"], start_date=start.isoformat(),
+                   end_date=end.isoformat())  # fmt: skip
+    assert response.status_code == 200, response.text
+    delivered = {
+        r["adgroup_id"]
+        for r in rows(bq_client, bq_dataset, "TKT003_TIKTOK_ADS_ADGROUP")
+        if (r["spend"] or 0) > 0 or (r["impressions"] or 0) > 0
+    }
+    windows = {
+        o["click_attribution_window"]
+        for i, o in served(sim, advertiser, ADGROUP, today).items()
+        if i in delivered and "click_attribution_window" in o
+    }
+    assert windows  # the window had delivery
+    answer = requests.get(
+        f"{app_service}/settlement_days",
+        params={"project_id": bq_client.project, "dataset_id": bq_dataset,
+                "advertiser_ids": f"{advertiser},{never_loaded}", "max_days": "28"},
+        timeout=60,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    days = answer.json()["settlement_days"]
+    assert days[advertiser]["days"] == max(WINDOW_DAYS[w] for w in windows)
+    assert days[never_loaded] == {"days": 28, "reason": "no ad group history loaded"}
+    bad = requests.get(f"{app_service}/settlement_days", params={"advertiser_ids": "x"}, timeout=60)
+    assert bad.status_code == 400
+    assert {e["field"] for e in bad.json()["errors"]} == {"project_id", "advertiser_ids"}
