@@ -83,6 +83,47 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/advertisers": {
+                "get": {
+                    "summary": "Advertisers the token reaches (discovery), active or not and why",
+                    "parameters": [
+                        {
+                            "name": "Access-Token",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "TikTok token; default the service's own",
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "advertisers: id, name, status, currency, "
+                            "timezone, timezone_iana, active, reason"
+                        },
+                        "400": _json(error, "No token, or TIKTOK_APP_ID/SECRET not set"),
+                        "502": _json(error, "TikTok refused the app credentials or failed"),
+                    },
+                }
+            },
+            "/settlement_days": {
+                "get": {
+                    "summary": "Settlement days per advertiser from its ad groups' click windows",
+                    "parameters": [
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": name in ("project_id", "advertiser_ids"),
+                            "schema": {"type": "string"},
+                        }
+                        for name in ("project_id", "dataset_id", "advertiser_ids", "max_days")
+                    ],
+                    "responses": {
+                        "200": {"description": "settlement_days: {advertiser_id: {days, reason}}"},
+                        "400": _json(error, "Invalid parameters; errors name each one"),
+                        "502": _json(error, "BigQuery refused the query"),
+                    },
+                }
+            },
         },
         "components": {"schemas": schemas["$defs"]},
     }

@@ -298,3 +298,17 @@ def test_settlement_days_follow_the_click_windows_of_delivering_ad_groups(
     bad = requests.get(f"{app_service}/settlement_days", params={"advertiser_ids": "x"}, timeout=60)
     assert bad.status_code == 400
     assert {e["field"] for e in bad.json()["errors"]} == {"project_id", "advertiser_ids"}
+
+
+def test_report_rows_without_currency_take_the_accounts() -> None:
+    import pyarrow as pa
+
+    from controller.pipeline import fill_currency
+
+    table = pa.table(
+        {"currency": pa.array([None, "EUR", None], pa.string()), "spend": [1.0, 2.0, 3.0]}
+    )
+    filled = fill_currency(table, "USD")
+    assert filled["currency"].to_pylist() == ["USD", "EUR", "USD"]
+    assert filled.schema == table.schema
+    assert fill_currency(table, None) is table  # no account info read in this run
