@@ -15,6 +15,7 @@ entity readers) and ``database.history`` (SCD2 tables) around the report pipelin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -113,6 +114,7 @@ class AccountsRun:
         self.settings = settings
         self.plan = plan
         self.request = plan.request
+        self._deadline: float | None = None  # the run's (monotonic seconds), set by execute
         self._run = Run(
             settings, plan, warehouse_factory=warehouse_factory, stop_requested=stop_requested
         )
@@ -120,6 +122,7 @@ class AccountsRun:
     def execute(self) -> RunResponse:
         started = time.monotonic()
         deadline = started + self.settings.run_deadline_seconds
+        self._deadline = deadline
         work_deadline = deadline - min(60.0, self.settings.run_deadline_seconds * 0.25)
         extracted_at = datetime.now(UTC)
         request, settings = self.request, self.settings
@@ -148,6 +151,10 @@ class AccountsRun:
                     "report_types": request.report_kinds,
                 }
             )
+            # The reports get what is left of the run's deadline, not a fresh one: the
+            # request as a whole must end within Cloud Run's timeout.
+            remaining = max(1.0, deadline - time.monotonic())
+            self._run.settings = dataclasses.replace(settings, run_deadline_seconds=remaining)
             self._run.plan = RunPlan(
                 narrowed,
                 self.plan.access_token,
@@ -199,7 +206,7 @@ class AccountsRun:
         kinds = request.entity_kinds
         try:
             warehouse = self._run._warehouse_factory(request.project_id, request.dataset_id)
-            warehouse.deadline = time.monotonic() + self.settings.run_deadline_seconds
+            warehouse.deadline = self._deadline
             warehouse.ensure_dataset()
             history = HistoryTables(warehouse)
             if ADVERTISER_INFO in kinds:
