@@ -39,6 +39,8 @@ from controller.models import (
 )
 from controller.openapi import openapi_document
 from controller.pipeline import Run, RunPlan
+from controller.planning import PlanRequest
+from controller.planning import plan as sample_plan
 from controller.reports import registry
 from controller.reports.custom import CustomReportError
 from controller.settlement import parse_query as parse_settlement_query
@@ -195,6 +197,43 @@ def create_app(
         response = jsonify(outcome.model_dump(mode="json"))
         response.status_code = STATUS_CODES[outcome.status]
         return response
+
+    @app.post("/plan")
+    def plan() -> Response:
+        """Rows and requests per (advertiser, report type) over a sample span (sizing)."""
+        if not request.is_json:
+            return _error(415, "Content-Type must be application/json")
+        try:
+            payload = PlanRequest.model_validate_json(request.get_data(cache=False))
+        except ValidationError as exc:
+            return _error(400, "invalid request", _validation_errors(exc))
+        token = (
+            payload.access_token.get_secret_value()
+            if payload.access_token
+            else settings.tiktok_access_token
+        )
+        if not token:
+            field = FieldError(
+                field="access_token", message="required (the service has no TIKTOK_ACCESS_TOKEN)"
+            )
+            return _error(400, "invalid request", [field])
+        register_secret(token)
+        items = sample_plan(
+            settings,
+            token,
+            payload.advertiser_ids,
+            payload.report_types,
+            payload.start_date,
+            payload.end_date,
+            max_qps=payload.max_qps,
+            max_qpm=payload.max_qpm,
+        )
+        return jsonify(
+            request_id=request_id_var.get(),
+            start_date=payload.start_date.isoformat(),
+            end_date=payload.end_date.isoformat(),
+            items=items,
+        )
 
     @app.get("/advertisers")
     def advertisers() -> Response:

@@ -185,7 +185,10 @@ class RunRequest(BaseModel):
                 raise ValueError("start_date: must not be after end_date")
             if (self.end_date - self.start_date).days + 1 > MAX_WINDOW_DAYS:
                 raise ValueError(
-                    f"end_date: window longer than {MAX_WINDOW_DAYS} days; split the backfill"
+                    f"end_date: window longer than {MAX_WINDOW_DAYS} days (one request must "
+                    "finish inside the service's deadline); load a longer history with the "
+                    "DAG's backfill: trigger tiktok_ads_to_bigquery with the conf "
+                    '{"start_date": ..., "end_date": ...} (README, Backfill)'
                 )
         return self
 
@@ -204,6 +207,7 @@ class ItemOutcome(BaseModel):
     report_type: str
     destination_table: str
     inserted_rows: int
+    requests: int = 0  # TikTok requests it took (a backfill planner's measure)
     status: Literal["success", "error"]
     error: str | None = None
     # e.g. metrics TikTok refused at this level: loaded as nulls, said here rather than hidden

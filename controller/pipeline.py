@@ -334,6 +334,7 @@ class Run:
                 report_type=r.report_type,
                 destination_table=f"{dataset}.{registry.get(r.report_type).table}",
                 inserted_rows=inserted.get((r.advertiser_id, r.report_type), 0),
+                requests=r.requests,
                 status="success" if r.ok else "error",
                 error=None if r.ok else r.error,
                 warnings=r.warnings,

@@ -38,10 +38,13 @@ REGION variables set -- NAME VALUE`):
 | `TIKTOK_MAX_PARALLEL_BATCHES` | 2 | POSTs in flight at once; read when the file is parsed |
 | `TIKTOK_APP_QPS` | 10 | the TikTok app's QPS tier, shared by the batches |
 | `TIKTOK_APP_QPM` | 600 | the TikTok app's QPM tier, shared by the batches |
+| `TIKTOK_RUN_DEADLINE_SECONDS` | 540 | the service's RUN_DEADLINE_SECONDS: backfill units are sized to 40 % of it |
 
-**Backfill**: trigger with the conf `{"start_date": "2026-01-01", "end_date": "2026-01-31"}`
-(YYYY-MM-DD, start ≤ end, at most 366 days; keep it to about a month so each batch finishes
-within the service's deadline). It replaces the D-3..D-1 window for that run only.
+**Backfill**: trigger with the conf `{"start_date": "2024-01-01", "end_date": "2026-10-31"}`
+(any length back to 2016-01-01; optional "advertiser_ids", "report_types"). The window is
+sized with the service's POST /plan and cut into units (dags/tiktok_backfill.py, deployed
+next to this file), each a mapped call that splits what the deadline left unfinished;
+validate_result lists every unit. Clear failed units, or trigger the same conf, to resume.
 
 **Rate-limit budget**: every payload carries `max_qps = APP_QPS / n` and
 `max_qpm = APP_QPM // n`, n = min(parallel batches, batches): the batches in flight never
@@ -50,6 +53,7 @@ exceed the app's tier together, even on different Cloud Run instances.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -74,6 +78,11 @@ except ImportError:  # Airflow 2.x (2.10 on Cloud Composer 2)
     from airflow.utils.log.secrets_masker import mask_secret
 
     _VARIABLE_DEFAULT_KW = "default_var"
+
+try:  # the sibling module, deployed next to this file (dags/ is on sys.path in Airflow)
+    import tiktok_backfill as backfill
+except ImportError:  # imported as dags.dag_tiktok_ads_to_bigquery (tests)
+    from dags import tiktok_backfill as backfill
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +146,9 @@ BATCH_SIZE_VAR = "TIKTOK_BATCH_SIZE"
 PARALLEL_VAR = "TIKTOK_MAX_PARALLEL_BATCHES"
 QPS_VAR = "TIKTOK_APP_QPS"
 QPM_VAR = "TIKTOK_APP_QPM"
+DEADLINE_VAR = "TIKTOK_RUN_DEADLINE_SECONDS"  # the service's RUN_DEADLINE_SECONDS
+BACKFILL_STATE_PREFIX = "TIKTOK_BACKFILL_STATE_"  # + the conf's key: what a backfill loaded
+DEFAULT_RUN_DEADLINE = 540.0
 CONFIG_VARIABLES = (
     URL_VAR,
     IDS_VAR,
@@ -153,6 +165,7 @@ CONFIG_VARIABLES = (
     PARALLEL_VAR,
     QPS_VAR,
     QPM_VAR,
+    DEADLINE_VAR,
 )
 
 _ADVERTISER_ID = re.compile(r"^[0-9]{1,20}$")
@@ -339,6 +352,11 @@ _CONFIG_FIELDS: dict[str, tuple[str, Callable[[str], Any], Any]] = {
         lambda raw: parse_positive_float(raw, maximum=MAX_REQUEST_QPS),
         DEFAULT_APP_QPS,
     ),
+    DEADLINE_VAR: (
+        "run_deadline_seconds",
+        lambda raw: parse_positive_float(raw, maximum=3600.0),
+        DEFAULT_RUN_DEADLINE,
+    ),
     QPM_VAR: (
         "app_qpm",
         lambda raw: parse_positive_int(raw, maximum=MAX_REQUEST_QPM),
@@ -388,26 +406,45 @@ def parse_day(name: str, value: object) -> date:
         raise ConfigError(f"{name} {value!r} is not a calendar date") from None
 
 
-def parse_conf_window(conf: Mapping[str, Any] | None) -> tuple[date, date] | None:
-    """The backfill window of a run conf ``{"start_date", "end_date"}``, or None if absent.
+CONF_KEYS = ("start_date", "end_date", "advertiser_ids", "report_types")
+
+
+def parse_conf(conf: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A backfill's run conf: ``start_date``, ``end_date`` (any length from 2016-01-01),
+    optional ``advertiser_ids`` and ``report_types`` (the Variables' otherwise); None if empty.
 
     Unknown keys are rejected: a misspelt key would otherwise silently run the default window.
     """
     conf = conf or {}
-    unknown = sorted(set(conf) - {"start_date", "end_date"})
+    unknown = sorted(set(conf) - set(CONF_KEYS))
     if unknown:
-        raise ConfigError(f"unknown keys {unknown}; only start_date and end_date are accepted")
+        raise ConfigError(f"unknown keys {unknown}; only {', '.join(CONF_KEYS)} are accepted")
     if not conf:
         return None
-    if set(conf) != {"start_date", "end_date"}:
+    if not {"start_date", "end_date"} <= set(conf):
         raise ConfigError("give both start_date and end_date")
     start = parse_day("start_date", conf["start_date"])
     end = parse_day("end_date", conf["end_date"])
     if start > end:
         raise ConfigError(f"start_date {start} is after end_date {end}")
-    if (end - start).days + 1 > MAX_WINDOW_DAYS:
-        raise ConfigError(f"window longer than {MAX_WINDOW_DAYS} days; split the backfill")
-    return start, end
+    latest = datetime.now(UTC).date() + timedelta(days=1)
+    if start < backfill.EARLIEST_DATE or end > latest:
+        raise ConfigError(f"dates must be between {backfill.EARLIEST_DATE} and {latest}")
+    parsed: dict[str, Any] = {"window": [start.isoformat(), end.isoformat()]}
+    if "advertiser_ids" in conf:
+        parsed["advertiser_ids"] = parse_advertiser_ids(json.dumps(conf["advertiser_ids"]))
+    if "report_types" in conf:
+        parsed["report_types"] = parse_report_types(json.dumps(conf["report_types"]))
+    return parsed
+
+
+def parse_conf_window(conf: Mapping[str, Any] | None) -> tuple[date, date] | None:
+    """The window of a run conf, or None when the conf is empty (see ``parse_conf``)."""
+    parsed = parse_conf(conf)
+    if parsed is None:
+        return None
+    start, end = parsed["window"]
+    return date.fromisoformat(start), date.fromisoformat(end)
 
 
 def run_day(context: Mapping[str, Any]) -> date:
@@ -659,6 +696,7 @@ def summarize(http_status: int, body: Mapping[str, Any], label: str, secret: str
             "report_type": item["report_type"],
             "destination_table": item.get("destination_table"),
             "inserted_rows": int(item.get("inserted_rows") or 0),
+            "requests": int(item.get("requests") or 0),
             "status": item["status"],
             "error": scrub(item.get("error"), secret),
         }
@@ -810,6 +848,167 @@ def check_results(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- backfill
+
+
+def post_plan(service_url: str, body: Mapping[str, Any], token: str) -> list[dict[str, Any]]:
+    """POST /plan (one page-1 request per advertiser × report type): the sizing of a backfill."""
+    import requests
+
+    response = requests.post(
+        f"{service_url}/plan",
+        json={**body, "access_token": token},
+        headers=auth_headers(service_url),
+        timeout=HTTP_TIMEOUT,
+    )
+    if response.status_code != 200:
+        body_json = None
+        with contextlib.suppress(ValueError):
+            body_json = response.json()
+        message = rejection_message(response.status_code, body_json, token)
+        if 400 <= response.status_code < 500:
+            raise AirflowFailException(f"plan: {message}")
+        raise ServiceUnavailable(f"plan: {message}")
+    return response.json()["items"]
+
+
+def backfill_state_name(config: Mapping[str, Any], conf: Mapping[str, Any]) -> str:
+    """The Variable holding what a backfill (this conf, this destination) already loaded."""
+    key = backfill.conf_key(
+        {
+            "conf": conf,
+            "project_id": config["project_id"],
+            "dataset_id": config["dataset_id"],
+            "advertiser_ids": conf.get("advertiser_ids") or config["advertiser_ids"],
+            "report_types": conf.get("report_types") or config["report_types"],
+        }
+    )
+    return BACKFILL_STATE_PREFIX + key
+
+
+def read_backfill_state(name: str) -> dict[str, list[list[str]]]:
+    raw = get_variable(name)
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+
+
+def build_units(
+    config: Mapping[str, Any],
+    conf: Mapping[str, Any],
+    items: list[dict[str, Any]],
+    state: Mapping[str, list[list[str]]],
+    parallel: int,
+) -> list[dict[str, Any]]:
+    """The backfill's units as call requests, minus those a previous run already loaded."""
+    start, end = (date.fromisoformat(day) for day in conf["window"])
+    advertisers = conf.get("advertiser_ids") or config["advertiser_ids"]
+    report_types = conf.get("report_types") or config["report_types"]
+    share = config["app_qps"] / parallel  # each unit's share when ``parallel`` run at once
+    units = backfill.plan_units(
+        items,
+        advertisers,
+        report_types,
+        start,
+        end,
+        max_qps=min(share, config["app_qpm"] / parallel / 60),
+        unit_seconds=config["run_deadline_seconds"] * backfill.UNIT_DEADLINE_SHARE,
+        batch_size=config["batch_size"],
+    )
+    todo = [unit for unit in units if not backfill.is_done(state, unit)]
+    max_qps, max_qpm = rate_budget(config["app_qps"], config["app_qpm"], parallel, len(todo))
+    return [
+        {
+            "service_url": config["service_url"],
+            "label": unit.label,
+            "unit": unit.to_json(),
+            "payload": {
+                "advertiser_ids": unit.advertiser_ids,
+                "project_id": config["project_id"],
+                "dataset_id": config["dataset_id"],
+                "report_types": unit.report_types,
+                "start_date": unit.start.isoformat(),
+                "end_date": unit.end.isoformat(),
+                "if_exists": "replace",
+                "max_qps": max_qps,
+                "max_qpm": max_qpm,
+            },
+        }
+        for unit in todo
+    ]
+
+
+def plan_backfill(
+    config: Mapping[str, Any], conf: Mapping[str, Any], token: str, parallel: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Size every advertiser × report type with /plan, then cut the window into units.
+
+    The sample is the window's last (at most) 30 days: recent days are the busiest of an
+    account's history, so older spans are over- rather than under-estimated.
+    """
+    start, end = (date.fromisoformat(day) for day in conf["window"])
+    sample_start = max(start, end - timedelta(days=backfill.PLAN_SAMPLE_DAYS - 1))
+    advertisers = conf.get("advertiser_ids") or config["advertiser_ids"]
+    report_types = conf.get("report_types") or config["report_types"]
+    items: list[dict[str, Any]] = []
+    max_qps, max_qpm = rate_budget(config["app_qps"], config["app_qpm"], 1, 1)
+    for batch in split_batches(advertisers, MAX_ADVERTISERS_PER_REQUEST):
+        items += post_plan(
+            config["service_url"],
+            {
+                "advertiser_ids": batch,
+                "report_types": report_types,
+                "start_date": sample_start.isoformat(),
+                "end_date": end.isoformat(),
+                "max_qps": max_qps,
+                "max_qpm": max_qpm,
+            },
+            token,
+        )
+    state = read_backfill_state(backfill_state_name(config, config["conf"]))  # as first given
+    units = build_units(config, conf, items, state, parallel)
+    return units, sum(1 for _ in items)
+
+
+def unit_post(request: Mapping[str, Any], token: str) -> Callable[[Mapping[str, Any]], dict]:
+    """POST one part of a unit; per-item answers (200, 207, 502) come back as summaries."""
+
+    def post(payload: Mapping[str, Any]) -> dict[str, Any]:
+        status, text = post_run(request["service_url"], payload, token)
+        label = f"{request['label']} ({payload['start_date']}..{payload['end_date']})"
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if status in (200, 207, 502) and isinstance(body, dict) and "results" in body:
+            summary = summarize(status, body, label, token)
+        else:
+            summary = handle_response(status, text, label, token)  # raises for 4xx/5xx
+        summary["missing"] = missing_pairs(payload, summary["results"])
+        return summary
+
+    return post
+
+
+def backfill_summary(outcomes: list[dict[str, Any] | None], labels: list[str]) -> dict:
+    """Per unit rows, requests, seconds and status, and the totals."""
+    units = []
+    for label, outcome in zip(labels, outcomes, strict=True):
+        if outcome is None:
+            units.append({"label": label, "status": "not run", "rows": 0, "requests": 0,
+                          "seconds": 0.0, "failures": []})  # fmt: skip
+        else:
+            units.append({k: v for k, v in outcome.items() if k != "parts"})
+    return {
+        "units": units,
+        "total_rows": sum(u["rows"] for u in units),
+        "total_requests": sum(u["requests"] for u in units),
+        "total_seconds": round(sum(u["seconds"] for u in units), 1),
+        "failed_units": [u["label"] for u in units if u["status"] != "success"],
+    }
+
+
 # --------------------------------------------------------------------------- the DAG
 
 
@@ -850,13 +1049,18 @@ def tiktok_ads_to_bigquery() -> None:
         if get_variable(TOKEN_VAR) is None:  # checked, never kept
             problems.insert(1, f"{TOKEN_VAR}: missing (required)")
         try:
-            window = parse_conf_window(context["dag_run"].conf)
+            conf = parse_conf(context["dag_run"].conf)
         except ConfigError as exc:
             problems.append(f"run conf: {exc}")
-            window = None
+            conf = None
+        if conf and conf.get("report_types"):
+            unknown = unknown_report_types({**config, "report_types": conf["report_types"]})
+            if unknown:
+                problems.append(f"run conf: unknown report types {unknown}")
         if problems:
             raise AirflowFailException("invalid configuration: " + "; ".join(problems))
-        config["conf_window"] = [day.isoformat() for day in window] if window else None
+        config["conf"] = conf  # a backfill: planned into units (dags/tiktok_backfill.py)
+        config["conf_window"] = conf["window"] if conf else None
         log.info("configuration: %s", {k: v for k, v in config.items() if k != "advertiser_ids"})
         if config["advertiser_ids"] == DISCOVER_ALL:
             log.info("advertisers: every one the token was granted (discovered at prepare_payload)")
@@ -867,12 +1071,35 @@ def tiktok_ads_to_bigquery() -> None:
     @task(retries=0, multiple_outputs=False)
     def prepare_payload(config: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
         """The run's window and one request per batch; the budget is split across batches."""
+        parallel = max(config["parallel_batches"], PARSED_PARALLEL_BATCHES)
+        if config.get("conf"):
+            conf = config["conf"]
+            if not conf.get("advertiser_ids") and config["advertiser_ids"] == DISCOVER_ALL:
+                conf = {**conf, "advertiser_ids": _discover(config["service_url"], context)}
+            token = get_variable(TOKEN_VAR)
+            if token is None:
+                raise AirflowFailException(f"{TOKEN_VAR}: missing (required)")
+            mask_secret(token)
+            units, sampled = plan_backfill(config, conf, token, parallel)
+            estimated = sum(u["unit"]["estimated_requests"] for u in units)
+            log.info(
+                "backfill %s..%s: %d items sampled, %d units to run (%d estimated requests, "
+                "~%.0f s at %s QPS), %s QPS / %s QPM each",
+                *conf["window"],
+                sampled,
+                len(units),
+                estimated,
+                estimated / config["app_qps"],
+                config["app_qps"],
+                units[0]["payload"]["max_qps"] if units else "-",
+                units[0]["payload"]["max_qpm"] if units else "-",
+            )
+            return units
         span_days = None
         if config["conf_window"]:
             start, end = (date.fromisoformat(day) for day in config["conf_window"])
         else:
             start, end, span_days = scheduled_window(run_day(context), config)
-        parallel = max(config["parallel_batches"], PARSED_PARALLEL_BATCHES)
         if config["advertiser_ids"] == DISCOVER_ALL:
             config = {**config, "advertiser_ids": _discover(config["service_url"], context)}
         if span_days and config["settlement_days"] == AUTO and not config["conf_window"]:
@@ -933,6 +1160,17 @@ def tiktok_ads_to_bigquery() -> None:
         if token is None:
             raise AirflowFailException(f"{TOKEN_VAR}: missing (required)")
         mask_secret(token)
+        if "unit" in request:  # a backfill unit: split and posted again until done
+            outcome = backfill.run_unit(
+                request["label"], request["payload"], unit_post(request, token), log.info
+            ).to_json()
+            get_current_context()["ti"].xcom_push(key="unit_outcome", value=outcome)
+            if outcome["failures"]:
+                raise AirflowFailException(
+                    f"{request['label']}: {len(outcome['failures'])} failure(s): "
+                    + "; ".join(outcome["failures"])
+                )
+            return outcome
         status, text = post_run(request["service_url"], request["payload"], token)
         summary = handle_response(status, text, request["label"], token)
         summary["missing"] = missing_pairs(request["payload"], summary["results"])
@@ -947,9 +1185,20 @@ def tiktok_ads_to_bigquery() -> None:
         )
         return summary
 
-    @task(retries=0, multiple_outputs=False)
+    @task(retries=0, multiple_outputs=False, trigger_rule="all_done")
     def validate_result(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
-        """Fail the run when any report failed, listing each failed advertiser/report pair."""
+        """Fail the run when any report failed, listing each failed advertiser/report pair;
+        for a backfill, list every unit (rows, requests, seconds, status) and the totals."""
+        ti = get_current_context()["ti"]
+        requests_ = ti.xcom_pull(task_ids="prepare_payload") or []
+        if requests_ and "unit" in requests_[0]:
+            return summarize_backfill(ti, requests_)
+        summaries = [s for s in summaries if s]
+        if len(summaries) < len(requests_):
+            raise AirflowFailException(
+                f"{len(requests_) - len(summaries)} of {len(requests_)} batch(es) failed "
+                "(see call_cloud_run_api); clear them to run them again"
+            )
         outcome = check_results(summaries)
         for table, rows in outcome["rows_by_table"].items():
             log.info("%s: %d rows", table, rows)
@@ -959,6 +1208,45 @@ def tiktok_ads_to_bigquery() -> None:
             )
         log.info("%d batches, %d rows", outcome["batches"], outcome["total_inserted_rows"])
         return outcome
+
+    def summarize_backfill(ti: Any, requests_: list[dict[str, Any]]) -> dict[str, Any]:
+        outcomes = [
+            ti.xcom_pull(task_ids="call_cloud_run_api", key="unit_outcome", map_indexes=index)
+            for index in range(len(requests_))
+        ]
+        summary = backfill_summary(outcomes, [r["label"] for r in requests_])
+        for unit in summary["units"]:
+            log.info(
+                "%s: %s, %d rows, %d requests, %.1f s%s",
+                unit["label"],
+                unit["status"],
+                unit["rows"],
+                unit["requests"],
+                unit["seconds"],
+                ("; " + "; ".join(unit["failures"])) if unit["failures"] else "",
+            )
+        log.info(
+            "backfill: %d units, %d rows, %d requests, %.1f unit-seconds; %d unit(s) not done",
+            len(summary["units"]),
+            summary["total_rows"],
+            summary["total_requests"],
+            summary["total_seconds"],
+            len(summary["failed_units"]),
+        )
+        config = ti.xcom_pull(task_ids="validate_config")
+        name = backfill_state_name(config, config["conf"])
+        state = read_backfill_state(name)
+        for outcome in outcomes:
+            if outcome:
+                backfill.record_done(state, outcome)
+        Variable.set(name, json.dumps(state))
+        if summary["failed_units"]:
+            raise AirflowFailException(
+                f"{len(summary['failed_units'])} unit(s) not done: "
+                + "; ".join(summary["failed_units"])
+                + " (clear their call_cloud_run_api tasks, or trigger the same conf, to resume)"
+            )
+        return summary
 
     requests_ = prepare_payload(validate_config())
     validate_result(call_cloud_run_api.expand(request=requests_))

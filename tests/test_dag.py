@@ -182,13 +182,26 @@ def test_backfill_conf(dag_module: ModuleType) -> None:
         date(2026, 1, 1),
         date(2026, 1, 31),
     )
+    # Any length back to 2016-01-01: a backfill the DAG plans into units.
+    assert parse({"start_date": "2016-01-01", "end_date": "2025-12-31"}) == (
+        date(2016, 1, 1),
+        date(2025, 12, 31),
+    )
+    conf = {"start_date": "2024-01-01", "end_date": "2025-12-31", "advertiser_ids": ["7"]}
+    assert dag_module.parse_conf(conf | {"report_types": ["ad"]}) == {
+        "window": ["2024-01-01", "2025-12-31"],
+        "advertiser_ids": ["7"],
+        "report_types": ["ad"],
+    }
     for conf, message in [
         ({"start_date": "2026-01-31", "end_date": "2026-01-01"}, "after end_date"),
         ({"start_date": "2026-1-1", "end_date": "2026-01-02"}, "YYYY-MM-DD"),
         ({"start_date": "2026-02-30", "end_date": "2026-03-02"}, "not a calendar date"),
         ({"start_date": "2026-01-01"}, "both"),
         ({"start": "2026-01-01"}, "unknown keys"),
-        ({"start_date": "2024-01-01", "end_date": "2025-12-31"}, "longer than 366"),
+        ({"start_date": "2015-12-31", "end_date": "2016-01-31"}, "between 2016-01-01"),
+        ({"start_date": "2016-01-01", "end_date": "2016-01-31", "ids": []}, "unknown keys"),
+        ({"start_date": "2016-01-01", "end_date": "2016-01-31", "report_types": []}, "non-empty"),
     ]:
         with pytest.raises(dag_module.ConfigError, match=message):
             parse(conf)
@@ -527,7 +540,7 @@ def test_batch_where_every_report_failed_fails_the_call(
 
     assert str(run.state) == "failed"
     assert states["call_cloud_run_api"] == ["failed"]  # HTTP 502: retried in production
-    assert states["validate_result"] == ["upstream_failed"]
+    assert states["validate_result"] == ["failed"]  # it runs after every call, and says so
     logs = task_logs(capfd, caplog)
     assert "every report failed (HTTP 502" in logs
     assert f"{UNKNOWN_ADVERTISER}/advertiser" in logs

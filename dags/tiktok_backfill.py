@@ -1,0 +1,323 @@
+"""Backfill units for the tiktok_ads_to_bigquery DAG: planned from the service, adaptive, resumable.
+
+Pure Python (no Airflow import), deployed next to the DAG file; the DAG's tasks call it.
+
+Planning. ``POST /plan`` answers, per (advertiser, report type), the rows TikTok reports
+for a short sample span (``page_info.total_number`` of page 1: one request each) and how
+many days one request may cover and how many requests a page costs. From that,
+``estimate_requests`` gives the requests of any span: per request-window (30 days for daily
+reports, 1 for hourly) ``ceil(rows per day × days ÷ 1000)`` pages, at least one, times the
+metric groups. ``plan_units`` then cuts the window into units, a batch of advertisers × a
+date span, as long as the unit's requests take at most ``unit_seconds`` at the unit's share
+of the app's rate (``max_qps``); dates are shortened first, then batches halved. Units are
+ordered biggest first, so the end of a backfill is not one long unit running alone.
+
+Adapting. ``run_unit`` POSTs a unit (``if_exists: replace``, so repeating never duplicates
+rows) and reads the answer item by item: a report left unfinished at the service's
+deadline (or refused with 40067, TikTok's query-size limit, when the service could not
+resolve it) is not a failure; its advertisers × dates are split (dates first, then
+advertisers) and posted again, until every part loads or a part of one advertiser × one
+day fails for such a reason, which splitting cannot fix. Any other error (a revoked
+advertiser, a refused permission) fails that report alone; the unit goes on with the rest.
+
+Resuming. ``done_ranges`` / ``subtract_done`` let a re-triggered run with the same conf
+skip the (advertiser, report type, dates) that a previous run of it loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+EARLIEST_DATE = date(2016, 1, 1)  # TikTok's reporting data starts no earlier
+PLAN_SAMPLE_DAYS = 30
+MAX_UNIT_DAYS = 366  # the service's cap on one request's window
+# A unit should take at most this share of the service's deadline at its rate share: the
+# estimate is from a sample, and the service keeps a quarter of its deadline to commit.
+UNIT_DEADLINE_SHARE = 0.4
+# Errors that mean "not finished in time" (the run's deadline, no rate-limit slot before it,
+# the service stopping) or TikTok's query-size limit (40067): a smaller part can succeed.
+SPLITTABLE = ("deadline passed", "before the deadline", "40067", "shutting down")
+
+
+def days_between(start: date, end: date) -> int:
+    return (end - start).days + 1
+
+
+def estimate_requests(item: Mapping[str, Any], days: int) -> int:
+    """Requests one (advertiser, report type) costs over ``days`` days, from its /plan item.
+
+    An item /plan could not size (TikTok refused it) counts one request per request-window:
+    it will fail fast, or it is small.
+    """
+    per_request = item.get("days_per_request")
+    windows = 1 if per_request is None else math.ceil(days / per_request)
+    groups = int(item.get("metric_groups") or 1)
+    rows = item.get("rows")
+    if rows is None:
+        return windows * groups
+    rows_per_day = rows / max(1, int(item.get("sample_days") or 1))
+    span = days if per_request is None else min(days, per_request)
+    pages = max(1, math.ceil(rows_per_day * span / int(item.get("page_size") or 1000)))
+    if per_request is None:
+        pages = max(1, math.ceil(rows / int(item.get("page_size") or 1000)))
+    return windows * pages * groups
+
+
+def spans(start: date, end: date, days: int) -> list[tuple[date, date]]:
+    """``start..end`` in consecutive spans of at most ``days`` days, as equal as possible."""
+    total = days_between(start, end)
+    count = math.ceil(total / days)
+    size, extra = divmod(total, count)
+    out, cursor = [], start
+    for index in range(count):
+        length = size + (1 if index < extra else 0)
+        out.append((cursor, cursor + timedelta(days=length - 1)))
+        cursor += timedelta(days=length)
+    return out
+
+
+@dataclass
+class Unit:
+    """A batch of advertisers × a date span: one POST /run (and its splits)."""
+
+    advertiser_ids: list[str]
+    report_types: list[str]
+    start: date
+    end: date
+    requests: int  # estimated
+    label: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "advertiser_ids": self.advertiser_ids,
+            "report_types": self.report_types,
+            "start_date": self.start.isoformat(),
+            "end_date": self.end.isoformat(),
+            "estimated_requests": self.requests,
+            "label": self.label,
+        }
+
+
+def plan_units(
+    items: Iterable[Mapping[str, Any]],
+    advertiser_ids: list[str],
+    report_types: list[str],
+    start: date,
+    end: date,
+    *,
+    max_qps: float,
+    unit_seconds: float,
+    batch_size: int,
+) -> list[Unit]:
+    """Units whose estimated requests take at most ``unit_seconds`` at ``max_qps``.
+
+    ``items``: /plan's answer. ``batch_size`` caps the advertisers of a unit (at most 200,
+    the service's cap); the span shrinks first, then the batch is halved.
+    """
+    by_pair = {(str(i["advertiser_id"]), i["report_type"]): i for i in items}
+    budget = max(1, int(max_qps * unit_seconds))
+    window = days_between(start, end)
+
+    def cost(batch: list[str], days: int) -> int:
+        return sum(
+            estimate_requests(by_pair.get((adv, rt), {"days_per_request": 30}), days)
+            for adv in batch
+            for rt in report_types
+        )
+
+    def longest_span(batch: list[str]) -> int:
+        lo, hi = 0, min(window, MAX_UNIT_DAYS)
+        while lo < hi:  # the largest day count whose cost fits (cost grows with days)
+            mid = (lo + hi + 1) // 2
+            if cost(batch, mid) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    units: list[Unit] = []
+    pending = [
+        advertiser_ids[i : i + batch_size] for i in range(0, len(advertiser_ids), batch_size)
+    ]
+    while pending:
+        batch = pending.pop(0)
+        days = longest_span(batch)
+        if days == 0 and len(batch) > 1:
+            half = len(batch) // 2
+            pending[:0] = [batch[:half], batch[half:]]
+            continue
+        for span_start, span_end in spans(start, end, max(days, 1)):
+            days_in = days_between(span_start, span_end)
+            units.append(Unit(batch, report_types, span_start, span_end, cost(batch, days_in)))
+    units.sort(key=lambda u: -u.requests)  # biggest first: the tail is made of small units
+    for number, unit in enumerate(units, start=1):
+        unit.label = unit_label(number, len(units), unit)
+    return units
+
+
+def unit_label(number: int, total: int, unit: Unit) -> str:
+    first = unit.advertiser_ids[0]
+    who = first if len(unit.advertiser_ids) == 1 else f"{first}+{len(unit.advertiser_ids) - 1}"
+    return f"unit {number}/{total}: {who} {unit.start}..{unit.end}"
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+def conf_key(parts: Mapping[str, Any]) -> str:
+    """A stable name for a backfill (its conf and destination): the resume state's key."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def record_done(state: dict[str, list[list[str]]], summary: Mapping[str, Any]) -> None:
+    """Add a unit's loaded (advertiser, report type, dates) to the resume state."""
+    for part in summary.get("parts", []):
+        for item in part["results"]:
+            if item["status"] == "success":
+                key = f"{item['advertiser_id']}|{item['report_type']}"
+                state.setdefault(key, []).append([part["start_date"], part["end_date"]])
+
+
+def is_done(state: Mapping[str, list[list[str]]], unit: Unit) -> bool:
+    """True when a previous run loaded every (advertiser, report type) of the unit's span."""
+    for adv in unit.advertiser_ids:
+        for rt in unit.report_types:
+            covered = sorted(
+                (date.fromisoformat(a), date.fromisoformat(b))
+                for a, b in state.get(f"{adv}|{rt}", [])
+            )
+            cursor = unit.start
+            for a, b in covered:
+                if a <= cursor <= b:
+                    cursor = b + timedelta(days=1)
+            if cursor <= unit.end:
+                return False
+    return True
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class UnitOutcome:
+    label: str
+    parts: list[dict[str, Any]] = field(default_factory=list)  # each POST's summary
+    failures: list[str] = field(default_factory=list)
+    splits: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        items = [i for p in self.parts for i in p["results"]]
+        return {
+            "label": self.label,
+            "rows": sum(i["inserted_rows"] for i in items if i["status"] == "success"),
+            "requests": sum(int(i.get("requests") or 0) for i in items),
+            "posts": len(self.parts),
+            "splits": self.splits,
+            "seconds": round(self.seconds, 1),
+            "status": "failed" if self.failures else "success",
+            "failures": self.failures,
+            "parts": self.parts,
+        }
+
+
+def splittable(error: str | None) -> bool:
+    return any(marker in (error or "") for marker in SPLITTABLE)
+
+
+def split_part(payload: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """Halve a payload: its dates first, then its advertisers; None when it is one × one."""
+    start = date.fromisoformat(payload["start_date"])
+    end = date.fromisoformat(payload["end_date"])
+    days = days_between(start, end)
+    if days > 1:
+        middle = start + timedelta(days=days // 2 - 1)
+        return [
+            {**payload, "end_date": middle.isoformat()},
+            {**payload, "start_date": (middle + timedelta(days=1)).isoformat()},
+        ]
+    ids = payload["advertiser_ids"]
+    if len(ids) > 1:
+        half = len(ids) // 2
+        return [
+            {**payload, "advertiser_ids": ids[:half]},
+            {**payload, "advertiser_ids": ids[half:]},
+        ]
+    return None
+
+
+def run_unit(
+    label: str,
+    payload: Mapping[str, Any],
+    post: Callable[[Mapping[str, Any]], dict[str, Any]],
+    log: Callable[[str], None] = print,
+) -> UnitOutcome:
+    """POST the unit, split what the deadline (or 40067) left unfinished, until done.
+
+    ``post`` returns the summary of one answer (``results`` with per-item status, error,
+    inserted_rows, requests); it raises for answers that are not per-item (4xx, 5xx).
+    """
+    outcome = UnitOutcome(label)
+    began = time.monotonic()
+    queue: list[dict[str, Any]] = [dict(payload)]
+    while queue:
+        part = queue.pop(0)
+        summary = post(part)
+        summary = {**summary, "start_date": part["start_date"], "end_date": part["end_date"]}
+        outcome.parts.append(summary)
+        unfinished: dict[str, set[str]] = {}  # report type → advertisers left
+        reasons: dict[tuple[str, str], str] = {}
+        for item in summary["results"]:
+            if item["status"] == "success":
+                continue
+            pair = (str(item["advertiser_id"]), item["report_type"])
+            if splittable(item.get("error")):
+                unfinished.setdefault(pair[1], set()).add(pair[0])
+                reasons[pair] = item.get("error") or "unfinished"
+            else:
+                outcome.failures.append(
+                    f"{pair[0]}/{pair[1]} {part['start_date']}..{part['end_date']}: "
+                    f"{item.get('error') or 'failed'}"
+                )
+        for missing in summary.get("missing") or []:
+            outcome.failures.append(f"{part['start_date']}..{part['end_date']}: {missing}")
+        # Report types left with the same advertisers go again together.
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for report_type, advertisers in unfinished.items():
+            groups.setdefault(tuple(sorted(advertisers)), []).append(report_type)
+        for advertisers, types in groups.items():
+            rest = {**part, "advertiser_ids": list(advertisers), "report_types": types}
+            halves = split_part(rest)
+            if halves is None:
+                pair = (advertisers[0], types[0])
+                outcome.failures.append(
+                    f"{pair[0]}/{','.join(types)} {part['start_date']}: still unfinished as one "
+                    f"advertiser × one day: {reasons.get(pair, 'unfinished')}"
+                )
+                continue
+            outcome.splits += 1
+            queue.extend(halves)
+        outcome.seconds = time.monotonic() - began
+        done = sum(i["inserted_rows"] for p in outcome.parts for i in p["results"])
+        left = sum(
+            len(q["advertiser_ids"])
+            * len(q["report_types"])
+            * days_between(date.fromisoformat(q["start_date"]), date.fromisoformat(q["end_date"]))
+            for q in queue
+        )
+        log(
+            f"{label}: part {part['start_date']}..{part['end_date']} × "
+            f"{len(part['advertiser_ids'])} advertiser(s): {summary['total_inserted_rows']} rows, "
+            f"{sum(int(i.get('requests') or 0) for i in summary['results'])} requests; unit so "
+            f"far {done} rows in {outcome.seconds:.0f} s; left: {len(queue)} part(s), "
+            f"{left} report-days; {len(outcome.failures)} failure(s)"
+        )
+    return outcome
