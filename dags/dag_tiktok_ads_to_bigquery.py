@@ -70,6 +70,9 @@ try:  # Airflow 3
     from airflow.sdk.log import mask_secret
 
     _VARIABLE_DEFAULT_KW = "default"
+    # validate_result runs once every call is done and one succeeded: a failed backfill
+    # unit must not hide the summary of the others.
+    _SUMMARY_TRIGGER = "all_done_min_one_success"
 except ImportError:  # Airflow 2.x (2.10 on Cloud Composer 2)
     from airflow.decorators import dag, task
     from airflow.exceptions import AirflowFailException
@@ -78,6 +81,7 @@ except ImportError:  # Airflow 2.x (2.10 on Cloud Composer 2)
     from airflow.utils.log.secrets_masker import mask_secret
 
     _VARIABLE_DEFAULT_KW = "default_var"
+    _SUMMARY_TRIGGER = "all_success"  # Airflow 2: a failed unit leaves validate_result out
 
 try:  # the sibling module, deployed next to this file (dags/ is on sys.path in Airflow)
     import tiktok_backfill as backfill
@@ -1185,7 +1189,7 @@ def tiktok_ads_to_bigquery() -> None:
         )
         return summary
 
-    @task(retries=0, multiple_outputs=False, trigger_rule="all_done")
+    @task(retries=0, multiple_outputs=False, trigger_rule=_SUMMARY_TRIGGER)
     def validate_result(summaries: Iterable[dict[str, Any]]) -> dict[str, Any]:
         """Fail the run when any report failed, listing each failed advertiser/report pair;
         for a backfill, list every unit (rows, requests, seconds, status) and the totals."""

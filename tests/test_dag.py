@@ -540,7 +540,7 @@ def test_batch_where_every_report_failed_fails_the_call(
 
     assert str(run.state) == "failed"
     assert states["call_cloud_run_api"] == ["failed"]  # HTTP 502: retried in production
-    assert states["validate_result"] == ["failed"]  # it runs after every call, and says so
+    assert states["validate_result"] == ["upstream_failed"]
     logs = task_logs(capfd, caplog)
     assert "every report failed (HTTP 502" in logs
     assert f"{UNKNOWN_ADVERTISER}/advertiser" in logs

@@ -246,7 +246,7 @@ def short_deadline_service(simulator, local_bigquery) -> Iterator[ServiceHandle]
     one POST (92 requests take 18 s)."""
     yield from serve(
         service_settings_for(
-            simulator, local_bigquery, run_deadline_seconds=12.0, tiktok_qps=5.0, tiktok_qpm=300
+            simulator, local_bigquery, run_deadline_seconds=12.0, tiktok_qps=3.0, tiktok_qpm=180
         )
     )
 
@@ -265,9 +265,10 @@ def test_unit_that_hits_the_deadline_is_split_and_completes(
 
     assert str(run.state) == "success", states
     xcoms = run_xcoms(run)
-    assert len(xcoms[("prepare_payload", -1)]) == 1  # planned as one unit (540 s assumed)
-    outcome = xcoms[("call_cloud_run_api", 0)]
-    assert outcome["splits"] >= 1 and outcome["posts"] >= 3 and outcome["failures"] == []
+    # Planned as two units (540 s assumed; at most 366 days each), 46 requests apiece.
+    assert len(xcoms[("prepare_payload", -1)]) == 2
+    outcomes = [xcoms[("call_cloud_run_api", index)] for index in range(2)]
+    assert all(o["splits"] >= 1 and o["posts"] >= 3 and o["failures"] == [] for o in outcomes)
     assert_equals_truth(bq_client, e2e.dataset, sim_world, advertisers)
     assert e2e.simulator.stats(include_log=False)["codes"].get("40100", 0) == 0
 
@@ -282,14 +283,15 @@ def test_unit_of_a_revoked_advertiser_fails_alone_with_the_reason(
     run, states = run_dag(e2e.dag, RUN_DAY, backfill_conf(advertisers))
 
     assert str(run.state) == "failed"
-    assert states["call_cloud_run_api"] == ["failed", "success"]
+    # Two units per advertiser (at most 366 days each): the revoked one's fail, alone.
+    assert states["call_cloud_run_api"] == ["failed", "failed", "success", "success"]
     assert states["validate_result"] == ["failed"]
     xcoms = run_xcoms(run)
     labels = [u["label"] for u in xcoms[("prepare_payload", -1)]]
     bad = next(label for label in labels if UNKNOWN_ADVERTISER in label)
     logs = task_logs(capfd, caplog)
     assert f"{bad}: 2 failure(s): {UNKNOWN_ADVERTISER}/advertiser " in logs
-    assert "40001" in logs and f"1 unit(s) not done: {bad}" in logs
+    assert "40001" in logs and f"2 unit(s) not done: {bad}" in logs
     assert_equals_truth(bq_client, e2e.dataset, sim_world, [good])
 
 
