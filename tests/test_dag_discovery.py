@@ -108,3 +108,57 @@ def test_auto_settlement_sizes_each_advertisers_window(dag_module: Any) -> None:
     )  # 7-day spans
     assert len(requests) == 6
     assert {(r["payload"]["max_qps"], r["payload"]["max_qpm"]) for r in requests} == {(5.0, 300)}
+
+
+def test_auto_settlement_run_asks_the_service_for_each_advertisers_days(
+    runnable_dag: Any,  # noqa: F811 (the imported fixture)
+    variables: Any,  # noqa: F811 (the imported fixture)
+    app_service: str,  # noqa: F811 (the imported fixture)
+    sim: Any,
+    sim_world: Any,
+    local_bigquery: Any,
+    bq_client: Any,
+    bq_dataset: str,
+) -> None:
+    import requests
+
+    # The third advertiser's delivering ad groups have windows of at most 14 days.
+    loaded, never_loaded = sim_world.advertiser_ids[2], sim_world.advertiser_ids[1]
+    today = datetime.now(UTC).date()
+    body = {"access_token": SECRET, "advertiser_ids": [loaded], "project_id": local_bigquery.project,
+            "dataset_id": bq_dataset, "report_types": ["adgroups", "adgroup"],
+            "start_date": (today - timedelta(days=20)).isoformat(),
+            "end_date": (today - timedelta(days=2)).isoformat()}  # fmt: skip
+    sim.configure(add_token={"token": SECRET, "advertiser_ids": "*"})
+    assert requests.post(f"{app_service}/run", json=body, timeout=300).status_code == 200
+    expected = requests.get(
+        f"{app_service}/settlement_days",
+        params={"project_id": local_bigquery.project, "dataset_id": bq_dataset,
+                "advertiser_ids": loaded, "max_days": "28"},
+        timeout=60,
+    ).json()["settlement_days"][loaded]["days"]  # fmt: skip
+    variables(
+        TIKTOK_ADS_CLOUD_RUN_URL=app_service,
+        TIKTOK_ACCESS_TOKEN=SECRET,
+        GCP_PROJECT=local_bigquery.project,
+        GCP_REGION="us-central1",
+        TIKTOK_BQ_DATASET=bq_dataset,
+        TIKTOK_ADVERTISER_IDS=f'["{loaded}", "{never_loaded}"]',
+        TIKTOK_ENTITY_TYPES="[]",
+        TIKTOK_REPORT_TYPES='["advertiser"]',
+        TIKTOK_SETTLEMENT_DAYS="auto",
+    )
+    monday = today - timedelta(days=today.weekday())
+
+    run, states = run_dag(runnable_dag, monday)
+
+    assert str(run.state) == "success", states
+    requests_ = run_xcoms(run)[("prepare_payload", -1)]
+    first_day = {}
+    for request in requests_:
+        for advertiser in request["payload"]["advertiser_ids"]:
+            day = request["payload"]["start_date"]
+            first_day[advertiser] = min(first_day.get(advertiser, day), day)
+    assert first_day[never_loaded] == (monday - timedelta(days=28)).isoformat()
+    assert first_day[loaded] == (monday - timedelta(days=max(expected, 3))).isoformat()
+    assert 3 < expected < 28  # sized from the windows, not the ceiling

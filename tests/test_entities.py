@@ -267,7 +267,8 @@ def test_settlement_days_follow_the_click_windows_of_delivering_ad_groups(
 ) -> None:
     from controller.settlement import WINDOW_DAYS
 
-    advertiser, never_loaded = sim_world.advertiser_ids[0], sim_world.advertiser_ids[1]
+    # The third advertiser: its delivering ad groups' longest click window is under 28 days.
+    advertiser, never_loaded = sim_world.advertiser_ids[2], sim_world.advertiser_ids[1]
     today = datetime.now(UTC).date()
     start, end = today - timedelta(days=20), today - timedelta(days=2)
     response = run(app_service, bq_client.project, bq_dataset, advertiser_ids=[advertiser],
@@ -294,6 +295,7 @@ def test_settlement_days_follow_the_click_windows_of_delivering_ad_groups(
     assert answer.status_code == 200, answer.text
     days = answer.json()["settlement_days"]
     assert days[advertiser]["days"] == max(WINDOW_DAYS[w] for w in windows)
+    assert days[advertiser]["days"] < 28
     assert days[never_loaded] == {"days": 28, "reason": "no ad group history loaded"}
     bad = requests.get(f"{app_service}/settlement_days", params={"advertiser_ids": "x"}, timeout=60)
     assert bad.status_code == 400
