@@ -343,7 +343,8 @@ def _in_scope(entity: Entity, query: ReportQuery) -> bool:
         entity.campaign_id in query.hidden_campaigns
         or (
             "PROMOTE" in query.hidden_campaigns
-            and entity.attributes.get("campaign_system_origin") == "PROMOTE"
+            and "PROMOTE"
+            in (getattr(entity, "origin", None), entity.attributes.get("campaign_system_origin"))
         )
     ):
         return False
