@@ -32,6 +32,7 @@ from controller.accounts import Account, DiscoveryError, discover
 from controller.catalog import REPORT_TYPES, ReportSpec, arrow_schema
 from controller.entity_csv import write_entity_csvs
 from controller.extraction import Extraction, ItemResult
+from controller.metric_families import FAMILIES, FAMILY_NAMES, check_family_names
 from controller.models import ENTITY_TYPES
 from controller.pipeline import build_client
 from controller.rate_limiter import app_limiter
@@ -76,21 +77,75 @@ def _report_types(text: str) -> list[str]:
     return types
 
 
+def _families(text: str) -> tuple[str, ...]:
+    try:
+        return check_family_names([part.strip() for part in text.split(",") if part.strip()])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_EPILOG = (
+    "Metric families (--metric-families; core is always asked for, the CSV keeps every "
+    "column and leaves the others empty): "
+    + "; ".join(f"{f.name}: {f.description} ({len(f.metrics)} metrics)" for f in FAMILIES.values())
+    + ". Every report includes Promote campaigns (both campaign_system_origins) and deleted "
+    "objects; a report TikTok finds too large (40067) is read in smaller requests, halving "
+    "the days down to one, then the metrics. Environment: TIKTOK_API_BASE_URL, TIKTOK_QPS, "
+    "TIKTOK_QPM, TIKTOK_CONCURRENCY, TIKTOK_METRIC_FAMILIES, DAYS_REPROCESS and the other "
+    "service settings (README, Configuration)."
+)
+
+
 def parse_args(
     argv: list[str] | None, days_reprocess: int, custom_reports: str | None = None
 ) -> argparse.Namespace:
-    parser = _Parser(prog="run_local_csv.py", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="run_local_csv.py", description=__doc__.split("\n\n")[0], epilog=_EPILOG)
     parser.add_argument(
         "--custom-reports",
         default=custom_reports,
         help="JSON file of custom report definitions (default TIKTOK_CUSTOM_REPORTS_FILE)",
     )
-    parser.add_argument("--access-token", default=CONFIG["access_token"])
-    parser.add_argument("--advertiser-ids", type=_ids, default=CONFIG["advertiser_ids"])
-    parser.add_argument("--start-date", type=_day)
-    parser.add_argument("--end-date", type=_day)
-    parser.add_argument("--report-types", type=_report_types, default=CONFIG["report_types"])
-    parser.add_argument("--output-dir", type=Path, default=Path(str(CONFIG["output_dir"])))
+    parser.add_argument(
+        "--access-token",
+        default=CONFIG["access_token"],
+        help="TikTok access token (default: TIKTOK_ACCESS_TOKEN); never printed",
+    )
+    parser.add_argument(
+        "--advertiser-ids",
+        type=_ids,
+        default=CONFIG["advertiser_ids"],
+        help="comma-separated advertiser ids (digits), e.g. 7012345678901234567,70123456789012"
+        "34568, or all: every account the app can reach (TIKTOK_APP_ID and TIKTOK_APP_SECRET)",
+    )
+    parser.add_argument(
+        "--start-date",
+        type=_day,
+        help=f"first day YYYY-MM-DD, advertiser-local (default: end date - DAYS_REPROCESS + 1, "
+        f"i.e. {days_reprocess} days)",
+    )
+    parser.add_argument(
+        "--end-date", type=_day, help="last day YYYY-MM-DD, inclusive (default: yesterday, UTC)"
+    )
+    parser.add_argument(
+        "--report-types",
+        type=_report_types,
+        default=CONFIG["report_types"],
+        help=f"comma-separated report types: the seed tables {','.join(REPORT_TYPES)} (the default), "
+        "the prebuilt audience, hourly and lifetime reports and custom ones (README)",
+    )
+    parser.add_argument(
+        "--metric-families",
+        type=_families,
+        default=None,
+        help=f"comma-separated metric families to ask for (default: TIKTOK_METRIC_FAMILIES, "
+        f"else all: {','.join(FAMILY_NAMES)})",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path(str(CONFIG["output_dir"])),
+        help="folder of the CSV files, created if missing (default: output)",
+    )
     args = parser.parse_args(argv)
     try:
         registry.load_custom_file(args.custom_reports)
@@ -266,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         sink=sink.write,
         workers=settings.tiktok_concurrency,
         extracted_at=now,
+        families=args.metric_families or settings.tiktok_metric_families,
         on_item_done=item_done,
         on_request_done=progress.request_done,
     )

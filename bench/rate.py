@@ -213,6 +213,7 @@ def run_extraction(
     days: int,
     workers: int,
     workdir: Path,
+    families: Sequence[str] | None = None,
 ) -> ExtractionRun:
     """One extraction from a fresh simulator state, spooling every row to Parquet."""
     sim.reset()
@@ -235,6 +236,7 @@ def run_extraction(
         sink=lambda spec, _adv, table: writers[spec.report_type].write(table),
         workers=workers,
         extracted_at=datetime.now(UTC),
+        families=families,
     )
     began = time.perf_counter()
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cpu import CpuResult
+from bench.families import FamiliesResult
 from bench.memory import MIB, MemoryResult, ServiceRun
 from bench.rate import ExtractionRun, RateResult
 from bench.reports import ReportsResult
@@ -57,6 +58,7 @@ class Results:
     reports: ReportsResult | None = None  # an audience and an hourly report at the limit
     cpu: CpuResult | None = None
     memory: MemoryResult | None = None
+    families: FamiliesResult | None = None
 
 
 def _mark(ok: bool) -> str:
@@ -118,6 +120,33 @@ def table_rows(results: Results) -> list[dict[str, str]]:
         )
     if results.reports:
         rows += reports_rows(results.reports, MIN_RATE_RATIO)
+    if results.families:
+        fam = results.families
+        for run, label in (
+            (fam.full, "families: all (3 req/level)"),
+            (fam.app_only, "families: App-only"),
+        ):
+            rows.append(
+                {
+                    "scenario": label,
+                    "requests": f"{run.requests}",
+                    "rows": f"{run.rows:,}",
+                    "wall s": f"{run.wall_seconds:.1f}",
+                    "req/s": f"{run.rps:.2f}",
+                    "÷limit": f"{run.rps / fam.qps:.3f}",
+                    "sustained": ""
+                    if run.sustained_rps is None
+                    else f"{run.sustained_rps / fam.qps:.3f}",
+                    "40100": f"{run.rate_limited}",
+                    "notes": (
+                        f"{run.advertisers} advertisers × 4 levels × {run.days} days; all "
+                        f"families cost {fam.request_ratio:.2f}× the requests and "
+                        f"{fam.time_ratio:.2f}× the time of the App-only set"
+                    )
+                    if run is fam.full
+                    else "core engagement video conversion in_app (the seed's metrics)",
+                }
+            )
     if results.cpu:
         cpu = results.cpu
         stages = ", ".join(f"{s} {cpu.stage_us_per_row(s):.1f}" for s in cpu.stages)
@@ -221,6 +250,7 @@ def to_json(results: Results, rows: list[dict[str, str]]) -> dict[str, Any]:
         "reports": results.reports.to_json() if results.reports else None,
         "cpu": results.cpu.to_json() if results.cpu else None,
         "memory": results.memory.to_json() if results.memory else None,
+        "families": results.families.to_json() if results.families else None,
         "table": rows,
     }
 

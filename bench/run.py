@@ -16,6 +16,7 @@ Scenarios (see each module's docstring for what is measured and why):
   reports bench/reports.py the same for an AUDIENCE (ad_country) and an hourly (ad_hourly) report
   cpu     bench/cpu.py     µs of CPU per row from raw JSON bytes to Parquet bytes
   memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table
+  families bench/families.py every metric family vs the App-only set: requests, wall time
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import cpu, memory, rate, report, reports
+from bench import cpu, families, memory, rate, report, reports
 from bench.stack import WorldSize
 from local_env.stack import ROOT
 
@@ -40,6 +41,7 @@ FULL = {
     "reports": reports.ReportsSize(),
     "cpu": cpu.CpuSize(),
     "memory": memory.MemorySize(),
+    "families": families.FamiliesSize(),
 }
 QUICK = {
     "rate": rate.RateSize(
@@ -58,6 +60,9 @@ QUICK = {
         large_days=28,
         jobs_days=2,
     ),
+    "families": families.FamiliesSize(
+        world=WorldSize(advertisers=2, campaigns=2, adgroups=5, ads=10, delivery=0.8), days=30
+    ),
 }
 
 
@@ -74,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--skip-reports", action="store_true", help="no audience/hourly rate scenario")
     add("--skip-cpu", action="store_true")
     add("--skip-memory", action="store_true", help="no local-bigquery, no service process")
+    add("--skip-families", action="store_true", help="no all-families vs App-only comparison")
+    add("--families-advertisers", type=int, help="advertisers of the families scenario (8)")
     add(
         "--results-dir",
         type=Path,
@@ -147,7 +154,18 @@ def sizes_from(args: argparse.Namespace) -> dict:
         repeats=args.cpu_repeats,
         python_only=args.cpu_python or None,
     )
-    return {"rate": rate_size, "reports": preset["reports"], "cpu": cpu_size, "memory": memory_size}
+    families_size = preset["families"]
+    families_size = _override(
+        families_size,
+        world=_override(families_size.world, advertisers=args.families_advertisers),
+    )
+    return {
+        "rate": rate_size,
+        "reports": preset["reports"],
+        "cpu": cpu_size,
+        "memory": memory_size,
+        "families": families_size,
+    }
 
 
 def progress(message: str) -> None:
@@ -174,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         results.cpu = cpu.run(sizes["cpu"], progress=progress)
     if not args.skip_memory:
         results.memory = memory.run(sizes["memory"], LOG_DIR, progress=progress)
+    if not args.skip_families:
+        results.families = families.run(sizes["families"], LOG_DIR, progress=progress)
     rows = report.table_rows(results)
     print(report.render_table(rows))
     data = report.to_json(results, rows)

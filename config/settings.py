@@ -50,6 +50,9 @@ class Settings:
     log_level: str = "INFO"
     # JSON file of custom report definitions, read and validated at start (README)
     tiktok_custom_reports_file: str | None = None
+    # Metric families asked for by default (None: every family a level offers); a /run
+    # request's ``metric_families`` wins. ``core`` is always asked for.
+    tiktok_metric_families: tuple[str, ...] | None = None
 
     def missing_app_credentials(self) -> list[str]:
         """The variables discovery needs that are not set (empty: discovery can run)."""
@@ -122,6 +125,15 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _families(raw: str) -> tuple[str, ...]:
+    from controller.metric_families import check_family_names
+
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    if not names:
+        raise ValueError("must name at least one metric family")
+    return check_family_names(names)
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "TIKTOK_API_BASE_URL": _base_url,
     "TIKTOK_ACCESS_TOKEN": str,
@@ -143,6 +155,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "BQ_COMMIT_RETRIES": _non_negative_int,
     "LOG_LEVEL": _log_level,
     "TIKTOK_CUSTOM_REPORTS_FILE": str,
+    "TIKTOK_METRIC_FAMILIES": _families,
 }
 
 

@@ -12,18 +12,13 @@ Metric names are exactly the API's. Types: ``INT`` for counts, ``FLOAT`` for mon
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import pyarrow as pa
 
-
-class MetricType(StrEnum):
-    INT = "INT64"
-    FLOAT = "FLOAT64"
-    STRING = "STRING"
-
+from controller.metric_families import ALWAYS, FAMILIES, FAMILY_NAMES, check_family_names
+from controller.metric_types import MetricType
 
 ARROW_TYPES: dict[MetricType, pa.DataType] = {
     MetricType.INT: pa.int64(),
@@ -36,85 +31,18 @@ MAX_METRICS_PER_REQUEST = 100  # TikTok's best-practice ceiling per report reque
 I, F, S = MetricType.INT, MetricType.FLOAT, MetricType.STRING
 
 
-def _event_family(
-    event: str, *, value: bool, value_name: str | None = None
-) -> dict[str, MetricType]:
-    """TikTok's naming pattern for one app event: unique and total counts, costs, rate, value."""
-    family = {
-        event: I,
-        f"cost_per_{event}": F,
-        f"{event}_rate": F,
-        f"total_{event}": I,
-        f"cost_per_total_{event}": F,
-    }
-    if value:
-        family[value_name or f"value_per_total_{event}"] = F
-        family[f"total_{event}_value"] = F
-    return family
-
-
-CORE = {
-    "spend": F,
-    "impressions": I,
-    "clicks": I,
-    "ctr": F,
-    "cpc": F,
-    "cpm": F,
-    "reach": I,
-    "cost_per_1000_reached": F,
-    "frequency": F,
-}
-ENGAGEMENT = {
-    "profile_visits": I,
-    "likes": I,
-    "comments": I,
-    "shares": I,
-    "follows": I,
-    "engagements": I,
-}
-VIDEO = {
-    "video_play_actions": I,
-    "video_watched_2s": I,
-    "video_watched_6s": I,
-    "video_views_p25": I,
-    "video_views_p50": I,
-    "video_views_p75": I,
-    "video_views_p100": I,
-    "average_video_play": F,
-    "average_video_play_per_user": F,
-}
-CONVERSION = {
-    "conversion": I,
-    "cost_per_conversion": F,
-    "conversion_rate": F,
-    "real_time_conversion": I,
-    "real_time_cost_per_conversion": F,
-    "real_time_conversion_rate": F,
-    "result": I,
-    "cost_per_result": F,
-    "result_rate": F,
-    "real_time_result": I,
-    "real_time_cost_per_result": F,
-    "real_time_result_rate": F,
-    "secondary_goal_result": I,
-    "cost_per_secondary_goal_result": F,
-    "secondary_goal_result_rate": F,
-}
-IN_APP = {
-    "app_install": I,
-    "cost_per_app_install": F,
-    "real_time_app_install": I,
-    "real_time_app_install_cost": F,
-    **_event_family("registration", value=False),
-    **_event_family("purchase", value=True),
-    **_event_family("app_event_add_to_cart", value=True),
-    **_event_family("checkout", value=True, value_name="value_per_checkout"),
-    **_event_family("view_content", value=True),
-    **_event_family("sales_lead", value=False),
-    **_event_family("add_payment_info", value=False),
-    **_event_family("launch_app", value=False),
-}
-PERFORMANCE = {**CORE, **ENGAGEMENT, **VIDEO, **CONVERSION, **IN_APP}
+# Every family's metrics, core first (kept as one dict: the table schema holds them all).
+PERFORMANCE = {name: kind for family in FAMILIES.values() for name, kind in family.metrics.items()}
+# The seed's groups by their old names (``controller/reports/families.py`` builds on them).
+CORE = FAMILIES["core"].metrics
+ENGAGEMENT = FAMILIES["engagement"].metrics
+VIDEO = FAMILIES["video"].metrics
+CONVERSION = FAMILIES["conversion"].metrics
+IN_APP = FAMILIES["in_app"].metrics
+# Metrics a run may leave out by its choice of families (``core``'s never are).
+OPTIONAL_METRICS = frozenset(
+    m for name, family in FAMILIES.items() if name != ALWAYS for m in family.metrics
+)
 
 # Cash and voucher split of spend: the API accepts them only at AUCTION_ADVERTISER, daily.
 ADVERTISER_ONLY = {"cash_spend": F, "voucher_spend": F}
@@ -182,11 +110,30 @@ class ReportSpec:
 
     @property
     def metric_names(self) -> list[str]:
-        """Requested metrics, attributes first (they are what analysts join and read)."""
+        """Every metric of the level, attributes first (they are what analysts join and read):
+        the table's columns, whatever families a run asks for."""
         return [*self.attributes, *self.metrics]
+
+    def requested_metrics(self, families: Collection[str] | None = None) -> list[str]:
+        """The metrics to ask TikTok for, attributes first: every metric of the definition,
+        or (``families`` given) those of the chosen families plus ``core`` and the metrics of
+        no optional family (budgets, the advertiser's cash/voucher split, custom names)."""
+        if not families:
+            return self.metric_names
+        chosen = {m for f in check_family_names(tuple(families)) for m in FAMILIES[f].metrics}
+        return [
+            *self.attributes,
+            *(m for m in self.metrics if m not in OPTIONAL_METRICS or m in chosen),
+        ]
 
     def metric_type(self, name: str) -> MetricType:
         return S if name in self.attributes else self.metrics[name]
+
+    @property
+    def by_entity(self) -> bool:
+        """Whether each row is one object (campaign, ad group, ad), not an account total:
+        rows of requests asked per campaign origin then add up without overlapping."""
+        return self.id_dimension != "advertiser_id"
 
     @property
     def splits_by_campaign(self) -> bool:
@@ -194,32 +141,38 @@ class ReportSpec:
         (the campaign list itself comes from the campaign level, so not at or above it)."""
         return self.id_dimension in ("adgroup_id", "ad_id") and not self.lifetime
 
-    def filtering(self, campaign_ids: Sequence[str] = ()) -> list[dict[str, str]] | None:
-        """Include deleted objects (TikTok's default status filter hides their history), and
-        keep to ``campaign_ids`` when given (how a report over 20,000 ads is read in parts)."""
+    def filtering(
+        self, campaign_ids: Sequence[str] = (), origins: Sequence[str] = ()
+    ) -> list[dict[str, str]] | None:
+        """Include deleted objects (TikTok's default status filter hides their history) and
+        the campaign ``origins`` given (its default hides Promote campaigns, see
+        ``controller.origins``), and keep to ``campaign_ids`` when given (how a report over
+        20,000 ads is read in parts)."""
         filters = []
         if self.status_field is not None:
-            filters.append(
-                {
-                    "field_name": self.status_field,
-                    "filter_type": "IN",
-                    "filter_value": '["STATUS_ALL"]',
-                }
-            )
+            filters.append(_in_filter(self.status_field, ["STATUS_ALL"]))
+        if origins:
+            filters.append(_in_filter("campaign_system_origins", origins))
         if campaign_ids:
-            filters.append(
-                {
-                    "field_name": "campaign_ids",
-                    "filter_type": "IN",
-                    "filter_value": json.dumps(list(campaign_ids), separators=(",", ":")),
-                }
-            )
+            filters.append(_in_filter("campaign_ids", campaign_ids))
         return filters or None
 
-    def metric_groups(self, limit: int = MAX_METRICS_PER_REQUEST) -> list[list[str]]:
-        """Split the metric list into requests of at most ``limit`` metrics each."""
-        names = self.metric_names
+    def metric_groups(
+        self, limit: int = MAX_METRICS_PER_REQUEST, families: Collection[str] | None = None
+    ) -> list[list[str]]:
+        """Split the requested metrics into requests of at most ``limit`` metrics each
+        (TikTok's best practice is 100): joined again on the dimensions."""
+        names = self.requested_metrics(families)
         return [names[i : i + limit] for i in range(0, len(names), limit)]
+
+
+def _in_filter(field: str, values: Sequence[str]) -> dict[str, str]:
+    """One ``IN`` filter; its value is a JSON array written as a string (reference §2.1)."""
+    return {
+        "field_name": field,
+        "filter_type": "IN",
+        "filter_value": json.dumps(list(values), separators=(",", ":")),
+    }
 
 
 def _spec(report_type: str, number: int, id_dimension: str, status: str | None, attributes, extra):
@@ -234,29 +187,57 @@ def _spec(report_type: str, number: int, id_dimension: str, status: str | None, 
         # joining several accounts or media sources cannot convert them without it.
         attributes=(*attributes, "currency"),
         metrics={**extra, **PERFORMANCE},
+        families=FAMILY_NAMES,
     )
 
+
+# Attribute metrics analysts filter and group by, at the levels TikTok offers them (reference
+# §3.1): the campaign's objective and budget from the campaign level down, the ad group's
+# placement, promotion type (``Other`` on Promote ads) and budget from the ad group level
+# down, the ad's text at the ad level. Budgets are money (FLOAT64, null when TikTok writes "-").
+_CAMPAIGN_ATTRIBUTES = ("campaign_name", "objective_type")
+_CAMPAIGN_BUDGET = {"campaign_budget": F}
+_ADGROUP_BUDGET = {"campaign_budget": F, "budget": F}
 
 REPORTS: dict[str, ReportSpec] = {
     spec.report_type: spec
     for spec in (
         _spec("advertiser", 1, "advertiser_id", None, (), ADVERTISER_ONLY),
-        _spec("campaign", 2, "campaign_id", "campaign_status", ("campaign_name",), {}),
+        _spec(
+            "campaign", 2, "campaign_id", "campaign_status", _CAMPAIGN_ATTRIBUTES, _CAMPAIGN_BUDGET
+        ),
         _spec(
             "adgroup",
             3,
             "adgroup_id",
             "adgroup_status",
-            ("campaign_name", "campaign_id", "adgroup_name"),
-            {},
+            (
+                "campaign_name",
+                "campaign_id",
+                "adgroup_name",
+                "objective_type",
+                "placement_type",
+                "promotion_type",
+            ),
+            _ADGROUP_BUDGET,
         ),
         _spec(
             "ad",
             4,
             "ad_id",
             "ad_status",
-            ("campaign_name", "campaign_id", "adgroup_name", "adgroup_id", "ad_name"),
-            {},
+            (
+                "campaign_name",
+                "campaign_id",
+                "adgroup_name",
+                "adgroup_id",
+                "ad_name",
+                "objective_type",
+                "placement_type",
+                "promotion_type",
+                "ad_text",
+            ),
+            _ADGROUP_BUDGET,
         ),
     )
 }

@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +36,8 @@ from controller.normalize import (
     page_reader,
     page_to_table,
 )
+from controller.origins import ADVERTISER_WARNING, OriginPlan, Origins, refuses_origins
+from controller.query_size import QuerySizes, QueryTooLargeError, is_too_large, read_shrinking
 from controller.scheduling import PriorityPool, page_priority
 from controller.tiktok_client import (
     Page,
@@ -107,8 +109,8 @@ class _Chunk:
     end: date
     parts: list[list[pa.Table]] = field(default_factory=list)
     pending: int = 0
-    # (metric group, campaign scope) -> the total_number page 1 counted
-    totals: dict[tuple[int, Scope], int] = field(default_factory=dict)
+    # (metric group, campaign scope, origins) -> the total_number page 1 counted
+    totals: dict[tuple[int, Scope, Origins], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -133,6 +135,8 @@ class Extraction:
         extracted_at: datetime,
         deadline: float | None = None,
         max_metrics: int | None = None,
+        families: Sequence[str] | None = None,
+        origins: OriginPlan | None = None,
         on_item_done: Callable[[ItemResult], None] | None = None,
         on_request_done: Callable[[int], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
@@ -151,12 +155,17 @@ class Extraction:
             _Item(spec, ItemResult(advertiser_id, spec.report_type))
             for advertiser_id, spec in items
         ]
+        # The metric families asked for (default: every family of the level), in requests
+        # of at most 100 metrics joined on the dimensions. Columns of families not asked
+        # for load as null (``normalize.finish``): a table's schema never loses a column.
         self._groups = {
-            spec.report_type: spec.metric_groups(max_metrics)
+            spec.report_type: spec.metric_groups(max_metrics, families)
             if max_metrics
-            else spec.metric_groups()
+            else spec.metric_groups(families=families)
             for _, spec in items
         }
+        self._origins = origins or OriginPlan()
+        self._sizes = QuerySizes()  # per advertiser and level: what 40067 taught
         self._readers = {
             spec.report_type: [page_reader(spec, group) for group in self._groups[spec.report_type]]
             for _, spec in items
@@ -193,7 +202,8 @@ class Extraction:
                 chunk = _Chunk(start, end, [[] for _ in self._groups[item.spec.report_type]])
                 chunk.pending += 1  # held open while its groups are queued, as items are above
                 for group in range(len(chunk.parts)):
-                    self._submit(item, chunk, group, page=1)
+                    for origins in self._origins.requests(item.spec.by_entity):
+                        self._submit(item, chunk, group, 1, (), origins)
                 self._release_chunk(item, chunk)
         for item in self._items:
             self._task_done(item)
@@ -230,7 +240,15 @@ class Extraction:
 
     # -- scheduling -------------------------------------------------------------------------
 
-    def _submit(self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope = ()) -> None:
+    def _submit(
+        self,
+        item: _Item,
+        chunk: _Chunk,
+        group: int,
+        page: int,
+        scope: Scope = (),
+        origins: Origins = (),
+    ) -> None:
         with self._lock:
             item.pending += 1
             chunk.pending += 1
@@ -239,12 +257,16 @@ class Extraction:
         context = contextvars.copy_context()  # keeps the run's request id on worker log lines
         assert self._pool is not None
         priority = page_priority(page if not scope else 2, item.spec.data_level, None)
-        self._pool.submit(priority, context.run, self._task, item, chunk, group, page, scope)
+        self._pool.submit(
+            priority, context.run, self._task, item, chunk, group, page, scope, origins
+        )
 
-    def _task(self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope) -> None:
+    def _task(
+        self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope, origins: Origins
+    ) -> None:
         try:
             if item.result.status == "running":
-                self._fetch(item, chunk, group, page, scope)
+                self._fetch(item, chunk, group, page, scope, origins)
                 self._chunk_part_done(item, chunk)
         except (TikTokError, NormalizationError, TimeoutError) as exc:
             self._fail(item, exc)
@@ -262,21 +284,19 @@ class Extraction:
         if chunk_done and len(chunk.parts) > 1 and item.result.status == "running":
             self._emit_joined(item, chunk)
 
-    def _fetch(self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope) -> None:
+    def _fetch(
+        self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope, origins: Origins
+    ) -> None:
         reason = self._abort_reason()
         if reason:
             raise TimeoutError(reason)
         spec, advertiser_id = item.spec, item.result.advertiser_id
         whole = len(chunk.parts) == 1  # one request per chunk: its pages go straight to the sink
-        try:
-            result = self._request(item, chunk, group, page, scope, whole)
-        finally:  # a request that failed was still made (the run log counts it)
-            with self._lock:
-                item.result.requests += 1
-        if result is None:  # over TikTok's ad cap: the chunk is read in parts instead
+        result = self._request(item, chunk, group, page, scope, origins, whole)
+        if result is None:  # read otherwise (in parts, per origin, or shrunk): already handled
             return
         with self._lock:
-            counted = chunk.totals.setdefault((group, scope), result.total_number)
+            counted = chunk.totals.setdefault((group, scope, origins), result.total_number)
         if counted != result.total_number:
             # TikTok's list is unsorted and pages are fetched at once: a report that changed
             # between pages may have lost or repeated rows in the pages already read.
@@ -290,22 +310,40 @@ class Extraction:
             self._on_request_done(len(result.rows))
         if page == 1:
             for next_page in range(2, result.total_page + 1):
-                self._submit(item, chunk, group, next_page, scope)
+                self._submit(item, chunk, group, next_page, scope, origins)
         if whole or not len(result.rows):
             return
         with self._lock:
             chunk.parts[group].append(result.rows)
 
     def _request(
-        self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope, whole: bool
+        self,
+        item: _Item,
+        chunk: _Chunk,
+        group: int,
+        page: int,
+        scope: Scope,
+        origins: Origins,
+        whole: bool,
     ) -> Page | None:
-        """One page, asked again without metrics TikTok refuses; None when it was over the
-        ad cap and its chunk has been split into parts of a few campaigns instead."""
+        """One page, asked again without metrics TikTok refuses; None when it is read
+        otherwise: over the ad cap (in parts of a few campaigns), refused with both origins
+        in one filter (once per origin), or too large for TikTok (40067: in smaller requests)."""
         spec = item.spec
+        key = (item.result.advertiser_id, spec.report_type)
         while True:
             with self._lock:
                 metrics = self._groups[spec.report_type][group]
                 read = self._readers[spec.report_type][group]
+            if page == 1 and len(origins) > 1 and not self._origins.combined:
+                # queued before TikTok refused the combined filter: not sent again as is
+                for single in self._origins.requests(spec.by_entity):
+                    self._submit(item, chunk, group, 1, scope, single)
+                return None
+            days = 1 if spec.lifetime else (chunk.end - chunk.start).days + 1
+            if page == 1 and not self._sizes.fits(key, days, len(metrics)):
+                self._read_shrunk(item, chunk, group, scope, origins, metrics, whole)
+                return None
 
             def convert(rows: Any, metrics: list[str] = metrics) -> pa.Table:
                 # Runs on one of the client's few decode threads, not on this request thread:
@@ -315,6 +353,10 @@ class Extraction:
                     self._emit(item, table)
                 return table
 
+            with self._lock:
+                item.result.requests += 1
+                if not origins and ADVERTISER_WARNING not in item.result.warnings:
+                    item.result.warnings.append(ADVERTISER_WARNING)
             try:
                 return self._client.fetch_page(
                     spec,
@@ -327,17 +369,120 @@ class Extraction:
                     convert=convert,
                     read=read,
                     campaign_ids=scope,
+                    origins=origins,
                 )
             except TikTokApiError as exc:
+                if page == 1 and is_too_large(exc):
+                    if self._sizes.shrink(key, days, len(metrics)) is None:
+                        raise QueryTooLargeError(
+                            item.result.advertiser_id,
+                            f"TikTok answered 40067 (query too large) even for one day "
+                            f"({chunk.start}) and {len(metrics)} metrics, the smallest request "
+                            "it can be asked; this report is not loaded: ask for fewer metric "
+                            "families or contact TikTok",
+                        ) from None
+                    continue  # page 1 again: now over the learnt size, read shrunk
+                if page == 1 and refuses_origins(exc):
+                    each = self._origins.refused(origins, spec.by_entity)
+                    if each is None:
+                        raise
+                    log.warning(
+                        "TikTok refused several campaign origins in one filter: one per request",
+                        extra={"fields": {"origins": list(origins)}},
+                    )
+                    for single in each:
+                        self._submit(item, chunk, group, 1, scope, single)
+                    return None
                 if not self._drop_rejected_metrics(spec, group, metrics, exc):
                     raise
             except TikTokTruncatedError:
                 if page != 1 or not spec.splits_by_campaign or len(scope) == 1:
                     raise
-                self._split_by_campaign(item, chunk, group, scope)
+                self._split_by_campaign(item, chunk, group, scope, origins)
                 return None
 
-    def _split_by_campaign(self, item: _Item, chunk: _Chunk, group: int, scope: Scope) -> None:
+    def _read_shrunk(
+        self,
+        item: _Item,
+        chunk: _Chunk,
+        group: int,
+        scope: Scope,
+        origins: Origins,
+        metrics: list[str],
+        whole: bool,
+    ) -> None:
+        """A chunk's metric group in requests small enough for TikTok (see ``query_size``).
+
+        Read in this worker, page after page: 40067 is rare and per account, and the parts
+        must all be in before they can be joined. The result joins the chunk like any page.
+        """
+        spec, advertiser_id = item.spec, item.result.advertiser_id
+
+        def fetch(names: list[str], start: date, end: date) -> pa.Table:
+            read = page_reader(spec, names)
+            tables: list[pa.Table] = []
+            page, total_page, counted = 1, 1, None
+            while page <= total_page:
+                with self._lock:
+                    item.result.requests += 1
+                result = self._client.fetch_page(
+                    spec,
+                    advertiser_id,
+                    names,
+                    start,
+                    end,
+                    page,
+                    deadline=self._deadline,
+                    convert=lambda rows, names=names: page_to_table(spec, names, rows),
+                    read=read,
+                    campaign_ids=scope,
+                    origins=origins,
+                )
+                if counted is not None and counted != result.total_number:
+                    raise TikTokError(
+                        advertiser_id,
+                        f"the {spec.report_type} report of {start}..{end} changed while it was "
+                        "paged; nothing of it is loaded, rerun the window",
+                    )
+                counted = result.total_number
+                if self._on_request_done:
+                    self._on_request_done(len(result.rows))
+                tables.append(result.rows)
+                page, total_page = page + 1, result.total_page
+            return pa.concat_tables(tables)
+
+        table = read_shrinking(
+            fetch,
+            lambda parts: join_metric_groups(spec, parts),
+            self._sizes,
+            (advertiser_id, spec.report_type),
+            metrics,
+            chunk.start,
+            chunk.end,
+            advertiser_id,
+            split_days=not spec.lifetime,
+        )
+        log.info(
+            "report read in smaller requests (TikTok 40067: query too large)",
+            extra={
+                "fields": {
+                    "advertiser_id": advertiser_id,
+                    "report_type": spec.report_type,
+                    "start": str(chunk.start),
+                    "size": str(self._sizes.get((advertiser_id, spec.report_type))),
+                }
+            },
+        )
+        if whole:
+            if len(table):
+                self._emit(item, table)
+        elif len(table):
+            with self._lock:
+                chunk.parts[group].append(table)
+
+    def _split_by_campaign(
+        self, item: _Item, chunk: _Chunk, group: int, scope: Scope, origins: Origins
+    ) -> None:
         """Read a chunk TikTok truncated (over 20,000 ads) in parts of at most 30 campaigns.
 
         The sync report serves only the 20,000 most recently created ads of what it is asked
@@ -367,25 +512,27 @@ class Extraction:
             },
         )
         for part in parts:
-            self._submit(item, chunk, group, 1, part)
+            self._submit(item, chunk, group, 1, part, origins)
 
     def _delivering_campaigns(self, advertiser_id: str, chunk: _Chunk) -> list[str]:
         """The campaigns with a row in the campaign-level report of the chunk's days."""
         spec = REPORTS["campaign"]
         campaigns: list[str] = []
-        page, total_page = 1, 1
-        while page <= total_page:
-            result = self._client.fetch_page(
-                spec,
-                advertiser_id,
-                ["spend", "impressions", "clicks"],
-                chunk.start,
-                chunk.end,
-                page,
-                deadline=self._deadline,
-            )
-            campaigns += [row["dimensions"][spec.id_dimension] for row in result.rows]
-            page, total_page = page + 1, result.total_page
+        for origins in self._origins.requests(spec.by_entity):
+            page, total_page = 1, 1
+            while page <= total_page:
+                result = self._client.fetch_page(
+                    spec,
+                    advertiser_id,
+                    ["spend", "impressions", "clicks"],
+                    chunk.start,
+                    chunk.end,
+                    page,
+                    deadline=self._deadline,
+                    origins=origins,
+                )
+                campaigns += [row["dimensions"][spec.id_dimension] for row in result.rows]
+                page, total_page = page + 1, result.total_page
         return sorted(set(campaigns))
 
     def _drop_rejected_metrics(

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from controller.metric_families import FAMILY_NAMES, check_family_names
 from controller.reports import registry
 
 MAX_ADVERTISERS = 200  # per request; the DAG fans larger lists out in batches
@@ -112,6 +113,15 @@ class RunRequest(BaseModel):
     )
     start_date: date | None = Field(default=None, description="YYYY-MM-DD, advertiser-local.")
     end_date: date | None = Field(default=None, description="YYYY-MM-DD, advertiser-local.")
+    metric_families: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Metric families to ask TikTok for (default: the service's TIKTOK_METRIC_FAMILIES, "
+            f"else all): {', '.join(FAMILY_NAMES)}. core is always included; the columns of "
+            "the others are kept and hold null for this run's rows."
+        ),
+    )
     max_qps: float | None = Field(
         default=None, gt=0, le=1000, description="This request's share of the app's QPS."
     )
@@ -167,6 +177,11 @@ class RunRequest(BaseModel):
     @classmethod
     def _day(cls, value: object) -> object:
         return _parse_day(value)
+
+    @field_validator("metric_families")
+    @classmethod
+    def _families(cls, values: list[str] | None) -> list[str] | None:
+        return None if values is None else list(check_family_names(values))
 
     @field_validator("advertiser_ids", "report_types")
     @classmethod

@@ -205,6 +205,7 @@ class Run:
                 workers=settings.tiktok_concurrency,
                 extracted_at=datetime.now(UTC),
                 deadline=extraction_deadline,
+                families=request.metric_families or settings.tiktok_metric_families,
                 on_item_done=log_item,
                 stop_requested=self._stop_requested,
             )

@@ -208,6 +208,7 @@ class TikTokClient:
         end: date,
         page: int,
         campaign_ids: Sequence[str] = (),
+        origins: Sequence[str] = (),
     ) -> dict[str, str]:
         params: dict[str, Any] = {
             "advertiser_id": advertiser_id,
@@ -222,7 +223,7 @@ class TikTokClient:
         else:
             params["start_date"], params["end_date"] = start.isoformat(), end.isoformat()
         params["page"], params["page_size"] = str(page), str(PAGE_SIZE)
-        filtering = spec.filtering(campaign_ids)
+        filtering = spec.filtering(campaign_ids, origins)
         if filtering:
             params["filtering"] = filtering
         return {key: _jsonify(value) for key, value in params.items()}
@@ -239,11 +240,13 @@ class TikTokClient:
         convert: Callable[[Any], Any] | None = None,
         read: BodyReader | None = None,
         campaign_ids: Sequence[str] = (),
+        origins: Sequence[str] = (),
     ) -> Page:
         """One page of one report, retried per the policy; raises TikTokError when it gives up.
 
         ``campaign_ids`` narrows the report to those campaigns (a report over TikTok's
-        20,000-ad cap is read campaign by campaign).
+        20,000-ad cap is read campaign by campaign); ``origins`` are the campaign origins
+        asked for (``campaign_system_origins``; empty: TikTok's default, regular campaigns).
 
         ``read`` (a faster reader of report bodies, e.g. straight into typed columns; plain
         JSON when absent or when it returns None) and then ``convert`` (e.g. to an Arrow
@@ -251,7 +254,9 @@ class TikTokClient:
         most ``decode_threads`` decoded pages exist at once, however many requests are in
         flight. ``convert``'s exceptions propagate unretried.
         """
-        params = self.report_params(spec, advertiser_id, metrics, start, end, page, campaign_ids)
+        params = self.report_params(
+            spec, advertiser_id, metrics, start, end, page, campaign_ids, origins
+        )
         query = urlencode(params)
         request = _Request(advertiser_id, page, f"{self._url}?{query}", deadline, convert, read)
         return self._retrying(deadline)(self._get_page, request)

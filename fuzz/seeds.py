@@ -91,27 +91,37 @@ def simulator_pages(page_size: int = 3) -> Iterator[tuple[str, bytes]]:
     try:
         specs = {**REPORTS, **{name: registry.get(name) for name in OTHER_REPORTS}}
         for level, spec in specs.items():
-            for number in (1, 2):
-                params = client.report_params(
-                    spec,
-                    world.advertiser_ids[0],
-                    spec.metric_names,
-                    date(2026, 10, 1),
-                    date(2026, 10, 1) + timedelta(days=(spec.days_per_request or 30) - 1),
-                    number,
-                )
-                params["page_size"] = str(page_size)
-                reply = app.handle(
-                    "GET",
-                    "/open_api/v1.3/" + REPORT_PATH,
-                    urlencode(params),
-                    {"Access-Token": DEFAULT_TOKEN},
-                )
-                if reply.status != 200 or not reply.body.startswith(b'{"code":0'):
-                    raise RuntimeError(f"simulator refused {level} page: {reply.body[:200]!r}")
-                yield f"simulator-{level}-page{number}", reply.body
+            # every metric: more than 100 at the seed levels, so one request per metric group
+            for group, metrics in enumerate(spec.metric_groups()):
+                yield from _pages(app, client, world, level, spec, metrics, group, page_size)
     finally:
         client.close()
+
+
+def _pages(
+    app, client, world, level, spec, metrics, group: int, page_size: int
+) -> Iterator[tuple[str, bytes]]:
+    """Pages 1 and 2 of one metric group of a report."""
+    for number in (1, 2):
+        params = client.report_params(
+            spec,
+            world.advertiser_ids[0],
+            metrics,
+            date(2026, 10, 1),
+            date(2026, 10, 1) + timedelta(days=(spec.days_per_request or 30) - 1),
+            number,
+        )
+        params["page_size"] = str(page_size)
+        reply = app.handle(
+            "GET",
+            "/open_api/v1.3/" + REPORT_PATH,
+            urlencode(params),
+            {"Access-Token": DEFAULT_TOKEN},
+        )
+        if reply.status != 200 or not reply.body.startswith(b'{"code":0'):
+            raise RuntimeError(f"simulator refused {level} page: {reply.body[:200]!r}")
+        suffix = f"-group{group + 1}" if group else ""
+        yield f"simulator-{level}{suffix}-page{number}", reply.body
 
 
 def truncations(body: bytes) -> Iterator[bytes]:

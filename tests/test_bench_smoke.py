@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cpu, memory, rate, report, reports
+from bench import cpu, families, memory, rate, report, reports
 from bench import run as bench_run
 from bench.stack import WorldSize
 
@@ -54,17 +54,36 @@ def memory_result(tmp_path_factory: pytest.TempPathFactory, local_bigquery) -> m
 
 def test_rate_scenario_counts_requests_and_no_40100(rate_result: rate.RateResult):
     concurrent, baseline = rate_result.concurrent, rate_result.baseline
-    assert concurrent.requests == 2 * 4  # 2 advertisers × 4 report types × 1 chunk × 1 page
-    assert baseline.requests == 1 * 4
+    # 2 advertisers × 4 report types × 1 chunk × 1 page × 3 metric groups (every family)
+    assert concurrent.requests == 2 * 4 * 3
+    assert baseline.requests == 1 * 4 * 3
     assert concurrent.rows == baseline.rows * 2 * 3 / 2 > 0  # twice the advertisers, 3/2 days
     assert concurrent.failed_items == baseline.failed_items == 0
     assert concurrent.rate_limited == baseline.rate_limited == 0
-    assert concurrent.codes == {"0": 8}
+    assert concurrent.codes == {"0": 24}
     assert concurrent.wall_seconds > 0 and concurrent.rps > 0
     assert sum(concurrent.per_second) == concurrent.requests
     assert 1 <= concurrent.max_in_rolling_second <= 20
     assert rate_result.baseline_projected_seconds > 0 and rate_result.speedup > 0
     assert rate_result.to_json()["concurrent"]["rate_limited_40100"] == 0
+
+
+def test_families_scenario_compares_all_families_with_app_only(tmp_path: Path):
+    size = families.FamiliesSize(
+        world=TINY_WORLD, days=3, workers=4, latency=0.05, qps=20, qpm=1200
+    )
+    result = families.run(size, tmp_path, progress=quiet)
+    # every family: 3 requests per level; the App-only set: 1 (2 at the ad level, 103 metrics)
+    assert (result.full.requests, result.app_only.requests) == (2 * 4 * 3, 2 * 5)
+    assert result.full.rows == result.app_only.rows > 0  # columns, not rows
+    assert result.full.failed_items == result.app_only.failed_items == 0
+    assert result.full.rate_limited == result.app_only.rate_limited == 0
+    assert result.to_json()["request_ratio"] == 2.4
+    rows = report.table_rows(report.Results(quick=True, sizes={}, families=result))
+    assert [row["scenario"] for row in rows] == [
+        "families: all (3 req/level)",
+        "families: App-only",
+    ]
 
 
 def test_rolling_and_sustained_rates():
@@ -77,7 +96,7 @@ def test_rolling_and_sustained_rates():
 
 def test_cpu_scenario_measures_every_stage(cpu_result: cpu.CpuResult):
     assert cpu_result.rows == 2 * 1000
-    assert cpu_result.metrics == 97
+    assert cpu_result.metrics == 100  # one request's metric group
     assert cpu_result.cpu_seconds > 0 and cpu_result.us_per_row > 0
     assert set(cpu_result.stages) == {"read", "page_to_table", "finish", "parquet"}
     assert all(seconds >= 0 for seconds in cpu_result.stages.values())
@@ -89,8 +108,9 @@ def test_cpu_scenario_measures_every_stage(cpu_result: cpu.CpuResult):
 def test_memory_scenario_samples_rss_and_counts_jobs(memory_result: memory.MemoryResult):
     small, large, jobs = memory_result.small, memory_result.large, memory_result.jobs
     assert (small.status, large.status, jobs.status) == (200, 200, 200)
-    assert (small.rows, large.rows) == (2 * 6 * 1, 2 * 6 * 3)  # advertisers × ads × days
-    assert jobs.rows > 2 * 6  # all four levels
+    # advertisers × ads (6 and a Promote one) × days
+    assert (small.rows, large.rows) == (2 * 7 * 1, 2 * 7 * 3)
+    assert jobs.rows > 2 * 7  # all four levels
     for run in (small, large, jobs):
         assert run.errors == 0
         assert run.rss_samples > 0 and run.peak_worker_rss > 0
@@ -141,7 +161,7 @@ def test_cli_sizes_and_a_run_with_every_scenario_skipped(tmp_path: Path, capsys)
     assert quick["rate"].days == bench_run.QUICK["rate"].days
     full = bench_run.sizes_from(parser.parse_args(["--large-days", "200"]))
     assert full["memory"].large_days == 200 and full["rate"] == bench_run.FULL["rate"]
-    argv = ["--skip-rate", "--skip-reports", "--skip-cpu", "--skip-memory"]
+    argv = ["--skip-rate", "--skip-reports", "--skip-cpu", "--skip-memory", "--skip-families"]
     argv += ["--results-dir", str(tmp_path)]
     assert bench_run.main(argv) == 0
     assert "scenario" in capsys.readouterr().out

@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pytest
 
-from controller.catalog import REPORTS, arrow_schema
+from controller.catalog import REPORTS, MetricType, arrow_schema
 from controller.extraction import date_chunks
+from controller.metric_families import FAMILIES, FAMILY_NAMES, check_family_names
 from controller.normalize import NormalizationError, finish, join_metric_groups, page_to_table
 
 BIG_ID = "7123456789012345679"  # > 2**53: a float would turn it into ...5680
@@ -23,24 +24,81 @@ def test_catalog_levels_tables_and_metric_limits():
         "ad": "TKT004_TIKTOK_ADS_AD",
     }
     for spec in REPORTS.values():
-        assert len(spec.metric_names) <= 100
         assert len(set(spec.metric_names)) == len(spec.metric_names)
+        # every family: more than TikTok's 100 metrics per request, so three requests
+        assert [len(g) for g in spec.metric_groups()] == [100, 100, len(spec.metric_names) - 200]
+    assert {s.report_type: len(s.metric_names) for s in REPORTS.values()} == {
+        "advertiser": 260,
+        "campaign": 261,
+        "adgroup": 266,
+        "ad": 269,
+    }
     assert "cash_spend" in REPORTS["advertiser"].metric_names
     assert "cash_spend" not in REPORTS["campaign"].metric_names
     assert REPORTS["ad"].attributes == (
-        "campaign_name", "campaign_id", "adgroup_name", "adgroup_id", "ad_name", "currency",
+        "campaign_name", "campaign_id", "adgroup_name", "adgroup_id", "ad_name",
+        "objective_type", "placement_type", "promotion_type", "ad_text", "currency",
     )  # fmt: skip
+    assert REPORTS["campaign"].attributes == ("campaign_name", "objective_type", "currency")
+    assert REPORTS["adgroup"].metric_type("budget") is MetricType.FLOAT
+    assert "budget" not in REPORTS["campaign"].metric_names
+    assert "campaign_budget" not in REPORTS["advertiser"].metric_names
     assert REPORTS["advertiser"].attributes == ("currency",)
     assert REPORTS["ad"].filtering() == [
         {"field_name": "ad_status", "filter_type": "IN", "filter_value": '["STATUS_ALL"]'}
     ]
     assert REPORTS["advertiser"].filtering() is None
+    assert REPORTS["advertiser"].filtering(origins=("TT_ADS_PLATFORM", "PROMOTE")) == [
+        {
+            "field_name": "campaign_system_origins",
+            "filter_type": "IN",
+            "filter_value": '["TT_ADS_PLATFORM","PROMOTE"]',
+        }
+    ]
+
+
+def test_metric_families_are_data_and_selectable():
+    assert FAMILY_NAMES == (
+        "core", "engagement", "video", "conversion", "in_app",
+        "website", "onsite", "shop", "engaged_view", "attribution",
+    )  # fmt: skip
+    sizes = {name: len(family.metrics) for name, family in FAMILIES.items()}
+    assert sizes == {
+        "core": 9, "engagement": 6, "video": 9, "conversion": 15, "in_app": 52,
+        "website": 58, "onsite": 51, "shop": 21, "engaged_view": 16, "attribution": 20,
+    }  # fmt: skip
+    spec = REPORTS["ad"]
+    everything = spec.requested_metrics()
+    assert everything == spec.metric_names
+    app_only = spec.requested_metrics(["in_app"])
+    assert app_only[: len(spec.attributes)] == list(spec.attributes)
+    assert "app_install" in app_only and "complete_payment" not in app_only
+    assert "spend" in app_only and "campaign_budget" in app_only  # core is always asked
+    assert "likes" not in app_only  # engagement was not chosen
+    assert spec.requested_metrics(["core"]) == [
+        *spec.attributes, "campaign_budget", "budget", *FAMILIES["core"].metrics
+    ]  # fmt: skip
+    seed = ["engagement", "video", "conversion", "in_app"]  # what the seed asked for
+    assert [len(g) for g in spec.metric_groups(families=seed)] == [100, 3]
+    assert "cash_spend" in REPORTS["advertiser"].requested_metrics(["core"])
+    # exact names of the note (beyond §2), including its irregular spellings
+    web = FAMILIES["website"].metrics
+    assert web["total_complete_payment_rate"] is MetricType.FLOAT  # a value, not a rate
+    assert "total_complete_payment_value" not in spec.metric_names  # TikTok refuses it
+    assert "total_page_view_content_events_value" in web
+    assert "cost_per_vta_payments_completed" in FAMILIES["attribution"].metrics
+    assert "onsite_cost_per_unique_add_to_cart" in FAMILIES["onsite"].metrics
+    assert "cost_per_onsite_destination_visit" in FAMILIES["onsite"].metrics
+    assert not FAMILIES["website"].audience and not FAMILIES["shop"].audience
+    with pytest.raises(ValueError, match="unknown metric family 'webb'; choose from core, eng"):
+        check_family_names(["in_app", "webb"])
+    assert check_family_names(["website", "in_app", "website"]) == ("core", "website", "in_app")
 
 
 def test_metric_groups_split_and_cover_every_metric():
     spec = REPORTS["ad"]
     groups = spec.metric_groups(40)
-    assert [len(g) for g in groups] == [40, 40, len(spec.metric_names) - 80]
+    assert [len(g) for g in groups] == [40] * 6 + [len(spec.metric_names) - 240]
     assert [name for group in groups for name in group] == spec.metric_names
 
 

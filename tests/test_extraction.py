@@ -11,6 +11,7 @@ import pytest
 
 from controller.catalog import REPORTS
 from controller.extraction import Extraction, ItemResult
+from controller.origins import ALL_ORIGINS
 from controller.rate_limiter import RateLimiter
 from controller.tiktok_client import RetryPolicy, TikTokClient
 from tests.truth import by_key, truth_rows
@@ -19,6 +20,10 @@ from tiktok_simulator import SimulatorServer, World
 TOKEN = "sim-token"
 FAST_RETRY = RetryPolicy(max_attempts=6, max_seconds=30, min_wait=0.05, max_wait=0.2)
 START, END = date(2025, 3, 1), date(2025, 3, 10)
+# Delivery, engagement, video and conversions (39 metrics and the attributes) fit one
+# request per level and chunk: the tests of paging, retries and limits count requests in
+# those units (every family costs three requests per level).
+ONE_REQUEST = ("core", "engagement", "video", "conversion")
 
 
 def extract(server, items, start=START, end=END, *, token=TOKEN, qps=10, **kwargs):
@@ -45,8 +50,8 @@ def extract(server, items, start=START, end=END, *, token=TOKEN, qps=10, **kwarg
     return results, {k: pa.concat_tables(v) for k, v in tables.items()}
 
 
-def assert_equals_truth(world, spec, advertiser_id, table, start=START, end=END):
-    expected = by_key(spec, truth_rows(world, spec, advertiser_id, start, end))
+def assert_equals_truth(world, spec, advertiser_id, table, start=START, end=END, families=None):
+    expected = by_key(spec, truth_rows(world, spec, advertiser_id, start, end, families))
     got = by_key(spec, table.drop_columns(["_extracted_at"]).to_pylist())
     assert got.keys() == expected.keys()
     for k, row in expected.items():
@@ -89,11 +94,18 @@ def test_every_level_matches_ground_truth(sim, sim_world):
         assert rows > 0
         assert next(r for r in results if r.report_type == spec.report_type).rows == rows
     calls = report_calls(sim)
-    assert len(calls) == 4  # one request per level: every metric list is accepted as is
+    # Every family: 260-269 metrics per level, so 3 requests of at most 100 per level.
+    assert len(calls) == sum(len(spec.metric_groups()) for spec in REPORTS.values()) == 12
+    assert all(len(orjson.loads(c["metrics"])) <= 100 for c in calls)
     ad_call = next(c for c in calls if c["data_level"] == "AUCTION_AD")
     assert orjson.loads(ad_call["dimensions"]) == ["ad_id", "stat_time_day"]
     assert orjson.loads(ad_call["filtering"]) == [
-        {"field_name": "ad_status", "filter_type": "IN", "filter_value": '["STATUS_ALL"]'}
+        {"field_name": "ad_status", "filter_type": "IN", "filter_value": '["STATUS_ALL"]'},
+        {
+            "field_name": "campaign_system_origins",
+            "filter_type": "IN",
+            "filter_value": '["TT_ADS_PLATFORM","PROMOTE"]',
+        },
     ]
     assert ad_call["page_size"] == "1000"
     assert ad_call["service_type"] == "AUCTION" and ad_call["report_type"] == "BASIC"
@@ -133,9 +145,11 @@ def test_deleted_objects_are_included(sim, sim_world):
 def test_paging_across_pages(big_sim, big_world):
     advertiser = big_world.advertiser_ids[0]
     start, end = date(2025, 4, 1), date(2025, 4, 30)
-    results, tables = extract(big_sim, [(advertiser, REPORTS["ad"])], start, end)
+    results, tables = extract(
+        big_sim, [(advertiser, REPORTS["ad"])], start, end, families=ONE_REQUEST
+    )
     rows = assert_equals_truth(
-        big_world, REPORTS["ad"], advertiser, tables[("ad", advertiser)], start, end
+        big_world, REPORTS["ad"], advertiser, tables[("ad", advertiser)], start, end, ONE_REQUEST
     )
     pages = [int(c["page"]) for c in report_calls(big_sim)]
     assert rows > 3000 and sorted(pages) == list(range(1, (rows + 999) // 1000 + 1))
@@ -145,7 +159,9 @@ def test_paging_across_pages(big_sim, big_world):
 def test_75_day_window_is_split_into_three_requests(sim, sim_world):
     advertiser = sim_world.advertiser_ids[2]
     start, end = date(2025, 1, 1), date(2025, 3, 16)
-    _, tables = extract(sim, [(advertiser, REPORTS["advertiser"])], start, end)
+    _, tables = extract(
+        sim, [(advertiser, REPORTS["advertiser"])], start, end, families=ONE_REQUEST
+    )
     windows = sorted((c["start_date"], c["end_date"]) for c in report_calls(sim))
     assert windows == [
         ("2025-01-01", "2025-01-30"),
@@ -155,7 +171,7 @@ def test_75_day_window_is_split_into_three_requests(sim, sim_world):
     spec = REPORTS["advertiser"]
     assert (
         assert_equals_truth(
-            sim_world, spec, advertiser, tables[("advertiser", advertiser)], start, end
+            sim_world, spec, advertiser, tables[("advertiser", advertiser)], start, end, ONE_REQUEST
         )
         > 60
     )
@@ -164,9 +180,10 @@ def test_75_day_window_is_split_into_three_requests(sim, sim_world):
 def test_metric_list_split_into_requests_and_joined(sim, sim_world):
     advertiser = sim_world.advertiser_ids[0]
     spec = REPORTS["ad"]
-    start, end = date(2025, 3, 1), date(2025, 4, 14)  # two chunks x three metric groups
+    start, end = date(2025, 3, 1), date(2025, 4, 14)  # two chunks x seven metric groups
     _, tables = extract(sim, [(advertiser, spec)], start, end, max_metrics=40)
-    assert len(report_calls(sim)) == 6
+    assert len(spec.metric_groups(40)) == 7
+    assert len(report_calls(sim)) == 2 * 7
     table = tables[("ad", advertiser)]
     assert assert_equals_truth(sim_world, spec, advertiser, table, start, end) > 0
     assert table.column("spend").null_count == 0 and table.column("ad_name").null_count == 0
@@ -185,7 +202,7 @@ def test_transient_faults_are_retried_to_the_exact_result(sim, sim_world, faults
         > 0
     )
     assert sum(sim.stats()["faults"].values()) == 3
-    assert len(report_calls(sim)) == 4
+    assert len(report_calls(sim)) == 3 + 3  # three metric groups, three faults retried
 
 
 def test_reset_connection_and_slow_answer_are_retried(sim, sim_world):
@@ -206,7 +223,7 @@ def _only(results: list[ItemResult]) -> ItemResult:
 def test_revoked_token_fails_fast_naming_the_advertiser(sim, sim_world):
     advertiser = sim_world.advertiser_ids[0]
     sim.revoke_token(TOKEN)
-    result = _only(extract(sim, [(advertiser, REPORTS["ad"])])[0])
+    result = _only(extract(sim, [(advertiser, REPORTS["ad"])], families=ONE_REQUEST)[0])
     assert result.status == "error"
     assert result.error.startswith(f"advertiser {advertiser}: TikTok API error 40105: ")
     assert TOKEN not in result.error
@@ -216,7 +233,7 @@ def test_revoked_token_fails_fast_naming_the_advertiser(sim, sim_world):
 def test_parameter_error_fails_fast_with_the_api_message(sim, sim_world):
     advertiser = sim_world.advertiser_ids[0]
     sim.set_faults({"mode": "queue", "queue": ["40002"]})
-    result = _only(extract(sim, [(advertiser, REPORTS["campaign"])])[0])
+    result = _only(extract(sim, [(advertiser, REPORTS["campaign"])], families=ONE_REQUEST)[0])
     assert result.status == "error"
     assert result.error.startswith(f"advertiser {advertiser}: TikTok API error 40002: ")
     assert len(report_calls(sim)) == 1
@@ -242,23 +259,25 @@ def test_throttle_header_is_reported_not_silently_truncated(sim, sim_world):
 
 
 def test_a_report_over_the_ad_cap_is_read_campaign_by_campaign(big_sim, big_world):
-    # 160 ads in 4 campaigns of 40, a cap of 100: the whole account and the one part of
-    # 4 campaigns are truncated, each campaign alone is not.
+    # 160 ads in 4 campaigns of 40 (and a Promote one), a cap of 100: the whole account and
+    # the one part of 5 campaigns are truncated, each campaign alone is not.
     advertiser, spec = big_world.advertiser_ids[0], REPORTS["ad"]
     start, end = date(2025, 3, 1), date(2025, 3, 30)
     big_sim.reset()
     big_sim.configure(throttle_threshold=100)
-    result, tables = extract(big_sim, [(advertiser, spec)], start, end)
+    result, tables = extract(big_sim, [(advertiser, spec)], start, end, families=ONE_REQUEST)
     assert _only(result).status == "success"
-    rows = assert_equals_truth(big_world, spec, advertiser, tables[("ad", advertiser)], start, end)
+    rows = assert_equals_truth(
+        big_world, spec, advertiser, tables[("ad", advertiser)], start, end, ONE_REQUEST
+    )
     assert rows > 3000
     calls = report_calls(big_sim)
     levels = [c["data_level"] for c in calls]
     assert levels.count("AUCTION_CAMPAIGN") == 1
     scoped = [orjson.loads(c["filtering"]) for c in calls if "campaign_ids" in c["filtering"]]
     parts = {f["filter_value"] for fs in scoped for f in fs if f["field_name"] == "campaign_ids"}
-    campaigns = big_world.campaign_ids(advertiser)
-    assert len(campaigns) == 4
+    campaigns = big_world.ids(advertiser, "AUCTION_CAMPAIGN", origins=ALL_ORIGINS)
+    assert len(campaigns) == 4 + 1  # and one Promote campaign (one ad)
     assert parts == {orjson.dumps(sorted(campaigns)).decode()} | {
         orjson.dumps([c]).decode() for c in campaigns
     }
@@ -266,7 +285,7 @@ def test_a_report_over_the_ad_cap_is_read_campaign_by_campaign(big_sim, big_worl
 
 def test_rate_limiter_keeps_the_simulator_from_answering_40100(sim, sim_world):
     items = [(adv, spec) for adv in sim_world.advertiser_ids for spec in REPORTS.values()]
-    results, _ = extract(sim, items, date(2025, 1, 1), date(2025, 6, 29))
+    results, _ = extract(sim, items, date(2025, 1, 1), date(2025, 6, 29), families=ONE_REQUEST)
     stats = sim.stats(include_log=False)
     assert all(r.ok for r in results)
     assert stats["requests"] == 72  # 3 advertisers x 4 levels x 6 chunks
@@ -281,7 +300,7 @@ def test_metrics_a_level_refuses_are_dropped_and_reported(sim, sim_world):
     sim.configure(refused_metrics={"AUCTION_ADVERTISER": refused})
     spec = REPORTS["advertiser"]
     advertisers = sim_world.advertiser_ids[:2]
-    results, tables = extract(sim, [(a, spec) for a in advertisers])
+    results, tables = extract(sim, [(a, spec) for a in advertisers], families=ONE_REQUEST)
     warning = (
         "TikTok refused these advertiser-level metrics, loaded as null: "
         "conversion, cost_per_conversion, real_time_conversion"
@@ -292,7 +311,7 @@ def test_metrics_a_level_refuses_are_dropped_and_reported(sim, sim_world):
     assert 1 <= len(sent_refused) <= 2  # each advertiser's first request at most
     assert len(calls) == 2 + len(sent_refused)
     for advertiser in advertisers:
-        expected = by_key(spec, truth_rows(sim_world, spec, advertiser, START, END))
+        expected = by_key(spec, truth_rows(sim_world, spec, advertiser, START, END, ONE_REQUEST))
         for row in expected.values():
             row.update(dict.fromkeys(refused))
         got = by_key(
@@ -313,7 +332,7 @@ def test_a_40002_naming_no_requested_metric_still_fails(sim, sim_world):
 def test_success_without_page_info_is_an_empty_page_not_a_retry(sim, sim_world):
     advertiser = sim_world.advertiser_ids[0]
     sim.set_faults({"mode": "queue", "queue": ["empty_ok"]})
-    result = _only(extract(sim, [(advertiser, REPORTS["campaign"])])[0])
+    result = _only(extract(sim, [(advertiser, REPORTS["campaign"])], families=ONE_REQUEST)[0])
     assert (result.status, result.rows, result.requests) == ("success", 0, 1)
     assert len(report_calls(sim)) == 1
 
@@ -325,11 +344,17 @@ def test_an_advertiser_limit_40133_is_learnt_and_kept(sim, sim_world):
     advertiser = sim_world.advertiser_ids[0]
     items = [(advertiser, spec) for spec in REPORTS.values()]
     start, end = date(2025, 1, 1), date(2025, 4, 30)  # 4 chunks × 4 levels = 16+ requests
-    results, tables = extract(sim, items, start, end)
+    results, tables = extract(sim, items, start, end, families=ONE_REQUEST)
     assert {r.status for r in results} == {"success"}
     for spec in REPORTS.values():
         assert assert_equals_truth(
-            sim_world, spec, advertiser, tables[(spec.report_type, advertiser)], start, end
+            sim_world,
+            spec,
+            advertiser,
+            tables[(spec.report_type, advertiser)],
+            start,
+            end,
+            ONE_REQUEST,
         )
     codes = [e["code"] for e in sim.stats()["log"] if e["path"].endswith("integrated/get/")]
     assert codes.count(0) == sum(r.requests for r in results) >= 16
@@ -343,9 +368,11 @@ def test_a_page_short_of_its_page_info_is_asked_for_again(big_sim, big_world):
     start, end = date(2025, 3, 1), date(2025, 3, 30)
     big_sim.reset()
     big_sim.set_faults({"mode": "queue", "queue": ["ok", "short_page"]})
-    result, tables = extract(big_sim, [(advertiser, spec)], start, end)
+    result, tables = extract(big_sim, [(advertiser, spec)], start, end, families=ONE_REQUEST)
     assert _only(result).status == "success"
-    assert assert_equals_truth(big_world, spec, advertiser, tables[("ad", advertiser)], start, end)
+    assert assert_equals_truth(
+        big_world, spec, advertiser, tables[("ad", advertiser)], start, end, ONE_REQUEST
+    )
     assert len(report_calls(big_sim)) == 4 + 1
 
 
@@ -354,7 +381,9 @@ def test_a_report_that_changes_while_paged_fails_instead_of_losing_rows(big_sim,
     start, end = date(2025, 3, 1), date(2025, 3, 30)
     big_sim.reset()
     big_sim.set_faults({"mode": "queue", "queue": ["ok", "drift"]})  # page 2 counts one more
-    result = _only(extract(big_sim, [(advertiser, spec)], start, end, workers=1)[0])
+    result = _only(
+        extract(big_sim, [(advertiser, spec)], start, end, workers=1, families=ONE_REQUEST)[0]
+    )
     assert result.status == "error"
     assert result.error == (
         f"advertiser {advertiser}: the ad report of 2025-03-01..2025-03-30 changed while it was "
@@ -372,7 +401,7 @@ def test_a_request_that_times_out_three_times_is_not_sent_again(sim, sim_world):
     # TikTok blocks a request that timed out 3 times in 10 minutes: a 4th try cannot help.
     advertiser = sim_world.advertiser_ids[0]
     sim.set_faults({"mode": "queue", "queue": ["slow"] * 4, "slow_seconds": 2.5})
-    result = _only(extract(sim, [(advertiser, REPORTS["advertiser"])])[0])
+    result = _only(extract(sim, [(advertiser, REPORTS["advertiser"])], families=ONE_REQUEST)[0])
     assert result.status == "error"
     assert result.error == (
         f"advertiser {advertiser}: TikTok did not answer in time, 3 times for the same request; "

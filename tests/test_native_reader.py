@@ -33,6 +33,7 @@ from controller import native
 from controller.catalog import REPORTS, MetricType
 from controller.normalize import NormalizationError, page_reader, page_to_table
 from controller.rate_limiter import RateLimiter
+from controller.reports import registry
 from controller.tiktok_client import REPORT_PATH, TikTokClient, decode_json
 from fuzz import differential, seeds
 from tiktok_simulator import SimulatorApp, World
@@ -82,24 +83,29 @@ def test_simulator_pages_of_every_level_read_identically(level):
     app = SimulatorApp(world, rate_limit=False)
     client = TikTokClient("http://127.0.0.1/open_api/v1.3/", TOKEN, RateLimiter(1, 1))
     rows = 0
+    groups = spec.metric_groups()  # every family: three requests of at most 100 metrics
     try:
-        for page in (1, 2):
-            params = client.report_params(
-                spec, world.advertiser_ids[0], spec.metric_names, *_window(), page
-            )
-            params["page_size"] = "10"
-            reply = app.handle(
-                "GET", "/open_api/v1.3/" + REPORT_PATH, urlencode(params), {"Access-Token": TOKEN}
-            )
-            assert reply.status == 200 and reply.body.startswith(b'{"code":0')
-            expected = python_path(spec, spec.metric_names, reply.body)
-            got = native_path(spec, spec.metric_names, reply.body)
-            assert got is not None, "the simulator's plain pages must take the native path"
-            assert_same(expected, got)
-            rows += len(got[1])
+        for metrics in groups:
+            for page in (1, 2):
+                params = client.report_params(
+                    spec, world.advertiser_ids[0], metrics, *_window(), page
+                )
+                params["page_size"] = "10"
+                reply = app.handle(
+                    "GET",
+                    "/open_api/v1.3/" + REPORT_PATH,
+                    urlencode(params),
+                    {"Access-Token": TOKEN},
+                )
+                assert reply.status == 200 and reply.body.startswith(b'{"code":0')
+                expected = python_path(spec, metrics, reply.body)
+                got = native_path(spec, metrics, reply.body)
+                assert got is not None, "the simulator's plain pages must take the native path"
+                assert_same(expected, got)
+                rows += len(got[1])
     finally:
         client.close()
-    assert rows == 20
+    assert rows == 20 * len(groups) == 60
     assert expected[0]["data"]["page_info"]["page"] == 2
 
 
@@ -331,7 +337,10 @@ def test_more_rows_than_a_page_holds_are_declined():
 
 def test_valid_simulator_pages_are_never_declined():
     pages = dict(seeds.simulator_pages(page_size=50))
-    assert len(pages) == 14  # two pages of the four levels and of three other reports
+    # two pages of each metric group of the four levels (three groups each: every family)
+    # and of three other reports
+    specs = [*REPORTS.values(), *(registry.get(name) for name in seeds.OTHER_REPORTS)]
+    assert len(pages) == sum(2 * len(spec.metric_groups()) for spec in specs) == 34
     declined = {name: differential.declined(body) for name, body in pages.items()}
     assert declined == {name: [] for name in pages}
 

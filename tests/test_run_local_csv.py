@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from controller.catalog import REPORTS
+from controller.origins import ALL_ORIGINS
 from local_env.stack import ROOT
 
 START, END = "2025-02-01", "2025-02-10"
@@ -52,7 +53,7 @@ def test_writes_one_csv_per_advertiser_and_report_equal_to_ground_truth(sim, sim
             with path.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
             truth = sim_world.report_rows(
-                advertiser, spec.data_level, START, END, metrics=spec.metric_names
+                advertiser, spec.data_level, START, END, spec.metric_names, origins=ALL_ORIGINS
             )
             assert len(rows) == len(truth) > 0
             got = {(r[spec.id_dimension], r["stat_time_day"]): r for r in rows}
@@ -110,6 +111,7 @@ def test_refused_metrics_are_named_in_the_summary(sim, sim_world, tmp_path):
         (["--report-types", "ad_groups"], "unknown report type"),
         (["--start-date", "2025-03-01", "--end-date", "2025-02-01"], "is after --end-date"),
         (["--bogus"], "unrecognized arguments"),
+        (["--metric-families", "in_app,webb"], "unknown metric family 'webb'; choose from core"),
     ],
 )
 def test_bad_flags_get_one_line_errors(sim, tmp_path, args, message):
@@ -117,3 +119,35 @@ def test_bad_flags_get_one_line_errors(sim, tmp_path, args, message):
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_families_promote_and_40067_reach_the_csv(sim, sim_world, tmp_path):
+    # The CSV tool shares the extraction: a 40067 limit is read in smaller requests, Promote
+    # rows are in, and the families not asked for stay as empty columns.
+    sim.configure(query_size_limit=1500, mixed_origins=False)
+    advertiser = sim_world.advertiser_ids[0]
+    result = run_tool(
+        sim, tmp_path, "--access-token", "sim-token", "--advertiser-ids", advertiser,
+        "--report-types", "campaign", "--metric-families", "in_app",
+        "--start-date", "2025-03-01", "--end-date", "2025-03-30",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (path,) = tmp_path.iterdir()
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    spec = REPORTS["campaign"]
+    truth = sim_world.report_rows(
+        advertiser, spec.data_level, "2025-03-01", "2025-03-30", spec.requested_metrics(["in_app"]),
+        origins=ALL_ORIGINS,
+    )  # fmt: skip
+    got = {(r["campaign_id"], r["stat_time_day"]): r for r in rows}
+    assert len(got) == len(rows) == len(truth) > 0
+    for raw in truth:
+        row = got[(raw["dimensions"]["campaign_id"], raw["dimensions"]["stat_time_day"])]
+        assert float(row["spend"]) == float(raw["metrics"]["spend"])
+        assert row["app_install"] == raw["metrics"]["app_install"]
+        assert row["complete_payment"] == "" and row["likes"] == ""  # not asked: empty
+    (promote,) = sim_world.promote_ids(advertiser, spec.data_level)
+    assert promote in {r["campaign_id"] for r in rows}
+    codes = [e["code"] for e in sim.stats()["log"] if e["path"].endswith("integrated/get/")]
+    assert 40067 in codes and 40002 in codes  # shrunk, and asked once per origin

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 
 from controller.catalog import MetricType, ReportSpec
+from controller.origins import ALL_ORIGINS
 
 
 def typed_cell(kind: MetricType, value: object) -> object:
@@ -22,12 +23,22 @@ def typed_cell(kind: MetricType, value: object) -> object:
 
 
 def truth_rows(
-    world, spec: ReportSpec, advertiser_id: str, start: date, end: date, **report: object
+    world,
+    spec: ReportSpec,
+    advertiser_id: str,
+    start: date,
+    end: date,
+    families: tuple[str, ...] | None = None,
+    origins: tuple[str, ...] = ALL_ORIGINS,
+    **report: object,
 ) -> list[dict]:
-    """The rows the simulator serves, as the columns the warehouse should hold.
+    """The rows the simulator serves, as the columns the warehouse should hold: deleted
+    objects and Promote campaigns included (what the service asks for), the metric families
+    asked for (default all) and null in the columns of the others.
 
     ``report``: more arguments of ``World.report_rows`` (e.g. ``as_of``, ``attribution_days``).
     """
+    asked = set(spec.requested_metrics(families))
     rows = []
     for raw in world.report_rows(
         advertiser_id,
@@ -36,6 +47,7 @@ def truth_rows(
         end,
         metrics=spec.metric_names,
         include_deleted=True,
+        origins=origins,
         **report,
     ):
         dims, metrics = raw["dimensions"], raw["metrics"]
@@ -45,7 +57,8 @@ def truth_rows(
             "date": date.fromisoformat(dims["stat_time_day"][:10]),
         }
         for name in spec.metric_names:
-            row[name] = typed_cell(spec.metric_type(name), metrics.get(name))
+            value = metrics.get(name) if name in asked else None
+            row[name] = typed_cell(spec.metric_type(name), value)
         row["_advertiser_id"] = advertiser_id
         row["_report_type"] = spec.report_type
         rows.append(row)

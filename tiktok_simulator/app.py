@@ -29,10 +29,10 @@ from .faults import FaultInjector, FaultPlan
 from .metrics import DEFAULT_METRICS, LEVELS
 from .query import parse_report_query
 from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
-from .report import ReportQuery
+from .report import ReportQuery, Selection
 from .settlement import ATTRIBUTION_DAYS
 from .stats import Stats
-from .world import World
+from .world import DEFAULT_ORIGINS, World, mix64
 
 API_PREFIX = "/open_api/v1.3/"
 REPORT_PATH = API_PREFIX + "report/integrated/get/"
@@ -103,10 +103,28 @@ class Settings:
     attribution_days: int = ATTRIBUTION_DAYS
     # Hours after a day ends before its AUDIENCE rows are served (TikTok: ~16 h); None: none.
     audience_latency_hours: float | None = None
+    # Whether one campaign_system_origins filter may hold several origins: TikTok's docs only
+    # show one value at a time (beyond §1.1), so both answers are served, to test both paths.
+    mixed_origins: bool = True
+    # 40067 "Your query is too large" above this size (None: never). The size is days x
+    # metrics, or the report's rows x metrics with ``query_size_measure`` "rows_metrics"; a
+    # limit below the metric count of a one-day request makes even one day fail.
+    query_size_limit: int | None = None
+    query_size_measure: str = "days_metrics"
+    # A request without ``spend`` leaves out about a quarter of its rows, a different quarter
+    # for each metric list (TikTok omits rows without data per request): the metric groups
+    # of one level then hold different rows, which their join must neither lose nor
+    # duplicate. (A request with spend keeps every row that delivered.)
+    sparse_parts: bool = False
 
     def update(self, key: str, value: Any) -> None:
         if key in ("qps", "qpm", "throttle_threshold", "attribution_days"):
             value = _positive_int(key, value)
+        elif key == "query_size_limit":
+            value = None if value is None else _positive_int(key, value)
+        elif key == "query_size_measure":
+            if value not in ("days_metrics", "rows_metrics"):
+                raise ValueError("query_size_measure must be days_metrics or rows_metrics")
         elif key == "advertiser_qps":
             value = None if value is None else _positive_int(key, value)
         elif key in ("latency", "latency_per_row"):
@@ -127,7 +145,7 @@ class Settings:
             value = None if value is None else float(value)
             if value is not None and value < 0:
                 raise ValueError(f"{key} must be >= 0")
-        elif key in ("rate_limit", "count_rejected", "sandbox"):
+        elif key in ("rate_limit", "count_rejected", "sandbox", "mixed_origins", "sparse_parts"):
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be a boolean")
         elif key in ("app_id", "app_secret"):
@@ -413,6 +431,8 @@ class SimulatorApp:
         refused = set(self.settings.refused_metrics.get(query.data_level, ()))
         if refused.intersection(query.metrics):
             raise errors.invalid_metrics([m for m in query.metrics if m in refused])
+        if len(query.origins) > 1 and not self.settings.mixed_origins:
+            raise errors.origins_not_combinable(len(query.origins))
         self._authorise(token, query.advertiser_ids)
         now = time.monotonic()
         for advertiser_id in query.advertiser_ids:
@@ -420,6 +440,7 @@ class SimulatorApp:
             if not allowed:
                 limit = self.settings.advertiser_qps or 0
                 raise errors.advertiser_rate_limited(advertiser_id, current, limit)
+        self._check_size(query)
         fault, slow_seconds = self.faults.draw(query.advertiser_ids)
         fault = None if fault == "ok" else fault
         settings = self.settings
@@ -436,6 +457,26 @@ class SimulatorApp:
             reply.action = "truncate"
         return Outcome(reply, code=errors.OK, fault=fault, rows=rows)
 
+    def _check_size(self, query: ReportQuery) -> None:
+        """40067 for a query above ``query_size_limit`` (beyond §3)."""
+        limit = self.settings.query_size_limit
+        if limit is None:
+            return
+        if self.settings.query_size_measure == "rows_metrics":
+            selection = self.world.report_builder().select(query, self.settings.throttle_threshold)
+            size = len(selection.keys) * len(query.metrics)
+        else:
+            size = ((query.end - query.start).days + 1) * len(query.metrics)
+        if size > limit:
+            raise errors.query_too_large()
+
+    def _sparse(self, query: ReportQuery, selection: Selection) -> Selection:
+        """The selection without the quarter of rows this metric list leaves out."""
+        salt = mix64(int.from_bytes(query.metrics[0].encode()[:8].ljust(8, b"_"), "little"))
+        kept = Selection(selection.entities, selection.first_day, selection.throttled)
+        kept.keys.extend(k for k in selection.keys if mix64(k ^ salt) % 4)
+        return kept
+
     def _report_reply(self, query: ReportQuery, fault: str | None = None) -> tuple[Reply, int]:
         if query.report_type == "AUDIENCE":
             builder = audience.builder_for(self.world)
@@ -445,6 +486,8 @@ class SimulatorApp:
         else:
             builder = self.world.report_builder()
             selection = builder.select(query, self.settings.throttle_threshold)
+            if self.settings.sparse_parts and query.metrics and "spend" not in query.metrics:
+                selection = self._sparse(query, selection)
         total = len(selection.keys)
         first = (query.page - 1) * query.page_size
         rows = builder.rows(query, selection, first, min(first + query.page_size, total))
@@ -570,6 +613,7 @@ class SimulatorApp:
             if params.get("as_of", self.settings.as_of) in (None, "final")
             else params.get("as_of", self.settings.as_of),
             attribution_days=self.settings.attribution_days,
+            origins=orjson.loads(params["origins"]) if "origins" in params else DEFAULT_ORIGINS,
         )
         return {"total_number": len(rows), "rows": rows}
 
@@ -584,6 +628,7 @@ class SimulatorApp:
                     "own_deleted": e.own_deleted,
                     "campaign_id": e.campaign_id,
                     "adgroup_id": e.adgroup_id,
+                    "campaign_system_origin": e.origin,
                 }
                 for e in account.entities(params.get("data_level", "AUCTION_AD"))
             ]

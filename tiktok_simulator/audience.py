@@ -23,14 +23,14 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import product
 from typing import TYPE_CHECKING
 
 from .compiled import generator_for, renderer_for
 from .errors import invalid_metrics, param_error
-from .metrics import AD, METRICS, base_plan
+from .metrics import AD, METRICS, base_plan, zeroed_bases
 from .world import Entity, mix64
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ class AudienceBuilder:
     def _compute(
         self, query: ReportQuery, max_ads: int | None, last_day: int | None
     ) -> AudienceSelection:
-        from .report import _in_scope
+        from .report import _ads, _in_scope
 
         entities: list[Entity] = []
         throttled = False
@@ -297,7 +297,8 @@ class AudienceBuilder:
             if query.data_level == AD and max_ads is not None and len(in_scope) >= max_ads:
                 throttled = True
                 in_scope = in_scope[len(in_scope) - max_ads :]
-            entities.extend(in_scope)
+            # an advertiser's row adds up the ads of the origins asked for (Promote or not)
+            entities.extend(replace(e, ads=_ads(e, query)) for e in in_scope)
         if query.id_dimension not in query.dimensions and entities:
             merged = Entity(
                 level=query.data_level,
@@ -355,11 +356,15 @@ class AudienceBuilder:
                 )
                 deliveries = []
                 for ad in entity.ads:
+                    zero = zeroed_bases(plan, ad.zero_legs) if ad.zero_legs else ()
                     for d in days:
                         h = day_hash(ad, d)
                         if h is not None:
                             splits = [split(h, d) for d in ordered]
-                            deliveries.append((generate(value_hash(h), ad.scale), splits))
+                            values = generate(value_hash(h), ad.scale)
+                            for name in zero:  # legs the ad has no data for (Promote, web-only)
+                                values[name] = 0
+                            deliveries.append((values, splits))
                 cache[(pos, day)] = deliveries
             total = {b.name: 0 for b in plan}
             for values, splits in deliveries:

@@ -35,7 +35,9 @@ def _compile(name: str, lines: list[str]) -> Callable:
     return namespace[name]  # type: ignore[return-value]
 
 
-def _base_lines(plan: tuple[Base, ...]) -> tuple[list[str], dict[str, str]]:
+def _base_lines(
+    plan: tuple[Base, ...], zero: frozenset[str] = frozenset()
+) -> tuple[list[str], dict[str, str]]:
     """Statements computing each base into a local ``b<i>``: ``uniform(lo, hi)`` from ``hv``.
 
     Each base multiplies the ad-day hash by its own odd salt, so its draw differs from the
@@ -45,6 +47,9 @@ def _base_lines(plan: tuple[Base, ...]) -> tuple[list[str], dict[str, str]]:
     variables: dict[str, str] = {}
     for i, base in enumerate(plan):
         variables[base.name] = var = f"b{i}"
+        if base.name in zero:  # a leg the ad has no data for (``metrics.zeroed_bases``)
+            lines.append(f"    {var} = 0")
+            continue
         draw = f"({base.lo} + (((hv * {base.salt}) & {M64}) >> 20) % {base.hi - base.lo + 1})"
         if base.basis is None:
             lines.append(f"    {var} = {draw} * scale")
@@ -78,7 +83,10 @@ def renderer_for(names: tuple[str, ...]) -> Renderer:
 
 
 @functools.lru_cache(maxsize=256)
-def direct_renderer_for(names: tuple[str, ...]) -> DirectRenderer:
-    lines, variables = _base_lines(base_plan(names))
+def direct_renderer_for(
+    names: tuple[str, ...], zero: frozenset[str] = frozenset()
+) -> DirectRenderer:
+    """``zero``: bases that are 0 for this ad (its missing conversion legs)."""
+    lines, variables = _base_lines(base_plan(names), zero)
     body = _metric_lines(names, variables.__getitem__)
     return _compile("direct", ["def direct(hv, scale, a):", *lines, *body])

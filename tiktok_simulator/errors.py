@@ -32,7 +32,8 @@ STATIC_MESSAGES: dict[int, str] = {
     40007: "Object does not exist.",
     40011: "Too many ids in one request.",
     40016: "Requests made too frequently.",
-    40067: "Query size limit exceeded, please narrow the request.",
+    40067: "Your query is too large, please reduce the query size (e.g. fewer metrics or time "
+    "range) and retry after a while.",
     40102: TOKEN_EXPIRED_MESSAGE,
     40104: TOKEN_MISSING_MESSAGE,
     40105: TOKEN_INVALID_MESSAGE,
@@ -100,3 +101,23 @@ def simulated(code: int, advertiser_id: str, app_id: str) -> ApiError:
     if code == NO_PERMISSION:
         return no_permission(advertiser_id)
     return ApiError(code, STATIC_MESSAGES.get(code, f"Simulated error {code}."))
+
+
+def origins_not_combinable(count: int) -> ApiError:
+    """A stricter TikTok: several campaign_system_origins in one filter (beyond §1.1, unknown)."""
+    return param_error(
+        "filtering: campaign_system_origins: Only one value is allowed in filter_value, "
+        f"got {count}."
+    )
+
+
+QUERY_TOO_LARGE = 40067
+# Beyond §3 (Airbyte's test of TikTok's answer): HTTP 200 and this exact text.
+QUERY_TOO_LARGE_MESSAGE = (
+    "Your query is too large, please reduce the query size (e.g. fewer metrics or time range) "
+    "and retry after a while."
+)
+
+
+def query_too_large() -> ApiError:
+    return ApiError(QUERY_TOO_LARGE, QUERY_TOO_LARGE_MESSAGE)

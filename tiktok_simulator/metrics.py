@@ -57,6 +57,7 @@ class Base:
     lo: int
     hi: int
     salt: int
+    leg: str | None = None  # the conversion leg it belongs to (see ``zeroed_bases``)
 
 
 # --------------------------------------------------------------------------- formulas
@@ -185,10 +186,18 @@ def _salt(name: str) -> int:
     return h | 1
 
 
+_LEG: list[str | None] = [None]  # the leg of the bases being registered (``leg``)
+
+
+def leg(name: str | None) -> None:
+    """Bases registered from here on belong to this conversion leg (None: delivery itself)."""
+    _LEG[0] = name
+
+
 def _base(name: str, basis: str | None, lo: int, hi: int) -> str:
     if basis is not None and basis not in BASES:
         raise ValueError(f"base {name} depends on unknown base {basis}")
-    BASES[name] = Base(name, basis, lo, hi, _salt(name))
+    BASES[name] = Base(name, basis, lo, hi, _salt(name), _LEG[0])
     return name
 
 
@@ -307,6 +316,7 @@ dash("secondary_goal_result", Kind.COUNT)
 dash("cost_per_secondary_goal_result", Kind.MONEY)
 dash("secondary_goal_result_rate", Kind.RATE)
 
+leg("app")
 count("skan_result", "clicks", 0, 60)
 cost_per("skan_cost_per_result", "skan_result")
 rate("skan_result_rate", "skan_result", "impressions")
@@ -317,6 +327,7 @@ rate("skan_conversion_rate_v2", "skan_conversion", "impressions")
 count("skan_app_install", "clicks", 0, 80)
 cost_per("skan_cost_per_app_install", "skan_app_install")
 count("skan_app_install_withheld", "skan_app_install", 0, 300)
+leg(None)
 
 # --------------------------------------------------------------------------- §3.3 video
 count("video_play_actions", "impressions", 200, 700)
@@ -335,10 +346,12 @@ count("engaged_view", "video_play_actions", 0, 150)
 count("engaged_view_15s", "engaged_view", 200, 700)
 # The paid_* views need one ID dimension, optionally with stat_time_day (never hourly).
 _NOT_HOURLY = {"time_dimensions": frozenset({None, "stat_time_day"})}
+leg("paid")
 count("paid_engaged_view", "engaged_view", 500, 1000, **_NOT_HOURLY)
 count("paid_engaged_view_15s", "engaged_view_15s", 500, 1000, **_NOT_HOURLY)
 count("paid_engagement_engaged_view", "engaged_view", 0, 300, **_NOT_HOURLY)
 count("paid_engagement_engaged_view_15s", "engaged_view_15s", 0, 300, **_NOT_HOURLY)
+leg(None)
 count("organic_video_views", "impressions", 0, 80)
 
 # Clicks / interactions / social.
@@ -371,6 +384,7 @@ count("interactive_add_on_activity_clicks", "interactive_add_on_impressions", 0,
 count("interactive_add_on_option_a_clicks", "interactive_add_on_impressions", 0, 30)
 count("interactive_add_on_option_b_clicks", "interactive_add_on_impressions", 0, 30)
 count("countdown_sticker_recall_clicks", "interactive_add_on_impressions", 0, 20)
+leg("onsite")  # instant pages are on TikTok
 count("ix_page_view_count", "clicks", 0, 500)
 count("ix_button_click_count", "ix_page_view_count", 0, 300)
 count("ix_product_click_count", "ix_page_view_count", 0, 300)
@@ -386,7 +400,10 @@ count("ix_video_views_p100", "ix_video_views_p75", 300, 900)
 _base("_ix_video_time_cs", "ix_video_views", 200_000, 1_500_000)
 ratio("ix_average_video_play", Kind.AVERAGE, "_ix_video_time_cs", "ix_video_views", 1)
 
+leg(None)
+
 # --------------------------------------------------------------------------- §3.4 in-app
+leg("app")
 count("app_install", "clicks", 0, 200)
 cost_per("cost_per_app_install", "app_install")
 count("real_time_app_install", "clicks", 0, 200)
@@ -443,10 +460,14 @@ count("unique_custom_app_events", "clicks", 0, 100)
 count("custom_app_events", "unique_custom_app_events", 1000, 1600)
 
 # --------------------------------------------------------------------------- §3.5 website
+# Beyond §2.2. The legs are what a web-only advertiser or a Promote ad zeroes (``zeroed_bases``).
+leg("web")
 count("complete_payment", "clicks", 0, 100)
 cost_per("cost_per_complete_payment", "complete_payment")
 rate("complete_payment_rate", "complete_payment", "clicks")
-# Despite its name total_complete_payment_rate is the total payment *value* (money).
+# Despite its name total_complete_payment_rate is the total payment *value* (money), so it
+# equals complete_payment x value_per_complete_payment (to the cent of the average).
+# total_complete_payment_value is not registered: TikTok refuses it (PH42830).
 money("total_complete_payment_rate", "complete_payment", 300_000, 5_000_000)
 ratio(
     "value_per_complete_payment",
@@ -479,20 +500,70 @@ for _event in (
     "on_web_subscribe",
 ):
     web_event(_event)
+# View content: the total value's word order differs from the pattern (beyond §2.2).
 count("page_content_view_events", "clicks", 0, 800)
+cost_per("cost_per_page_content_view_event", "page_content_view_events")
+rate("page_content_view_event_rate", "page_content_view_events", "clicks")
+money("total_page_view_content_events_value", "page_content_view_events", 10_000, 200_000)
+ratio(
+    "value_per_page_content_view_event",
+    Kind.MONEY,
+    "total_page_view_content_events_value",
+    "page_content_view_events",
+    1,
+    DASH,
+)
 count("custom_page_events", "clicks", 0, 300)
 
-# Onsite (TikTok) events: counts only (their cost/rate spellings are not in the notes).
-for _event in (
-    "onsite_form",
-    "onsite_download_start",
-    "onsite_add_to_wishlist",
-    "onsite_add_billing",
-    "onsite_destination_visits",
+# Onsite (TikTok) leg, beyond §2.3. Pattern A: the onsite_ prefix first.
+leg("onsite")
+for _event, _unique in (
+    ("purchase", True),
+    ("add_to_cart", True),
+    ("checkout_initiation", True),
+    ("product_details_page_view", False),
+):
+    count(f"onsite_total_{_event}", "clicks", 0, 100)
+    cost_per(f"onsite_cost_per_{_event}", f"onsite_total_{_event}")
+    rate(f"onsite_{_event}_rate", f"onsite_total_{_event}", "clicks")
+    money(f"onsite_total_{_event}_value", f"onsite_total_{_event}", 300_000, 5_000_000)
+    ratio(
+        f"onsite_value_per_{_event}",
+        Kind.MONEY,
+        f"onsite_total_{_event}_value",
+        f"onsite_total_{_event}",
+        1,
+        DASH,
+    )
+    if _unique:
+        count(f"onsite_unique_{_event}", f"onsite_total_{_event}", 500, 1000)
+        cost_per(f"onsite_cost_per_unique_{_event}", f"onsite_unique_{_event}")
+roas("onsite_purchases_roas", "onsite_total_purchase_value")
+# Pattern B: onsite_<e> inside the other names.
+for _event in ("form", "add_to_wishlist", "add_billing"):
+    count(f"onsite_{_event}", "clicks", 0, 100)
+    cost_per(f"cost_per_onsite_{_event}", f"onsite_{_event}")
+    rate(f"onsite_{_event}_rate", f"onsite_{_event}", "clicks")
+    money(f"total_onsite_{_event}_value", f"onsite_{_event}", 300_000, 5_000_000)
+    ratio(
+        f"value_per_onsite_{_event}",
+        Kind.MONEY,
+        f"total_onsite_{_event}_value",
+        f"onsite_{_event}",
+        1,
+        DASH,
+    )
+# Count, cost and rate only; the cost and rate use the singular.
+for _event, _single in (
+    ("onsite_download_start", "onsite_download_start"),
+    ("onsite_destination_visits", "onsite_destination_visit"),
 ):
     count(_event, "clicks", 0, 100)
+    cost_per(f"cost_per_{_single}", _event)
+    rate(f"{_single}_rate", _event, "clicks")
 
-# TikTok Shop.
+# TikTok Shop leg, beyond §2.4.
+leg("shop")
 count("onsite_shopping", "clicks", 0, 80)
 cost_per("cost_per_onsite_shopping", "onsite_shopping")
 rate("onsite_shopping_rate", "onsite_shopping", "clicks")
@@ -509,7 +580,8 @@ roas("onsite_shopping_roas", "total_onsite_shopping_value")
 for _event in ("onsite_initiate_checkout_count", "onsite_on_web_detail", "onsite_on_web_cart"):
     web_event(_event)
 
-# View-through / click-through attribution splits.
+# View-through / click-through / engaged-view-through attribution splits (beyond §2.5).
+leg("attribution")
 for _split, _basis in (
     ("vta_conversion", "conversion"),
     ("cta_conversion", "conversion"),
@@ -518,12 +590,26 @@ for _split, _basis in (
     ("evta_purchase", "purchase"),
     ("vta_app_install", "app_install"),
     ("cta_app_install", "app_install"),
+    ("evta_app_install", "app_install"),
     ("vta_registration", "registration"),
     ("cta_registration", "registration"),
-    ("vta_complete_payment", "complete_payment"),
+    ("evta_registration", "registration"),
+    ("evta_payments_completed", "complete_payment"),
+    ("engaged_view_through_conversions", "conversion"),
 ):
     count(_split, _basis, 0, 600)
-    cost_per(f"cost_per_{_split}", _split)
+    cost_per(
+        "cost_per_engaged_view_through_conversion"
+        if _split == "engaged_view_through_conversions"
+        else f"cost_per_{_split}",
+        _split,
+    )
+# Web payments: a view-through form only, whose cost name does not match its count's.
+count("vta_complete_payment", "complete_payment", 0, 600)
+cost_per("cost_per_vta_payments_completed", "vta_complete_payment")
+money("vta_complete_payment_value", "vta_complete_payment", 300_000, 5_000_000)
+roas("vta_complete_payment_roas", "vta_complete_payment_value")
+leg(None)
 
 # --------------------------------------------------------------------------- §3.1 attributes
 _ALL = LEVELS
@@ -629,6 +715,21 @@ def base_plan(names: tuple[str, ...]) -> tuple[Base, ...]:
         for needed in METRICS[name].needs:
             visit(needed)
     return tuple(ordered.values())
+
+
+@functools.lru_cache(maxsize=512)
+def zeroed_bases(plan: tuple[Base, ...], legs: frozenset[str]) -> tuple[str, ...]:
+    """The bases of ``plan`` an ad without those conversion legs has at 0.
+
+    A base belongs to a leg by its own tag or through its basis (a view-through purchase is
+    an app purchase), so a web-only advertiser's app-leg metrics and everything derived from
+    them are "0", and a Promote ad's unsupported metrics are "0", as TikTok writes them.
+    """
+    zero: set[str] = set()
+    for base in plan:  # a basis precedes its users in a plan
+        if base.leg in legs or (base.basis is not None and base.basis in zero):
+            zero.add(base.name)
+    return tuple(name for name in (b.name for b in plan) if name in zero)
 
 
 def metrics_for_level(data_level: str, time_dimension: str | None = "stat_time_day") -> list[str]:

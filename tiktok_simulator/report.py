@@ -14,15 +14,15 @@ from __future__ import annotations
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
 from .compiled import Generator, direct_renderer_for, generator_for, renderer_for
-from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, DASH, METRICS, Base, base_plan
+from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, DASH, METRICS, Base, base_plan, zeroed_bases
 from .settlement import ATTRIBUTION_DAYS, is_final, settler
-from .world import Entity
+from .world import DEFAULT_ORIGINS, ORIGINS, Entity
 
 if TYPE_CHECKING:
     from .world import World
@@ -75,6 +75,7 @@ class ReportQuery:
 
     report_type: str = "BASIC"  # or AUDIENCE (see ``audience``)
     breakdowns: tuple[str, ...] = ()  # AUDIENCE dimensions, e.g. ("age", "gender")
+    origins: frozenset[str] = DEFAULT_ORIGINS  # campaign_system_origins
 
     @property
     def id_dimension(self) -> str:
@@ -102,6 +103,7 @@ class ReportQuery:
             self.hidden_campaigns,
             self.as_of,
             self.attribution_days,
+            self.origins,
         )
 
 
@@ -174,7 +176,7 @@ class ReportBuilder:
         day_hash = self.world.day_hash
         days = range(query.start.toordinal(), query.end.toordinal() + 1)
         for pos, entity in enumerate(entities):
-            ads = entity.ads
+            ads = _ads(entity, query)
             if query.time_dimension is None:
                 if any(day_hash(ad, d) is not None for ad in ads for d in days):
                     yield pos, -1, -1
@@ -235,6 +237,7 @@ class ReportBuilder:
         generate = generator_for(plan)
         render = renderer_for(names)
         direct = direct_renderer_for(names)
+        zero_direct: dict[frozenset[str], Callable] = {}
         world = self.world
         id_dimension = query.id_dimension
         rows: list[Row] = []
@@ -251,7 +254,13 @@ class ReportBuilder:
                 ad = entity.ads[0]
                 h = world.day_hash(ad, key[1])
                 assert h is not None, "a selected key always has delivery"
-                metrics = direct(world.value_hash(h), ad.scale, entity.attributes)
+                render_ad = direct
+                if ad.zero_legs:
+                    render_ad = zero_direct.get(ad.zero_legs)
+                    if render_ad is None:
+                        zero = frozenset(zeroed_bases(plan, ad.zero_legs))
+                        render_ad = zero_direct[ad.zero_legs] = direct_renderer_for(names, zero)
+                metrics = render_ad(world.value_hash(h), ad.scale, entity.attributes)
             else:
                 values = self._values(query, entity, key, generate, plan, memo)
                 metrics = render(values, entity.attributes)
@@ -284,7 +293,11 @@ class ReportBuilder:
         days = range(query.start.toordinal(), query.end.toordinal() + 1) if day < 0 else (day,)
         total: dict[str, int] | None = None
         settle = settler(query.as_of_ordinal, query.attribution_days)
-        for ad in entity.ads:
+        zeroes: dict[frozenset[str], tuple[str, ...]] = {frozenset(): ()}
+        for ad in _ads(entity, query):
+            zero = zeroes.get(ad.zero_legs)
+            if zero is None:
+                zero = zeroes[ad.zero_legs] = zeroed_bases(plan, ad.zero_legs)
             for d in days:
                 if hour >= 0 and memo is not None:
                     cached = memo.get((ad.key, d))
@@ -293,7 +306,10 @@ class ReportBuilder:
                         cached = memo[(ad.key, d)] = (
                             (None, 0, None)
                             if h is None
-                            else (generate(world.value_hash(h), ad.scale), *world.hour_split(h))
+                            else (
+                                _zeroed(generate(world.value_hash(h), ad.scale), zero),
+                                *world.hour_split(h),
+                            )
                         )
                     whole_day, mask, cumulative = cached
                     if whole_day is None or not mask >> hour & 1:
@@ -312,6 +328,8 @@ class ReportBuilder:
                 if h is None:
                     continue
                 values = generate(world.value_hash(h), ad.scale)
+                for name in zero:
+                    values[name] = 0
                 if settle is not None:
                     values = settle(values, d)
                 if hour >= 0:
@@ -335,8 +353,23 @@ class ReportBuilder:
         return label
 
 
+def _zeroed(values: dict[str, int], zero: tuple[str, ...]) -> dict[str, int]:
+    """``values`` with the bases of the ad's missing legs at 0 (``metrics.zeroed_bases``)."""
+    for name in zero:
+        values[name] = 0
+    return values
+
+
+def _ads(entity: Entity, query: ReportQuery) -> list[Entity]:
+    """The ads a row adds up: at the advertiser level, those of the origins asked for."""
+    if entity.level != ADVERTISER or query.origins == frozenset(ORIGINS):
+        return entity.ads
+    return [ad for ad in entity.ads if ad.origin in query.origins]
+
+
 def _in_scope(entity: Entity, query: ReportQuery) -> bool:
-    """Status and id filters. Deleted (or under a deleted parent) is hidden unless STATUS_ALL."""
+    """Status, origin and id filters. Deleted (or under a deleted parent) is hidden unless
+    STATUS_ALL; Promote objects unless ``campaign_system_origins`` asks for them."""
     if entity.deleted and not query.include_deleted:
         return False
     if query.hidden_campaigns and (
@@ -347,6 +380,8 @@ def _in_scope(entity: Entity, query: ReportQuery) -> bool:
             in (getattr(entity, "origin", None), entity.attributes.get("campaign_system_origin"))
         )
     ):
+        return False
+    if entity.level != ADVERTISER and entity.origin not in query.origins:
         return False
     if query.campaign_ids is not None and entity.campaign_id not in query.campaign_ids:
         return False

@@ -6,6 +6,12 @@ built on first use; delivery is never stored: whether an ad delivered on a day, 
 delivered, is a hash of (seed, ad, day), recomputed whenever a row is served. That keeps a
 world with a million ad-day rows cheap to create.
 
+Promote campaigns (boosts bought in the TikTok app, beyond §1) follow an account's regular
+ones: one ad group and one ad each, ``campaign_system_origin`` PROMOTE, ``promotion_type``
+"Other", and "0" for the metrics TikTok does not support for them. Reports hide them unless
+the ``campaign_system_origins`` filter asks for them. Every third advertiser (the second,
+fifth, ...) is web-only: its App-leg metrics are "0", as TikTok shows a pixel advertiser's.
+
 IDs are digit strings above 2**53 (16, 18 and 19 digits, mostly odd), so a client that
 round-trips them through a float corrupts them; the very first campaign is 2**53 + 1.
 Names contain commas, quotes and non-ASCII text to exercise CSV quoting downstream.
@@ -84,6 +90,15 @@ _PROMOTION_TYPES = ("WEBSITE", "APP_ANDROID", "APP_IOS", "LEAD_GENERATION")
 _OPT_STATUS = ("CLICK", "CONVERT", "INSTALL", "REACH", "SHOW")
 _CTAS = ("LEARN_MORE", "SHOP_NOW", "DOWNLOAD_NOW", "SIGN_UP", "ORDER_NOW")
 
+REGULAR = "TT_ADS_PLATFORM"
+PROMOTE = "PROMOTE"
+ORIGINS = (REGULAR, PROMOTE)
+DEFAULT_ORIGINS = frozenset({REGULAR})  # what a report shows without the origins filter
+# Legs TikTok has no data for on a Promote ad (beyond §1.3: unsupported metrics read "0"),
+# and the App leg of a web-only advertiser.
+PROMOTE_ZERO_LEGS = frozenset({"app", "web", "onsite", "shop", "attribution", "paid"})
+WEB_ONLY_ZERO_LEGS = frozenset({"app"})
+
 
 T = TypeVar("T")
 
@@ -118,6 +133,8 @@ class Entity:
     scale: int = 1
     create_index: int = 0
     ads: list[Entity] = field(default_factory=list)
+    origin: str = REGULAR  # campaign_system_origin: TT_ADS_PLATFORM or PROMOTE
+    zero_legs: frozenset[str] = frozenset()  # conversion legs without data (ads only)
 
 
 @dataclass(slots=True)
@@ -152,6 +169,7 @@ class World:
         end: date | str = "2026-12-31",
         delivery_probability: float = 0.7,
         deleted_fraction: float = 0.15,
+        promote_campaigns_per_advertiser: int = 1,
     ) -> None:
         if not 1 <= advertisers <= 999:
             raise ValueError("advertisers must be between 1 and 999")
@@ -163,6 +181,10 @@ class World:
             raise ValueError("too many ad groups per advertiser (ids would collide)")
         if campaigns_per_advertiser * adgroups_per_campaign * ads_per_adgroup >= 10**9:
             raise ValueError("too many ads per advertiser (ids would collide)")
+        if not 0 <= promote_campaigns_per_advertiser <= 999:
+            raise ValueError("promote_campaigns_per_advertiser must be between 0 and 999")
+        if campaigns_per_advertiser + promote_campaigns_per_advertiser > 99_999:
+            raise ValueError("too many campaigns per advertiser (ids would collide)")
         if not 0.0 <= delivery_probability <= 1.0 or not 0.0 <= deleted_fraction <= 1.0:
             raise ValueError("probabilities must be within [0, 1]")
         self.seed = seed
@@ -175,6 +197,7 @@ class World:
             raise ValueError("start must not be after end")
         self.delivery_probability = delivery_probability
         self.deleted_fraction = deleted_fraction
+        self.promote_campaigns_per_advertiser = promote_campaigns_per_advertiser
         self._start_ord = self.start.toordinal()
         self._end_ord = self.end.toordinal()
         self._threshold = int(delivery_probability * (1 << 64))
@@ -199,6 +222,7 @@ class World:
             "end": self.end.isoformat(),
             "delivery_probability": self.delivery_probability,
             "deleted_fraction": self.deleted_fraction,
+            "promote_campaigns_per_advertiser": self.promote_campaigns_per_advertiser,
             "advertiser_ids": list(self.advertiser_ids),
         }
 
@@ -218,10 +242,26 @@ class World:
                     self._accounts[index] = account
         return account
 
-    def ids(self, advertiser_id: str, data_level: str, include_deleted: bool = True) -> list[str]:
-        """Ids of the objects at ``data_level`` (sorted); ``include_deleted=False`` as the API's default filter."""
+    def ids(
+        self,
+        advertiser_id: str,
+        data_level: str,
+        include_deleted: bool = True,
+        origins: Iterable[str] = DEFAULT_ORIGINS,
+    ) -> list[str]:
+        """Ids of the objects at ``data_level`` (sorted); ``include_deleted=False`` as the
+        API's default status filter, ``origins`` as its ``campaign_system_origins`` filter."""
         entities = self.account(advertiser_id).entities(data_level)
-        return [e.id for e in entities if include_deleted or not e.deleted]
+        wanted = set(origins)
+        return [e.id for e in entities if (include_deleted or not e.deleted) and e.origin in wanted]
+
+    def promote_ids(self, advertiser_id: str, data_level: str) -> list[str]:
+        """The Promote objects at ``data_level`` (hidden from reports unless asked for)."""
+        return self.ids(advertiser_id, data_level, origins=(PROMOTE,))
+
+    def is_web_only(self, advertiser_id: str) -> bool:
+        """Every third advertiser (index 1, 4, 7 ...) has no App leg: its app metrics are 0."""
+        return self._index[advertiser_id] % 3 == 1
 
     def campaign_ids(self, advertiser_id: str, include_deleted: bool = True) -> list[str]:
         return self.ids(advertiser_id, CAMPAIGN, include_deleted)
@@ -232,9 +272,16 @@ class World:
     def ad_ids(self, advertiser_id: str, include_deleted: bool = True) -> list[str]:
         return self.ids(advertiser_id, AD, include_deleted)
 
-    def deleted_ids(self, advertiser_id: str, data_level: str) -> list[str]:
+    def deleted_ids(
+        self, advertiser_id: str, data_level: str, origins: Iterable[str] = DEFAULT_ORIGINS
+    ) -> list[str]:
         """Objects hidden by the default status filter (deleted themselves or by an ancestor)."""
-        return [e.id for e in self.account(advertiser_id).entities(data_level) if e.deleted]
+        wanted = set(origins)
+        return [
+            e.id
+            for e in self.account(advertiser_id).entities(data_level)
+            if e.deleted and e.origin in wanted
+        ]
 
     def entity(self, advertiser_id: str, data_level: str, entity_id: str) -> Entity:
         for e in self.account(advertiser_id).entities(data_level):
@@ -285,13 +332,27 @@ class World:
                     ads.append(ad)
                     adgroup.ads.append(ad)
                     campaign.ads.append(ad)
+        for p in range(self.promote_campaigns_per_advertiser):
+            campaign = self._campaign(advertiser, index, self.campaigns_per_advertiser + p, PROMOTE)
+            campaigns.append(campaign)
+            adgroup = self._adgroup(campaign, index, len(adgroups))
+            adgroups.append(adgroup)
+            ad = self._ad(adgroup, index, len(ads))
+            ads.append(ad)
+            adgroup.ads.append(ad)
+            campaign.ads.append(ad)
+        if index % 3 == 1:  # web-only (``is_web_only``)
+            for ad in ads:
+                ad.zero_legs = ad.zero_legs | WEB_ONLY_ZERO_LEGS
         advertiser.ads = ads
         return Account(advertiser, campaigns, adgroups, ads)
 
     def _is_deleted(self, key: int) -> bool:
         return (key >> 3) % 10_000 < self._deleted_threshold
 
-    def _campaign(self, advertiser: Entity, adv_index: int, c: int) -> Entity:
+    def _campaign(
+        self, advertiser: Entity, adv_index: int, c: int, origin: str = REGULAR
+    ) -> Entity:
         key = hash_of(advertiser.key, 2, c)
         if adv_index == 0 and c == 0:
             number = 2**53 + 1  # the classic id a float cast turns into 2**53
@@ -299,7 +360,11 @@ class World:
             number = 9_100_000_000_000_000 + (adv_index * 100_000 + c) * 10_000 + key % 10_000
         own_deleted = self._is_deleted(key)
         name = f"{_pick(_CAMPAIGN_NAMES, key)} #{c + 1}"
-        budget = "-" if key % 3 == 0 else _money_text((key >> 5) % 500_000 + 5_000)
+        if origin == PROMOTE:
+            name = f"Promote: {name}"
+        budget = (
+            "-" if key % 3 == 0 or origin == PROMOTE else _money_text((key >> 5) % 500_000 + 5_000)
+        )
         attributes = {
             **advertiser.attributes,
             "campaign_name": name,
@@ -310,6 +375,8 @@ class World:
             "app_promotion_type": "UNSET",
             "campaign_automation_type": "MANUAL",
         }
+        if origin == PROMOTE:  # returned on Promote objects only (beyond §1.1 "Marker")
+            attributes["campaign_system_origin"] = PROMOTE
         return Entity(
             level=CAMPAIGN,
             id=str(number),
@@ -319,6 +386,7 @@ class World:
             own_deleted=own_deleted,
             attributes=attributes,
             campaign_id=str(number),
+            origin=origin,
         )
 
     def _adgroup(self, campaign: Entity, adv_index: int, g: int) -> Entity:
@@ -326,7 +394,7 @@ class World:
         number = 170_000_000_000_000_000 + (adv_index * 10_000_000 + g) * 1_000 + key % 1_000
         own_deleted = self._is_deleted(key)
         name = f"{_pick(_ADGROUP_NAMES, key)} #{g + 1}"
-        promotion = _pick(_PROMOTION_TYPES, key >> 9)
+        promotion = "Other" if campaign.origin == PROMOTE else _pick(_PROMOTION_TYPES, key >> 9)
         attributes = {
             **campaign.attributes,
             "campaign_id": campaign.id,
@@ -360,6 +428,7 @@ class World:
             attributes=attributes,
             campaign_id=campaign.id,
             adgroup_id=str(number),
+            origin=campaign.origin,
         )
 
     def _ad(self, adgroup: Entity, adv_index: int, a: int) -> Entity:
@@ -395,6 +464,8 @@ class World:
             adgroup_id=adgroup.id,
             scale=1 + (key >> 17) % 5,
             create_index=a,
+            origin=adgroup.origin,
+            zero_legs=PROMOTE_ZERO_LEGS if adgroup.origin == PROMOTE else frozenset(),
         )
         ad.ads = [ad]
         return ad
@@ -437,6 +508,7 @@ class World:
         max_ads: int | None = None,
         as_of: date | str | None = None,
         attribution_days: int | None = None,
+        origins: Iterable[str] = DEFAULT_ORIGINS,
     ) -> list[dict[str, dict[str, str]]]:
         """Exactly the rows the API serves, across all pages, in wire form.
 
@@ -444,7 +516,9 @@ class World:
         before the data fix; see ``settlement``); None: the final values.
 
         ``include_deleted=True`` corresponds to the level's ``STATUS_ALL`` filter (and is
-        irrelevant at AUCTION_ADVERTISER). ``dimensions`` defaults to the level's id
+        irrelevant at AUCTION_ADVERTISER). ``origins`` is the ``campaign_system_origins``
+        filter (TikTok's default: regular campaigns only; at AUCTION_ADVERTISER it decides
+        whether Promote spend is in the totals). ``dimensions`` defaults to the level's id
         dimension plus ``stat_time_day``. ``max_ads`` applies the sync-report ad cap.
         """
         from .report import ID_DIMENSIONS, ReportQuery
@@ -464,6 +538,7 @@ class World:
             include_deleted=include_deleted,
             as_of=None if as_of is None else as_date(as_of),
             **({} if attribution_days is None else {"attribution_days": attribution_days}),
+            origins=frozenset(origins),
         )
         builder = self.report_builder()
         selection = builder.select(query, max_ads)

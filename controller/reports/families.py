@@ -9,15 +9,12 @@ and a custom definition that asks for them is refused at start.
 
 from __future__ import annotations
 
-from controller import catalog
+from controller import catalog, metric_families
 from controller.catalog import MetricType
 
 FAMILIES: dict[str, dict[str, MetricType]] = {
-    "core": catalog.CORE,
-    "engagement": catalog.ENGAGEMENT,
-    "video": catalog.VIDEO,
-    "conversion": catalog.CONVERSION,
-    "in_app": catalog.IN_APP,
+    # the families a /run may choose (``controller/metric_families.py``), same names
+    **{name: family.metrics for name, family in metric_families.FAMILIES.items()},
     "spend_split": catalog.ADVERTISER_ONLY,
 }
 # What each seed level asks for (the advertiser level alone adds the cash/voucher split).
