@@ -15,6 +15,7 @@ import pytest
 from bench import cpu, families, memory, rate, report, reports
 from bench import run as bench_run
 from bench.stack import WorldSize
+from controller.reports import registry
 
 # Every level fits in one page; delivery on every day, so row counts are exact.
 TINY_WORLD = WorldSize(advertisers=2, campaigns=1, adgroups=2, ads=3, delivery=1.0)
@@ -180,7 +181,11 @@ def test_reports_scenario_measures_an_audience_and_an_hourly_report(tmp_path: Pa
     result = reports.run(size, tmp_path, progress=quiet)
     country, hourly = result.runs["ad_country"], result.runs["ad_hourly"]
     assert country.requests == 2  # 2 advertisers × one 7-day AUDIENCE request
-    assert hourly.requests == 2 * 2  # 2 advertisers × 2 days, one day per request
+    # 2 advertisers × 2 days, one day per request, each in two metric groups: the seed's
+    # families and the ad attributes (objective, placement, promotion type, text) are 101
+    hourly_groups = registry.get("ad_hourly").metric_groups()
+    assert [len(g) for g in hourly_groups] == [100, 1]
+    assert hourly.requests == 2 * 2 * 2
     assert country.rows > 0 and hourly.rows > 0
     assert country.failed_items == hourly.failed_items == 0
     assert country.rate_limited == hourly.rate_limited == 0
