@@ -23,6 +23,7 @@ import requests
 from werkzeug.serving import make_server
 
 from controller.catalog import ReportSpec
+from controller.origins import ALL_ORIGINS
 from controller.reports import registry
 from controller.reports.custom import CustomReportError, parse
 from local_env.stack import ROOT, ServiceProcess
@@ -116,13 +117,26 @@ def truth(world: World, spec: ReportSpec, advertiser: str, start: date, end: dat
     """The rows the simulator serves for ``spec``, typed as the table should hold them."""
     if spec.tiktok_report_type == "AUDIENCE":
         raw = audience_rows(
-            world, advertiser, spec.data_level, start, end, spec.metric_names, spec.breakdowns
+            world,
+            advertiser,
+            spec.data_level,
+            start,
+            end,
+            spec.metric_names,
+            spec.breakdowns,
+            origins=ALL_ORIGINS,  # the service asks for Promote campaigns too
         )
     else:
         if spec.lifetime:
             start, end = world.start, world.end
         raw = world.report_rows(
-            advertiser, spec.data_level, start, end, spec.metric_names, dimensions=spec.dimensions
+            advertiser,
+            spec.data_level,
+            start,
+            end,
+            spec.metric_names,
+            dimensions=spec.dimensions,
+            origins=ALL_ORIGINS,
         )
     rows = []
     for item in raw:

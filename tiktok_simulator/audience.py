@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from .compiled import generator_for, renderer_for
 from .errors import invalid_metrics, param_error
 from .metrics import AD, METRICS, base_plan, zeroed_bases
-from .world import Entity, mix64
+from .world import DEFAULT_ORIGINS, Entity, mix64
 
 if TYPE_CHECKING:
     from .report import ReportQuery
@@ -415,8 +415,10 @@ def audience_rows(
     include_deleted: bool = True,
     time_dimension: str | None = "stat_time_day",
     latency_hours: float | None = None,
+    origins: Iterable[str] = DEFAULT_ORIGINS,
 ) -> list[dict[str, dict[str, str]]]:
-    """Ground truth: exactly the rows an AUDIENCE report serves, across all pages."""
+    """Ground truth: exactly the rows an AUDIENCE report serves, across all pages
+    (``origins``: the ``campaign_system_origins`` filter, TikTok's default without it)."""
     from .report import ID_DIMENSIONS, ReportQuery
     from .world import as_date
 
@@ -433,6 +435,7 @@ def audience_rows(
         include_deleted=include_deleted,
         report_type="AUDIENCE",
         breakdowns=tuple(breakdowns),
+        origins=frozenset(origins),
     )
     builder = builder_for(world)
     selection = builder.select(query, None, latency_hours)
