@@ -17,6 +17,11 @@ Scenarios (see each module's docstring for what is measured and why):
   cpu     bench/cpu.py     µs of CPU per row from raw JSON bytes to Parquet bytes
   memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table
   families bench/families.py every metric family vs the App-only set: requests, wall time
+  backfill bench/backfill.py 50 advertisers × 2 years × 4 reports through the DAG's planner
+          and POST /run units at the planned parallelism (scaled TikTok): wall ÷ minimum
+          (only with --backfill or --only-backfill; it takes a few minutes)
+
+    python -m bench.run --only-backfill  # e.g. make bench BENCH_ARGS=--only-backfill
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import cpu, families, memory, rate, report, reports
+from bench import backfill, cpu, families, memory, rate, report, reports
 from bench.stack import WorldSize
 from local_env.stack import ROOT
 
@@ -42,6 +47,7 @@ FULL = {
     "cpu": cpu.CpuSize(),
     "memory": memory.MemorySize(),
     "families": families.FamiliesSize(),
+    "backfill": backfill.BackfillSize(),
 }
 QUICK = {
     "rate": rate.RateSize(
@@ -63,6 +69,11 @@ QUICK = {
     "families": families.FamiliesSize(
         world=WorldSize(advertisers=2, campaigns=2, adgroups=5, ads=10, delivery=0.8), days=30
     ),
+    "backfill": backfill.BackfillSize(
+        world=WorldSize(advertisers=6, campaigns=1, adgroups=1, ads=2, delivery=0.6),
+        days=400,
+        run_deadline=20.0,
+    ),
 }
 
 
@@ -81,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--skip-memory", action="store_true", help="no local-bigquery, no service process")
     add("--skip-families", action="store_true", help="no all-families vs App-only comparison")
     add("--families-advertisers", type=int, help="advertisers of the families scenario (8)")
+    add("--backfill", action="store_true", help="also the agency backfill scenario")
+    add("--only-backfill", action="store_true", help="only the agency backfill scenario")
     add(
         "--results-dir",
         type=Path,
@@ -110,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     memory_flags.add_argument("--small-days", type=int, help="window of the small run (28: ~100k)")
     memory_flags.add_argument("--large-days", type=int, help="window of the large run (278: ~1M)")
     memory_flags.add_argument("--jobs-days", type=int, help="all-report-types run's window (3)")
+    backfill_flags = parser.add_argument_group("backfill scenario")
+    backfill_flags.add_argument("--backfill-advertisers", type=int, help="advertisers (50)")
+    backfill_flags.add_argument("--backfill-days", type=int, help="window in days (730)")
+    backfill_flags.add_argument("--backfill-parallel", type=int, help="units in flight (4)")
+    backfill_flags.add_argument("--backfill-deadline", type=float, help="service deadline (540)")
     return parser
 
 
@@ -159,12 +177,21 @@ def sizes_from(args: argparse.Namespace) -> dict:
         families_size,
         world=_override(families_size.world, advertisers=args.families_advertisers),
     )
+    backfill_size = preset["backfill"]
+    backfill_size = _override(
+        backfill_size,
+        world=_override(backfill_size.world, advertisers=args.backfill_advertisers),
+        days=args.backfill_days,
+        parallel=args.backfill_parallel,
+        run_deadline=args.backfill_deadline,
+    )
     return {
         "rate": rate_size,
         "reports": preset["reports"],
         "cpu": cpu_size,
         "memory": memory_size,
         "families": families_size,
+        "backfill": backfill_size,
     }
 
 
@@ -184,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(x, 2) for x in os.getloadavg()]
     progress(f"load average before: {load_before} on {os.cpu_count()} CPUs")
     began = time.perf_counter()
+    if args.only_backfill:
+        args.skip_rate = args.skip_reports = args.skip_cpu = args.skip_memory = True
+        args.skip_families = True
     if not args.skip_rate:
         results.rate = rate.run(sizes["rate"], LOG_DIR, progress=progress)
     if not args.skip_reports:
@@ -194,13 +224,17 @@ def main(argv: list[str] | None = None) -> int:
         results.memory = memory.run(sizes["memory"], LOG_DIR, progress=progress)
     if not args.skip_families:
         results.families = families.run(sizes["families"], LOG_DIR, progress=progress)
+    if args.backfill or args.only_backfill:
+        results.backfill = backfill.run(sizes["backfill"], LOG_DIR, progress=progress)
     rows = report.table_rows(results)
     print(report.render_table(rows))
     data = report.to_json(results, rows)
     data["bench_seconds"] = round(time.perf_counter() - began, 1)
     data["machine"]["load_average_before"] = load_before
     results_dir = args.results_dir or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
-    written = [report.write_json(data, results_dir / "latest.json")]
+    # --only-backfill keeps the full run's latest.json: its figures go to a file of their own.
+    name = "backfill.json" if args.only_backfill else "latest.json"
+    written = [report.write_json(data, results_dir / name)]
     if results.rate:
         written.append(report.write_rate_chart(results.rate, results_dir / "rate.png"))
     progress(f"done in {data['bench_seconds']:.0f} s; wrote {', '.join(map(str, written))}")

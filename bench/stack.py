@@ -58,6 +58,7 @@ class Simulator:
         qps: int,
         qpm: int,
         latency: float = 0.0,
+        start: date = WORLD_START,
     ) -> None:
         args = [
             "--seed", str(world.seed),
@@ -65,7 +66,7 @@ class Simulator:
             "--campaigns", str(world.campaigns),
             "--adgroups", str(world.adgroups),
             "--ads", str(world.ads),
-            "--start", WORLD_START.isoformat(),
+            "--start", start.isoformat(),
             "--end", "2026-12-31",
             "--delivery-probability", str(world.delivery),
             "--deleted-fraction", "0.1",

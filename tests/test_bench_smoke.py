@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cpu, families, memory, rate, report, reports
+from bench import backfill, cpu, families, memory, rate, report, reports
 from bench import run as bench_run
 from bench.stack import WorldSize
 from controller.reports import registry
@@ -195,3 +195,16 @@ def test_reports_scenario_measures_an_audience_and_an_hourly_report(tmp_path: Pa
         "reports: ad_hourly, 4 workers",
     ]
     assert json.dumps(result.to_json())
+
+
+def test_backfill_scenario_is_selected_and_sized_by_flags():
+    parser = bench_run.build_parser()
+    sizes = bench_run.sizes_from(
+        parser.parse_args(
+            ["--only-backfill", "--backfill-advertisers", "7", "--backfill-parallel", "3"]
+        )
+    )
+    assert sizes["backfill"].world.advertisers == 7 and sizes["backfill"].parallel == 3
+    assert sizes["backfill"].days == bench_run.FULL["backfill"].days == 730
+    # A unit's share is the DAG's: the units in flight never add up to more than the app's.
+    assert backfill.rate_budget(50, 3000, 3) == (16.666, 1000)
