@@ -46,7 +46,7 @@ def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, FaultPr
         proxy.endpoint,
         TIKTOK_ACCESS_TOKEN=SECRET_TOKEN,
         LOG_LEVEL="DEBUG",
-        RUN_DEADLINE_SECONDS=8,
+        RUN_DEADLINE_SECONDS=60,  # room for three metric groups per report and 3 s slow faults
     )
     service = Service(root / "service", env)
     try:
