@@ -31,6 +31,9 @@ dag_module = test_dag.dag_module
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 START, END = date(2025, 1, 1), date(2026, 10, 31)  # 22 months: a multi-year backfill
+# The multi-year test's window: 13 months over two calendar years, longer than one POST's
+# 366 days, so it still needs several units and the span cap; fewer requests than 22 months.
+MULTI_START, MULTI_END = date(2025, 1, 1), date(2026, 1, 31)
 TYPES = ["advertiser", "ad"]
 RUN_DAY = date(2026, 11, 1)
 
@@ -155,12 +158,14 @@ def loaded(bq_client, dataset: str, report_type: str) -> dict:
     return by_key(spec, rows)
 
 
-def assert_equals_truth(bq_client, dataset, world, advertisers, types=TYPES) -> int:
+def assert_equals_truth(
+    bq_client, dataset, world, advertisers, types=TYPES, start=START, end=END
+) -> int:
     compared = 0
     for report_type in types:
         spec = REPORTS[report_type]
         want = by_key(
-            spec, [r for a in advertisers for r in truth_rows(world, spec, a, START, END)]
+            spec, [r for a in advertisers for r in truth_rows(world, spec, a, start, end)]
         )
         got = loaded(bq_client, dataset, report_type)
         assert got.keys() == want.keys(), (report_type, len(got), len(want))
@@ -169,8 +174,8 @@ def assert_equals_truth(bq_client, dataset, world, advertisers, types=TYPES) -> 
     return compared
 
 
-def backfill_conf(advertisers: list[str]) -> dict:
-    return {"start_date": START.isoformat(), "end_date": END.isoformat(),
+def backfill_conf(advertisers: list[str], start: date = START, end: date = END) -> dict:
+    return {"start_date": start.isoformat(), "end_date": end.isoformat(),
             "advertiser_ids": advertisers, "report_types": TYPES}  # fmt: skip
 
 
@@ -179,17 +184,20 @@ def test_multi_year_backfill_loads_the_ground_truth_within_the_rate_limit_and_re
 ):
     advertisers = list(sim_world.advertiser_ids[:2])
     e2e.simulator.configure(qps=50, qpm=3000)
-    # A 4-s service deadline as the DAG knows it: units of at most 1.6 s at 25 QPS (two
-    # units in flight share the app's 50 QPS), i.e. 40 requests.
+    # A 6-s service deadline as the DAG knows it: units of at most 2.4 s at 25 QPS (two
+    # units in flight share the app's 50 QPS), i.e. 60 requests: 5 of the 14 request
+    # windows of 2 advertisers × 2 reports × 3 metric groups, so 3 units.
     e2e.set(
         TIKTOK_ADS_CLOUD_RUN_URL=fast_service.url,
         TIKTOK_ADVERTISER_IDS=json.dumps(advertisers),
-        TIKTOK_RUN_DEADLINE_SECONDS="4",
+        TIKTOK_RUN_DEADLINE_SECONDS="6",
         TIKTOK_APP_QPS="50",
         TIKTOK_APP_QPM="3000",
     )
 
-    run, states = run_dag(e2e.dag, RUN_DAY, backfill_conf(advertisers))
+    conf = backfill_conf(advertisers, MULTI_START, MULTI_END)
+
+    run, states = run_dag(e2e.dag, RUN_DAY, conf)
 
     assert str(run.state) == "success", states
     xcoms = run_xcoms(run)
@@ -199,8 +207,10 @@ def test_multi_year_backfill_loads_the_ground_truth_within_the_rate_limit_and_re
         payload = unit["payload"]
         assert payload["if_exists"] == "replace" and payload["report_types"] == TYPES
         assert payload["max_qps"] * 2 <= 50 and payload["max_qpm"] * 2 <= 3000
-        assert unit["unit"]["estimated_requests"] <= 40
-    compared = assert_equals_truth(bq_client, e2e.dataset, sim_world, advertisers)
+        assert unit["unit"]["estimated_requests"] <= 60
+    compared = assert_equals_truth(
+        bq_client, e2e.dataset, sim_world, advertisers, start=MULTI_START, end=MULTI_END
+    )
     assert compared > 1000
     summary = xcoms[("validate_result", -1)]
     assert summary["total_rows"] == compared and summary["failed_units"] == []
@@ -215,7 +225,7 @@ def test_multi_year_backfill_loads_the_ground_truth_within_the_rate_limit_and_re
     # The same conf again: every unit was loaded, so nothing is posted and no row changes.
     before = snapshot(bq_client, e2e.dataset)
     requests_before = e2e.simulator.stats(include_log=False)["requests"]
-    run, states = run_dag(e2e.dag, RUN_DAY, backfill_conf(advertisers))
+    run, states = run_dag(e2e.dag, RUN_DAY, conf)
     assert str(run.state) == "success", states
     assert run_xcoms(run)[("prepare_payload", -1)] == []
     assert e2e.simulator.stats(include_log=False)["requests"] == requests_before + 4  # /plan
