@@ -27,6 +27,7 @@ from controller.models import (
     AdvertiserId,
     ReportType,
 )
+from controller.origins import ALL_ORIGINS, refuses_origins
 from controller.pipeline import build_client, request_limiter
 from controller.reports import registry
 from controller.tiktok_client import PAGE_SIZE, TikTokClient, TikTokError
@@ -81,7 +82,16 @@ def _item(
         "page_size": PAGE_SIZE,
     }
     try:
-        page = client.fetch_page(spec, advertiser_id, groups[0], start, end, 1)
+        # Every campaign origin, like the run itself (Promote rows are rows to plan for); a
+        # TikTok that refuses several origins in one filter is sampled with its default.
+        try:
+            page = client.fetch_page(
+                spec, advertiser_id, groups[0], start, end, 1, origins=ALL_ORIGINS
+            )
+        except TikTokError as exc:
+            if not refuses_origins(exc):
+                raise
+            page = client.fetch_page(spec, advertiser_id, groups[0], start, end, 1)
     except TikTokError as exc:
         return entry | {"rows": None, "requests": None, "status": "error", "error": str(exc)}
     return entry | {

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from controller.origins import ALL_ORIGINS
 from local_env.stack import ROOT, ServiceProcess, dockerfile_command
 
 TOKEN = "sim-token"
@@ -75,7 +76,9 @@ def test_gunicorn_serves_health_and_a_real_run(
     result = response.json()
     assert response.status_code == 200, result
     expected = len(
-        sim_world.report_rows(advertiser, "AUCTION_CAMPAIGN", "2025-06-01", "2025-06-03")
+        sim_world.report_rows(
+            advertiser, "AUCTION_CAMPAIGN", "2025-06-01", "2025-06-03", origins=ALL_ORIGINS
+        )  # every report includes Promote campaigns
     )
     assert result["total_inserted_rows"] == expected > 0
     query = f"SELECT COUNT(*) FROM `{bq_client.project}.{bq_dataset}.TKT002_TIKTOK_ADS_CAMPAIGN`"
