@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from config.logging import configure_logging, redact, register_secret, request_id_var
@@ -137,21 +137,13 @@ def create_app(
         # the thread's previous /run, pointing whoever reads it to another run's logs.
         request_id_var.set(str(uuid.uuid4()))
 
-    @app.get("/health")
-    def health() -> Response:
-        return jsonify(status="ok", version=__version__)
-
-    @app.get("/openapi.json")
-    def openapi() -> Response:
-        return jsonify(openapi_document(__version__))
-
-    @app.post("/run")
-    def run() -> Response:
-        request_id = request_id_var.get() or str(uuid.uuid4())
+    def read_body(model: type[BaseModel]) -> tuple[Any, str] | Response:
+        """The JSON body as ``model`` and the token to use (the body's, else the service's),
+        or the 4xx answer naming the field: one place for /run and /plan."""
         if not request.is_json:
             return _error(415, "Content-Type must be application/json")
         try:
-            payload = RunRequest.model_validate_json(request.get_data(cache=False))
+            payload = model.model_validate_json(request.get_data(cache=False))
         except ValidationError as exc:
             return _error(400, "invalid request", _validation_errors(exc))
         token = (
@@ -165,6 +157,23 @@ def create_app(
             )
             return _error(400, "invalid request", [field])
         register_secret(token)
+        return payload, token
+
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify(status="ok", version=__version__)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return jsonify(openapi_document(__version__))
+
+    @app.post("/run")
+    def run() -> Response:
+        request_id = request_id_var.get() or str(uuid.uuid4())
+        parsed = read_body(RunRequest)
+        if isinstance(parsed, Response):
+            return parsed
+        payload, token = parsed
         if payload.discover and settings.missing_app_credentials():
             return _error(400, "invalid request", [_discovery_field(settings)])
         try:
@@ -201,23 +210,10 @@ def create_app(
     @app.post("/plan")
     def plan() -> Response:
         """Rows and requests per (advertiser, report type) over a sample span (sizing)."""
-        if not request.is_json:
-            return _error(415, "Content-Type must be application/json")
-        try:
-            payload = PlanRequest.model_validate_json(request.get_data(cache=False))
-        except ValidationError as exc:
-            return _error(400, "invalid request", _validation_errors(exc))
-        token = (
-            payload.access_token.get_secret_value()
-            if payload.access_token
-            else settings.tiktok_access_token
-        )
-        if not token:
-            field = FieldError(
-                field="access_token", message="required (the service has no TIKTOK_ACCESS_TOKEN)"
-            )
-            return _error(400, "invalid request", [field])
-        register_secret(token)
+        parsed = read_body(PlanRequest)
+        if isinstance(parsed, Response):
+            return parsed
+        payload, token = parsed
         items = sample_plan(
             settings,
             token,
