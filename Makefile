@@ -40,8 +40,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 
+# Two workers, one test file each at a time (pytest-xdist): each has its own simulator,
+# local-bigquery and Airflow home, so the suite's waits (rate limits, the emulator) overlap.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(NATIVE) bq-venv lint fuzz-tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 demo: $(STAMP) $(NATIVE) bq-venv
 	$(PY) -m local_env.demo $(DEMO_ARGS)

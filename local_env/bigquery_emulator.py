@@ -318,9 +318,14 @@ class LocalBigQuery:
             process.kill()
             process.wait(timeout=self.stop_timeout)
 
-    def restart(self) -> LocalBigQuery:
-        """Stop and start on the same ports and data (what a crashed warehouse looks like)."""
+    def restart(self, data_dir: Path | str | None = None) -> LocalBigQuery:
+        """Stop and start on the same ports: on the same data (what a crashed warehouse looks
+        like), or on ``data_dir`` (a fresh warehouse at the same endpoint; the emulator slows
+        down as its catalog ages, so long test sessions renew it)."""
         self.stop()
+        if data_dir is not None:
+            self.data_dir = Path(data_dir).resolve()
+            self.log_path = self.data_dir / "local-bigquery.log"
         return self.start()
 
     def __enter__(self) -> LocalBigQuery:
