@@ -65,11 +65,20 @@ class PlanRequest(BaseModel):
 
 
 def _item(
-    client: TikTokClient, advertiser_id: str, report_type: str, start: date, end: date
+    client: TikTokClient,
+    advertiser_id: str,
+    report_type: str,
+    start: date,
+    end: date,
+    families: tuple[str, ...] | None,
 ) -> dict[str, Any]:
-    """Page 1 of the report's first request over the sample: one request per item."""
+    """Page 1 of the report's first request over the sample: one request per item.
+
+    ``families``: the deployment's metric families (``TIKTOK_METRIC_FAMILIES``), which the
+    runs it plans for will ask: they set how many requests a page costs.
+    """
     spec = registry.get(report_type)
-    groups = spec.metric_groups()
+    groups = spec.metric_groups(families=families)
     if spec.days_per_request is not None:
         end = min(end, start + timedelta(days=spec.days_per_request - 1))
     days = (end - start).days + 1
@@ -119,7 +128,8 @@ def plan(
     pairs = [(adv, rt) for rt in report_types for adv in advertiser_ids]
     try:
         with ThreadPoolExecutor(max(1, min(settings.tiktok_concurrency, len(pairs)))) as pool:
-            items = list(pool.map(lambda pair: _item(client, *pair, start, end), pairs))
+            families = settings.tiktok_metric_families
+            items = list(pool.map(lambda pair: _item(client, *pair, start, end, families), pairs))
     finally:
         client.close()
     log.info(

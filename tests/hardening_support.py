@@ -36,6 +36,7 @@ from controller.catalog import REPORTS, ReportSpec
 from database.run_log import RUN_LOG_TABLE
 from local_env.stack import ServiceProcess, SimulatorProcess
 from tests.truth import by_key, truth_rows
+from tests.warehouse import table_rows
 from tiktok_simulator import World
 
 SECRET_TOKEN = "tok-SECRET-4f3a9c1e7b2d48a6b0f5e9d3c8a1f702"
@@ -285,11 +286,6 @@ def payload(
 
 
 # --------------------------------------------------------------------------- BigQuery
-
-
-def table_rows(client: bigquery.Client, dataset: str, table: str) -> list[dict]:
-    sql = f"SELECT * FROM `{client.project}.{dataset}.{table}`"
-    return [dict(r.items()) for r in client.query(sql, job_retry=None).result(timeout=60)]
 
 
 def table_names(client: bigquery.Client, dataset: str) -> list[str]:

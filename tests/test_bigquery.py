@@ -28,6 +28,7 @@ from database.bigquery import (
     make_client,
 )
 from local_env.bigquery_emulator import LocalBigQuery
+from tests.warehouse import table_rows
 
 UTC = dt.UTC
 D1, D2, D3, D4 = (dt.date(2024, 3, day) for day in (1, 2, 3, 4))
@@ -398,3 +399,27 @@ def test_emulator_stop_start_restart_keeps_data(tmp_path: Path) -> None:
     assert not server.running
     server.stop()  # idempotent
     assert (tmp_path / "data" / "local-bigquery.log").exists()
+
+
+def test_the_tests_fast_reader_types_rows_like_the_client(bq_client, bq_dataset) -> None:
+    """tests/warehouse.table_rows (one JSON column per row) equals SELECT * row for row."""
+    bq_client.create_dataset(bq_dataset)
+    types = ["DATE", "TIMESTAMP", "INT64", "FLOAT64", "NUMERIC", "STRING", "BOOL", "DATETIME"]
+    schema = [bigquery.SchemaField(f"c_{t.lower()}", t) for t in types]
+    rows = [
+        ["2025-01-02", "2026-11-28T15:00:00.123456Z", 7000454944200096763, 0.1 + 0.2, "12.345",
+         'a"b\\c é 7000454944200096763', True, "2025-01-02T03:04:05.5"],
+        [None] * 8,
+        ["2025-12-31", "2026-11-28T15:00:00Z", -1, 123456789.123456789, "0", "", False,
+         "2025-01-02T03:04:05"],
+        [None, None, 0, 1e-300, "-0.000000001", "0", None, None],
+        [None, None, None, None, "100", None, None, None],
+    ]  # fmt: skip
+    table = f"{bq_client.project}.{bq_dataset}.TYPES"
+    config = bigquery.LoadJobConfig(schema=schema)
+    records = [dict(zip([f.name for f in schema], row, strict=True)) for row in rows]
+    bq_client.load_table_from_json(records, table, job_config=config).result(timeout=60)
+    by_client = bq_client.query(f"SELECT * FROM `{table}`", job_retry=None).result(timeout=60)
+    expected = sorted(repr(dict(row.items())) for row in by_client)
+    fast = sorted(repr(row) for row in table_rows(bq_client, bq_dataset, "TYPES"))
+    assert len(fast) == 5 and fast == expected

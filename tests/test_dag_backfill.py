@@ -30,12 +30,17 @@ dag_module = test_dag.dag_module
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
-START, END = date(2025, 1, 1), date(2026, 10, 31)  # 22 months: a multi-year backfill
-# The multi-year test's window: 13 months over two calendar years, longer than one POST's
-# 366 days, so it still needs several units and the span cap; fewer requests than 22 months.
+# The multi-year window: 13 months over two calendar years, longer than one POST's 366 days,
+# so it needs several units and the span cap.
 MULTI_START, MULTI_END = date(2025, 1, 1), date(2026, 1, 31)
+# The split test's window: one unit (≤ 366 days) that one POST cannot finish.
+SPLIT_START, SPLIT_END = date(2025, 1, 1), date(2025, 4, 30)
 TYPES = ["advertiser", "ad"]
 RUN_DAY = date(2026, 11, 1)
+# The services of the dag.test() runs here ask the core metrics only: one request per page
+# instead of three. What is tested is planning, splitting and resuming, not the metric
+# families (tests/test_metric_families.py); it keeps these runs short.
+FAMILIES = ("core",)
 
 
 # --------------------------------------------------------------------------- the planner
@@ -159,13 +164,14 @@ def loaded(bq_client, dataset: str, report_type: str) -> dict:
 
 
 def assert_equals_truth(
-    bq_client, dataset, world, advertisers, types=TYPES, start=START, end=END
+    bq_client, dataset, world, advertisers, types=TYPES, start=MULTI_START, end=MULTI_END
 ) -> int:
     compared = 0
     for report_type in types:
         spec = REPORTS[report_type]
         want = by_key(
-            spec, [r for a in advertisers for r in truth_rows(world, spec, a, start, end)]
+            spec,
+            [r for a in advertisers for r in truth_rows(world, spec, a, start, end, FAMILIES)],
         )
         got = loaded(bq_client, dataset, report_type)
         assert got.keys() == want.keys(), (report_type, len(got), len(want))
@@ -174,7 +180,7 @@ def assert_equals_truth(
     return compared
 
 
-def backfill_conf(advertisers: list[str], start: date = START, end: date = END) -> dict:
+def backfill_conf(advertisers: list[str], start: date = MULTI_START, end: date = MULTI_END) -> dict:
     return {"start_date": start.isoformat(), "end_date": end.isoformat(),
             "advertiser_ids": advertisers, "report_types": TYPES}  # fmt: skip
 
@@ -184,18 +190,18 @@ def test_multi_year_backfill_loads_the_ground_truth_within_the_rate_limit_and_re
 ):
     advertisers = list(sim_world.advertiser_ids[:2])
     e2e.simulator.configure(qps=50, qpm=3000)
-    # A 6-s service deadline as the DAG knows it: units of at most 2.4 s at 25 QPS (two
-    # units in flight share the app's 50 QPS), i.e. 60 requests: 5 of the 14 request
-    # windows of 2 advertisers × 2 reports × 3 metric groups, so 3 units.
+    # A 2-s service deadline as the DAG knows it: units of at most 0.8 s at 25 QPS (two
+    # units in flight share the app's 50 QPS), i.e. 20 requests: 5 of the 14 request
+    # windows of 2 advertisers × 2 reports, so 3 units.
     e2e.set(
         TIKTOK_ADS_CLOUD_RUN_URL=fast_service.url,
         TIKTOK_ADVERTISER_IDS=json.dumps(advertisers),
-        TIKTOK_RUN_DEADLINE_SECONDS="6",
+        TIKTOK_RUN_DEADLINE_SECONDS="2",
         TIKTOK_APP_QPS="50",
         TIKTOK_APP_QPM="3000",
     )
 
-    conf = backfill_conf(advertisers, MULTI_START, MULTI_END)
+    conf = backfill_conf(advertisers)
 
     run, states = run_dag(e2e.dag, RUN_DAY, conf)
 
@@ -207,10 +213,8 @@ def test_multi_year_backfill_loads_the_ground_truth_within_the_rate_limit_and_re
         payload = unit["payload"]
         assert payload["if_exists"] == "replace" and payload["report_types"] == TYPES
         assert payload["max_qps"] * 2 <= 50 and payload["max_qpm"] * 2 <= 3000
-        assert unit["unit"]["estimated_requests"] <= 60
-    compared = assert_equals_truth(
-        bq_client, e2e.dataset, sim_world, advertisers, start=MULTI_START, end=MULTI_END
-    )
+        assert unit["unit"]["estimated_requests"] <= 20
+    compared = assert_equals_truth(bq_client, e2e.dataset, sim_world, advertisers)
     assert compared > 1000
     summary = xcoms[("validate_result", -1)]
     assert summary["total_rows"] == compared and summary["failed_units"] == []
@@ -242,21 +246,31 @@ def serve(settings) -> Iterator[ServiceHandle]:
         server.shutdown()
 
 
-@pytest.fixture
-def fast_service(simulator, local_bigquery) -> Iterator[ServiceHandle]:
-    """The service for an app of 50 QPS / 3,000 QPM (the simulator is set to the same)."""
-    yield from serve(
-        service_settings_for(simulator, local_bigquery, tiktok_qps=50.0, tiktok_qpm=3000)
+def core_settings(simulator, local_bigquery, **overrides):
+    return service_settings_for(
+        simulator, local_bigquery, tiktok_metric_families=FAMILIES, **overrides
     )
 
 
 @pytest.fixture
+def core_service(simulator, local_bigquery) -> Iterator[ServiceHandle]:
+    """The service at the simulator's default limits (10 QPS)."""
+    yield from serve(core_settings(simulator, local_bigquery))
+
+
+@pytest.fixture
+def fast_service(simulator, local_bigquery) -> Iterator[ServiceHandle]:
+    """The service for an app of 50 QPS / 3,000 QPM (the simulator is set to the same)."""
+    yield from serve(core_settings(simulator, local_bigquery, tiktok_qps=50.0, tiktok_qpm=3000))
+
+
+@pytest.fixture
 def short_deadline_service(simulator, local_bigquery) -> Iterator[ServiceHandle]:
-    """The service with a 12-s deadline at 6 QPS: a unit planned for 540 s cannot finish in
-    one POST (its 138 requests, 3 metric groups each, take 23 s)."""
+    """The service with a 3-s deadline at 3 QPS: the one unit planned for 540 s cannot finish
+    in one POST (its 16 requests take over 5 s)."""
     yield from serve(
-        service_settings_for(
-            simulator, local_bigquery, run_deadline_seconds=12.0, tiktok_qps=6.0, tiktok_qpm=360
+        core_settings(
+            simulator, local_bigquery, run_deadline_seconds=3.0, tiktok_qps=3.0, tiktok_qpm=180
         )
     )
 
@@ -271,24 +285,31 @@ def test_unit_that_hits_the_deadline_is_split_and_completes(
         TIKTOK_MAX_PARALLEL_BATCHES="1",
     )
 
-    run, states = run_dag(e2e.dag, RUN_DAY, backfill_conf(advertisers))
+    conf = backfill_conf(advertisers, SPLIT_START, SPLIT_END)
+    run, states = run_dag(e2e.dag, RUN_DAY, conf)
 
     assert str(run.state) == "success", states
     xcoms = run_xcoms(run)
-    # Planned as two units (540 s assumed; at most 366 days each), 46 requests apiece.
-    assert len(xcoms[("prepare_payload", -1)]) == 2
-    outcomes = [xcoms[("call_cloud_run_api", index)] for index in range(2)]
-    assert all(o["splits"] >= 1 and o["posts"] >= 3 and o["failures"] == [] for o in outcomes)
-    assert_equals_truth(bq_client, e2e.dataset, sim_world, advertisers)
+    # Planned as one unit (540 s assumed) of 16 requests: 4 windows × 2 advertisers × 2 reports.
+    (unit,) = xcoms[("prepare_payload", -1)]
+    assert unit["unit"]["estimated_requests"] == 16
+    outcome = xcoms[("call_cloud_run_api", 0)]
+    assert outcome["splits"] >= 1 and outcome["posts"] >= 3 and outcome["failures"] == []
+    assert_equals_truth(bq_client, e2e.dataset, sim_world, advertisers, start=SPLIT_START,
+                        end=SPLIT_END)  # fmt: skip
     assert e2e.simulator.stats(include_log=False)["codes"].get("40100", 0) == 0
 
 
 def test_unit_of_a_revoked_advertiser_fails_alone_with_the_reason(
-    e2e, sim_world, bq_client, capfd, caplog
+    e2e, sim_world, bq_client, core_service, capfd, caplog
 ):
     good = sim_world.advertiser_ids[0]
     advertisers = [good, UNKNOWN_ADVERTISER]
-    e2e.set(TIKTOK_ADVERTISER_IDS=json.dumps(advertisers), TIKTOK_BATCH_SIZE="1")
+    e2e.set(
+        TIKTOK_ADS_CLOUD_RUN_URL=core_service.url,
+        TIKTOK_ADVERTISER_IDS=json.dumps(advertisers),
+        TIKTOK_BATCH_SIZE="1",
+    )
 
     run, states = run_dag(e2e.dag, RUN_DAY, backfill_conf(advertisers))
 

@@ -23,6 +23,7 @@ from controller.entities import ENTITIES
 from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.fixtures.simulator import SIM_TOKEN
+from tests.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.entities import advertiser_info
 from tiktok_simulator.metrics import AD, ADGROUP, CAMPAIGN
@@ -63,8 +64,7 @@ def run(url: str, project: str, dataset: str, **body: Any) -> requests.Response:
 
 
 def rows(bq_client, dataset: str, table: str, where: str = "TRUE") -> list[dict]:
-    sql = f"SELECT * FROM `{bq_client.project}.{dataset}.{table}` WHERE {where}"
-    return [dict(r.items()) for r in bq_client.query(sql, job_retry=None).result(timeout=60)]
+    return table_rows(bq_client, dataset, table, where)
 
 
 def served(sim: SimulatorServer, advertiser_id: str, level: str, as_of: date) -> dict[str, dict]:

@@ -30,6 +30,7 @@ from local_env.stack import ROOT, ServiceProcess
 from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.truth import typed_cell
+from tests.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.audience import audience_rows
 
@@ -92,11 +93,6 @@ def run(url: str, project: str, dataset: str, advertisers, report_types, start=S
     assert response.status_code == 200, response.text
     assert response.json()["errors_count"] == 0
     return response.json()
-
-
-def table_rows(client, dataset: str, table: str) -> list[dict]:
-    rows = client.query(f"SELECT * FROM `{client.project}.{dataset}.{table}`").result(timeout=60)
-    return [dict(row.items()) for row in rows]
 
 
 def scalar(client, sql: str):

@@ -7,13 +7,13 @@ from datetime import date
 
 import pytest
 import requests
-from google.cloud import bigquery
 
 from controller.catalog import REPORTS
 from database.bigquery import BigQueryWarehouse, make_client
 from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.truth import by_key, truth_rows
+from tests.warehouse import table_rows
 
 TOKEN = "sim-token"
 START, END = date(2025, 5, 1), date(2025, 5, 10)
@@ -35,11 +35,6 @@ def payload(project: str, dataset: str, advertisers, **extra) -> dict:
 
 def post_run(service, body: dict) -> requests.Response:
     return requests.post(f"{service.url}/run", json=body, timeout=300)
-
-
-def table_rows(client: bigquery.Client, dataset: str, table: str) -> list[dict]:
-    rows = client.query(f"SELECT * FROM `{client.project}.{dataset}.{table}`").result(timeout=60)
-    return [dict(row.items()) for row in rows]
 
 
 @pytest.fixture
