@@ -33,12 +33,11 @@ from controller.entities import ENTITIES, EntityReader, EntityResult, EntitySpec
 from controller.models import (
     RUN_FAILED,
     RUN_OK,
-    RUN_PARTIAL,
     ItemOutcome,
     RunResponse,
     SkippedAdvertiser,
 )
-from controller.pipeline import Run, RunPlan, build_client, request_limiter
+from controller.pipeline import Run, RunPlan, build_client, request_limiter, run_response
 from controller.reports import registry
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError
 from database.history import HistoryDefinition, HistoryTables
@@ -368,49 +367,13 @@ class AccountsRun:
         started: float,
         failure: str | None = None,
     ) -> RunResponse:
-        errors = sum(o.status == "error" for o in outcomes)
-        total = sum(o.inserted_rows for o in outcomes)
+        verdict = None
         if failure is not None:
-            status, message = RUN_FAILED, failure
+            verdict = (RUN_FAILED, failure)
         elif not outcomes:
-            status = RUN_OK
-            message = (
-                "no active advertiser to run"
-                if skipped or self.request.discover
-                else "nothing to run"
-            )
-        elif errors == 0:
-            status, message = RUN_OK, f"loaded {total} rows from {len(outcomes)} reports"
-        elif errors < len(outcomes):
-            status = RUN_PARTIAL
-            message = f"loaded {total} rows; {errors} of {len(outcomes)} reports failed"
-        else:
-            status, message = RUN_FAILED, f"all {len(outcomes)} reports failed"
-        if skipped:
-            message += f"; {len(skipped)} advertiser(s) skipped (see skipped_advertisers)"
-        log.info(
-            "run finished",
-            extra={
-                "fields": {
-                    "status": status,
-                    "total_inserted_rows": total,
-                    "errors_count": errors,
-                    "skipped_advertisers": len(skipped),
-                    "seconds": round(time.monotonic() - started, 3),
-                }
-            },
-        )
-        return RunResponse(
-            status=status,
-            message=message,
-            request_id=self.plan.request_id,
-            start_date=self.plan.start,
-            end_date=self.plan.end,
-            total_inserted_rows=total,
-            results=outcomes,
-            errors_count=errors,
-            skipped_advertisers=skipped,
-        )
+            discovered = skipped or self.request.discover
+            verdict = (RUN_OK, "no active advertiser to run" if discovered else "nothing to run")
+        return run_response(self.plan, outcomes, started, skipped=skipped, verdict=verdict)
 
 
 def list_advertisers(settings: Settings, access_token: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +36,7 @@ from controller.models import (
     RunLogOutcome,
     RunRequest,
     RunResponse,
+    SkippedAdvertiser,
 )
 from controller.rate_limiter import RateLimiter, app_limiter
 from controller.reports import registry
@@ -342,33 +344,52 @@ class Run:
             )
             for r in results
         ]
-        errors = sum(o.status == "error" for o in outcomes)
-        total = sum(o.inserted_rows for o in outcomes)
-        if errors == 0:
-            status, message = RUN_OK, f"loaded {total} rows from {len(outcomes)} reports"
-        elif errors < len(outcomes):
-            status = RUN_PARTIAL
-            message = f"loaded {total} rows; {errors} of {len(outcomes)} reports failed"
-        else:
-            status, message = RUN_FAILED, f"all {len(outcomes)} reports failed"
-        log.info(
-            "run finished",
-            extra={
-                "fields": {
-                    "status": status,
-                    "total_inserted_rows": total,
-                    "errors_count": errors,
-                    "seconds": round(time.monotonic() - started, 3),
-                }
-            },
-        )
-        return RunResponse(
-            status=status,
-            message=message,
-            request_id=self.plan.request_id,
-            start_date=self.plan.start,
-            end_date=self.plan.end,
-            total_inserted_rows=total,
-            results=outcomes,
-            errors_count=errors,
-        )
+        return run_response(self.plan, outcomes, started)
+
+
+def run_response(
+    plan: RunPlan,
+    outcomes: list[ItemOutcome],
+    started: float,
+    *,
+    skipped: list[SkippedAdvertiser] | None = None,
+    verdict: tuple[str, str] | None = None,
+) -> RunResponse:
+    """A run's answer and its "run finished" log line, for report and entity runs alike.
+
+    The status is judged by the items (Ok, partial_success, error) unless ``verdict`` (status,
+    message) was decided before them, e.g. discovery failed or there was nothing to run.
+    """
+    errors = sum(o.status == "error" for o in outcomes)
+    total = sum(o.inserted_rows for o in outcomes)
+    if verdict is not None:
+        status, message = verdict
+    elif errors == 0:
+        status, message = RUN_OK, f"loaded {total} rows from {len(outcomes)} reports"
+    elif errors < len(outcomes):
+        status = RUN_PARTIAL
+        message = f"loaded {total} rows; {errors} of {len(outcomes)} reports failed"
+    else:
+        status, message = RUN_FAILED, f"all {len(outcomes)} reports failed"
+    fields: dict[str, Any] = {
+        "status": status,
+        "total_inserted_rows": total,
+        "errors_count": errors,
+    }
+    if skipped:
+        message += f"; {len(skipped)} advertiser(s) skipped (see skipped_advertisers)"
+    if skipped is not None:
+        fields["skipped_advertisers"] = len(skipped)
+    fields["seconds"] = round(time.monotonic() - started, 3)
+    log.info("run finished", extra={"fields": fields})
+    return RunResponse(
+        status=status,
+        message=message,
+        request_id=plan.request_id,
+        start_date=plan.start,
+        end_date=plan.end,
+        total_inserted_rows=total,
+        results=outcomes,
+        errors_count=errors,
+        skipped_advertisers=skipped or [],
+    )

@@ -18,6 +18,7 @@ from typing import Any
 
 from google.cloud import bigquery
 
+
 def _decimal(text: str) -> Decimal:
     """As the client has it: "12.345000000" → 12.345, "0E-9" → 0, "100.0" → 100."""
     value = Decimal(text)
