@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -95,6 +98,54 @@ def fill_currency(table: pa.Table, currency: str | None) -> pa.Table:
         return table
     index = table.column_names.index("currency")
     return table.set_column(index, table.field(index), pc.fill_null(column, currency))
+
+
+class EarlyCommits:
+    """Commit a report as soon as every advertiser of it succeeded, while the run goes on.
+
+    A run's requests used to stop at the end of extraction while its reports were committed
+    one after the other: in a backfill unit that is rate budget left idle. A report whose items
+    all succeeded has no request left in flight, so its file is complete and its commit can
+    run beside the extraction of the others (one commit at a time, on one thread). A report
+    with a failed item waits for the end of the run as before: a request of a failed item may
+    still be writing to its file.
+    """
+
+    def __init__(
+        self,
+        specs: list[ReportSpec],
+        items: list[tuple[str, ReportSpec]],
+        commit: Callable[[ReportSpec, list[ItemResult]], None],
+    ) -> None:
+        self._specs = {spec.report_type: spec for spec in specs}
+        self._left = Counter(spec.report_type for _, spec in items)
+        self._done: dict[str, list[ItemResult]] = {name: [] for name in self._specs}
+        self._commit = commit
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="commit")
+        self._futures: dict[str, Future[None]] = {}
+        self._closed = False
+
+    def item_done(self, result: ItemResult) -> None:
+        log_item(result)
+        name = result.report_type
+        with self._lock:
+            self._done[name].append(result)
+            self._left[name] -= 1
+            if self._closed or self._left[name] or not all(r.ok for r in self._done[name]):
+                return
+            spec, results = self._specs[name], list(self._done[name])
+            self._futures[name] = self._pool.submit(self._commit, spec, results)
+
+    def wait(self) -> set[str]:
+        """The report types committed (or whose commit failed and marked them) so far."""
+        with self._lock:
+            self._closed = True
+            futures = dict(self._futures)
+        self._pool.shutdown(wait=True)
+        for future in futures.values():
+            future.result()  # _commit reports its own failures; anything else is a bug
+        return set(futures)
 
 
 def log_item(result: ItemResult) -> None:
@@ -198,6 +249,12 @@ class Run:
                 writers[spec.report_type].write(table)
                 reconciler.add(spec.report_type, advertiser_id, table)
 
+            def commit(spec: ReportSpec, spec_results: list[ItemResult]) -> None:
+                path = writers[spec.report_type].close()
+                self._commit(warehouse, spec, path, spec_results, inserted)
+                self._finished_at[spec.report_type] = datetime.now(UTC)
+
+            early = EarlyCommits(specs, items, commit)
             extraction = Extraction(
                 client,
                 items,
@@ -208,17 +265,17 @@ class Run:
                 extracted_at=datetime.now(UTC),
                 deadline=extraction_deadline,
                 families=request.metric_families or settings.tiktok_metric_families,
-                on_item_done=log_item,
+                on_item_done=early.item_done,
                 stop_requested=self._stop_requested,
             )
             try:
                 results = extraction.run()
             finally:
                 client.close()
+                committed = early.wait()
             for spec in specs:
-                path = writers[spec.report_type].close()
-                self._commit(warehouse, spec, path, results, inserted)
-                self._finished_at[spec.report_type] = datetime.now(UTC)
+                if spec.report_type not in committed:
+                    commit(spec, [r for r in results if r.report_type == spec.report_type])
         differences = reconciler.differences(inserted)  # committed reports only
         reconciliation.report(differences, results)
         return self._finish(warehouse, results, inserted, started, differences)
