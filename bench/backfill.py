@@ -41,6 +41,7 @@ import requests
 from bench.rate import API_PATH as REPORT_API_PATH
 from bench.stack import SIM_TOKEN, Simulator, WorldSize
 from controller.catalog import REPORT_TYPES, REPORTS
+from controller.origins import ALL_ORIGINS
 from dags import tiktok_backfill as backfill
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery, install
@@ -200,7 +201,8 @@ def post_part(service: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def truth(sim: Simulator, advertisers: list[str], size: BackfillSize) -> dict:
-    """(table, advertiser) → (rows, impressions) as the simulator serves them."""
+    """(table, advertiser) → (rows, impressions) as the simulator serves them to the service:
+    every campaign origin (Promote too), as the service asks, not the simulator's default."""
     start, end = window(size.days)
     counts = {}
     for report_type in size.report_types:
@@ -213,6 +215,7 @@ def truth(sim: Simulator, advertisers: list[str], size: BackfillSize) -> dict:
                 start_date=start.isoformat(),
                 end_date=end.isoformat(),
                 metrics=orjson.dumps(["impressions"]).decode(),
+                origins=orjson.dumps(list(ALL_ORIGINS)).decode(),
             )
             impressions = sum(int(r["metrics"]["impressions"]) for r in answer["rows"])
             counts[(spec.table, adv)] = (answer["total_number"], impressions)
