@@ -57,6 +57,10 @@ STAGING_TTL = dt.timedelta(hours=1)  # staging tables expire by themselves if a 
 # against 10,000, it costs ~20 % less CPU per row and makes the file ~15 % smaller (longer
 # dictionary runs), for ~30 MB more held per table being written.
 ROW_GROUP_ROWS = 50_000
+# ... or this many bytes of Arrow buffers, whichever comes first: a chunk may hold buffers
+# far larger than its rows (a slice, an Acero join's output), and rows alone would let the
+# writer keep them all until the row group fills.
+ROW_GROUP_BYTES = 64 * 2**20
 # A load's file is uploaded in chunks, each read into memory (and the previous one still held
 # while the next is read): the client's default of 100 MB made the upload a million-row run's
 # largest allocation. The client has no public setting for it (google-cloud-bigquery 3.47).
@@ -162,8 +166,8 @@ def make_client(project_id: str, *, location: str, emulator_host: str | None) ->
 class TableWriter:
     """Streams Arrow chunks of exactly one schema into a local Parquet file, from any thread.
 
-    Chunks are gathered up to ``ROW_GROUP_ROWS`` rows and written as one row group (memory
-    stays bounded by that): one ~1,000-row page per row group would double the CPU cost of
+    Chunks are gathered up to ``ROW_GROUP_ROWS`` rows or ``ROW_GROUP_BYTES`` of the buffers
+    they hold, and written as one row group (memory stays bounded by that): one ~1,000-row page per row group would double the CPU cost of
     writing, and the file's footer, held in memory until ``close()``, would grow with every
     page. No column statistics: a load job never reads them, and they cost CPU per cell. No
     compression either: dictionary and run-length encoding already make the file small, and
@@ -178,6 +182,7 @@ class TableWriter:
         self._lock = threading.Lock()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
             path, defn.schema, write_statistics=False, compression="none"
@@ -196,15 +201,16 @@ class TableWriter:
                 raise ValueError(f"{self.definition.name}: writer is closed")
             self._pending.append(data)
             self._pending_rows += data.num_rows
+            self._pending_bytes += data.get_total_buffer_size()
             self.rows += data.num_rows
-            if self._pending_rows >= ROW_GROUP_ROWS:
+            if self._pending_rows >= ROW_GROUP_ROWS or self._pending_bytes >= ROW_GROUP_BYTES:
                 self._flush()
 
     def _flush(self) -> None:
         """Write the gathered chunks as one row group (caller holds the lock)."""
         if self._pending and self._writer is not None:
             self._writer.write_table(pa.concat_tables(self._pending))
-        self._pending, self._pending_rows = [], 0
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
     def close(self) -> Path:
         """Finish the file (idempotent) and return its path."""

@@ -24,6 +24,7 @@ from controller.catalog import REPORTS, arrow_schema
 from database.bigquery import (
     BigQueryWarehouse,
     TableDefinition,
+    TableWriter,
     WarehouseError,
     make_client,
 )
@@ -212,6 +213,21 @@ def test_writer_is_thread_safe_and_checks_the_schema(warehouse, tmp_path) -> Non
         writer.write(chunk.drop_columns(["spend"]))
     path = writer.close()
     assert writer.rows == 8 * 50 * 3 == pq.read_metadata(path).num_rows
+
+
+def test_writer_flushes_chunks_that_hold_big_buffers(tmp_path) -> None:
+    """Rows alone do not bound the writer's memory: a one-row chunk may keep a large buffer
+    alive (a slice; an Acero join's output). Past 64 MiB of buffers it writes a row group."""
+    writer = TableWriter(DEFN, tmp_path / "big.parquet")
+    big = pa.array(["x" * (30 * 2**20), "ad-A"])  # a 30 MiB data buffer behind row 2
+    chunk = rows("A", [D1]).set_column(0, "ad_id", big.slice(1, 1))
+    for _ in range(4):
+        writer.write(chunk)
+    path = writer.close()
+    metadata = pq.read_metadata(path)
+    # the third chunk took the writer past 64 MiB: row groups of 3 and 1 rows
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [3, 1]
+    assert pq.read_table(path).column("ad_id").to_pylist() == ["ad-A"] * 4
 
 
 # --------------------------------------------------------------------------- commit
