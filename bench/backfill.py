@@ -63,7 +63,7 @@ class BackfillSize:
     qps: int = 50  # TikTok's 10 QPS / 600 QPM scaled ×5, both sides
     qpm: int = 3000
     latency: float = 0.2  # TikTok's ~1 s scaled ×1/5
-    parallel: int = 4  # TIKTOK_MAX_PARALLEL_BATCHES
+    parallel: int = 5  # TIKTOK_MAX_PARALLEL_BATCHES: a divisor of the QPS (10 each, see README)
     run_deadline: float = 540.0  # the service's own (see the module docstring)
     batch_size: int = 50
 
@@ -169,6 +169,7 @@ def plan(service: str, size: BackfillSize, advertisers: list[str], dataset: str)
         max_qps=min(size.qps / size.parallel, size.qpm / size.parallel / 60),
         unit_seconds=size.run_deadline * backfill.UNIT_DEADLINE_SHARE,
         batch_size=size.batch_size,
+        parallel=size.parallel,
     )
     max_qps, max_qpm = rate_budget(size.qps, size.qpm, max(1, min(size.parallel, len(units))))
     return [

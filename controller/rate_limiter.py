@@ -38,6 +38,7 @@ from dataclasses import dataclass
 MARGIN_STEP = 0.05  # seconds added to every window after a 40100
 MAX_MARGIN = 0.5
 NARROW_EVERY = 50  # requests without a 40100 before the margin narrows by a tenth of a step
+EXACT_MIN_UP_TO = 100  # windows of more slots wait for their oldest slot (see ``wait_time``)
 
 
 class Slot:
@@ -74,6 +75,12 @@ class _Window:
     def wait_time(self, now: float) -> float:
         if len(self.slots) < self.count:
             return 0.0
+        if self.count > EXACT_MIN_UP_TO:
+            # A minute's window (thousands of slots): the scan below, under the lock, on
+            # every wake of every waiting thread, kept a core busy in a 4-unit backfill. The
+            # oldest slot is at or after the earliest, so waiting for it is safe; it errs by
+            # that slot's re-stamp (ms, against 60 s).
+            return self.slots[0].at + self.seconds - now
         # A re-stamped slot may now be later than a newer one: the earliest of the last
         # ``count`` is the one that leaves the window first.
         return min(slot.at for slot in self.slots) + self.seconds - now

@@ -592,6 +592,25 @@ def rate_budget(app_qps: float, app_qpm: int, parallel: int, batches: int) -> tu
     return max(qps, 0.001), max(app_qpm // in_flight, 1)
 
 
+def rate_share_warning(app_qps: float, parallel: int) -> str | None:
+    """Why ``parallel`` leaves part of the app's QPS unused, or None when it does not.
+
+    The service counts whole requests per second: a share of 2.5 QPS is held to 2 (two
+    units cannot both send a third request in one second without the app going over). So
+    4 in flight at 10 QPS use 8; the divisors of the QPS use all of it.
+    """
+    share = app_qps / parallel
+    if share < 1 or share == math.floor(share):
+        return None
+    used = parallel * math.floor(share)
+    better = [n for n in range(1, MAX_PARALLEL_BATCHES + 1) if app_qps / n == app_qps // n]
+    return (
+        f"{PARALLEL_VAR}={parallel} at {QPS_VAR}={app_qps:g}: each batch is held to "
+        f"{math.floor(share)} requests a second (whole requests), {used:g} of the app's "
+        f"{app_qps:g} used; {', '.join(map(str, better[-4:]))} would use all of it"
+    )
+
+
 def build_requests(
     config: Mapping[str, Any], start: date, end: date, span_days: int | None = None
 ) -> list[dict[str, Any]]:
@@ -919,6 +938,7 @@ def build_units(
         max_qps=min(share, config["app_qpm"] / parallel / 60),
         unit_seconds=config["run_deadline_seconds"] * backfill.UNIT_DEADLINE_SHARE,
         batch_size=config["batch_size"],
+        parallel=parallel,
     )
     todo = [unit for unit in units if not backfill.is_done(state, unit)]
     max_qps, max_qpm = rate_budget(config["app_qps"], config["app_qpm"], parallel, len(todo))
@@ -1066,6 +1086,9 @@ def tiktok_ads_to_bigquery() -> None:
         config["conf"] = conf  # a backfill: planned into units (dags/tiktok_backfill.py)
         config["conf_window"] = conf["window"] if conf else None
         log.info("configuration: %s", {k: v for k, v in config.items() if k != "advertiser_ids"})
+        warning = rate_share_warning(config["app_qps"], config["parallel_batches"])
+        if warning:
+            log.warning(warning)
         if config["advertiser_ids"] == DISCOVER_ALL:
             log.info("advertisers: every one the token was granted (discovered at prepare_payload)")
         else:

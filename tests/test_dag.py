@@ -219,6 +219,13 @@ def test_batches_share_the_app_rate_limit(dag_module: ModuleType) -> None:
     assert all("access_token" not in r["payload"] for r in requests)
     # Fewer batches than parallel slots: each batch may use a larger share.
     assert dag_module.rate_budget(10.0, 600, 4, 1) == (10.0, 600)
+    # 4 in flight at 10 QPS: 2.5 each, held to 2 by the service (whole requests a second).
+    assert dag_module.rate_share_warning(10.0, 4) == (
+        "TIKTOK_MAX_PARALLEL_BATCHES=4 at TIKTOK_APP_QPS=10: each batch is held to 2 requests "
+        "a second (whole requests), 8 of the app's 10 used; 1, 2, 5, 10 would use all of it"
+    )
+    assert dag_module.rate_share_warning(10.0, 5) is None
+    assert dag_module.rate_share_warning(2.0, 4) is None  # shares below 1 QPS are exact
 
 
 def test_identity_token_only_for_remote_urls(

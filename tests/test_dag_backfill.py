@@ -95,6 +95,41 @@ def test_units_fit_the_deadline_at_their_rate_share_dates_first_then_batches():
     assert units[0].label.startswith(f"unit 1/{len(units)}: ")
 
 
+def covered_once(units, advertisers: int, days: int) -> bool:
+    cells = [(a, u.start.toordinal() + d) for u in units for a in u.advertiser_ids
+             for d in range((u.end - u.start).days + 1)]  # fmt: skip
+    return len(cells) == len(set(cells)) == advertisers * days
+
+
+def test_units_fill_whole_rounds_of_the_units_in_flight():
+    """Units are a multiple of the units in flight, as equal as the batches allow: seven
+    units at four in flight would leave a quarter of the rate idle for the last round."""
+    ids = [str(a) for a in range(6)]
+    items = [plan_item(str(a), "ad", 30_000 * (a + 1)) for a in range(6)]  # unequal accounts
+
+    def plan(parallel: int):
+        return backfill.plan_units(
+            items, ids, ["ad"], date(2024, 1, 1), date(2025, 12, 31), max_qps=5,
+            unit_seconds=216, batch_size=2, parallel=parallel,
+        )  # fmt: skip
+
+    alone = plan(1)
+    assert len(alone) == 17 and max(u.requests for u in alone) <= 5 * 216
+    units = plan(4)
+    assert len(units) == 20  # 17 → the next multiple of 4, by cutting the biggest units
+    assert covered_once(units, 6, 731)
+    assert max(u.requests for u in units) == 990 < max(u.requests for u in alone) == 1050
+    assert min(u.requests for u in units) == 810
+    assert [u.requests for u in units] == sorted((u.requests for u in units), reverse=True)
+    assert len(plan(2)) == 18 and covered_once(plan(2), 6, 731)
+    # Fewer units than in flight: they all run at once, at a bigger share (nothing to fill).
+    few = backfill.plan_units(
+        items[:1], ids[:1], ["ad"], date(2025, 1, 1), date(2025, 3, 31), max_qps=5,
+        unit_seconds=216, batch_size=2, parallel=4,
+    )  # fmt: skip
+    assert len(few) == 1
+
+
 def test_split_part_halves_dates_then_advertisers():
     part = {"advertiser_ids": ["1", "2"], "start_date": "2025-01-01", "end_date": "2025-01-04"}
     first, second = backfill.split_part(part)
