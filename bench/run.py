@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_flags = parser.add_argument_group("backfill scenario")
     backfill_flags.add_argument("--backfill-advertisers", type=int, help="advertisers (50)")
     backfill_flags.add_argument("--backfill-days", type=int, help="window in days (730)")
-    backfill_flags.add_argument("--backfill-parallel", type=int, help="units in flight (4)")
+    backfill_flags.add_argument("--backfill-parallel", type=int, help="units in flight (5)")
     backfill_flags.add_argument("--backfill-deadline", type=float, help="service deadline (540)")
     return parser
 

@@ -290,18 +290,19 @@ def _join_on_codes(parts: list[pa.Table], keys: list[str]) -> pa.Table | None:
         # The usual answer: every request listed the same rows in the same order.
         columns = dict(zip(parts[0].column_names, parts[0].columns, strict=True))
         for part in parts[1:]:
-            columns.update((n, part.column(n)) for n in part.column_names if n not in keys)
+            named = zip(part.column_names, part.columns, strict=True)
+            columns.update((name, column) for name, column in named if name not in keys)
         return pa.table(columns)
     unique = pc.unique(codes)  # in order of first appearance
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     key_rows = all_keys.take(pc.index_in(unique, value_set=codes))
     for part, own in zip(parts, part_codes, strict=True):
         rows = pc.index_in(unique, value_set=own)  # null where the part has no such row
-        for name in part.column_names:
+        for name, column in zip(part.column_names, part.columns, strict=True):
             if name in keys:
                 columns.setdefault(name, key_rows.column(name))
             else:
-                columns[name] = part.column(name).take(rows)
+                columns[name] = column.take(rows)
     return pa.table(columns)
 
 

@@ -9,8 +9,11 @@ many days one request may cover and how many requests a page costs. From that,
 reports, 1 for hourly) ``ceil(rows per day × days ÷ 1000)`` pages, at least one, times the
 metric groups. ``plan_units`` then cuts the window into units, a batch of advertisers × a
 date span, as long as the unit's requests take at most ``unit_seconds`` at the unit's share
-of the app's rate (``max_qps``); dates are shortened first, then batches halved. Units are
-ordered biggest first, so the end of a backfill is not one long unit running alone.
+of the app's rate (``max_qps``); dates are shortened first, then batches halved. A span is
+cut only where a request window ends (30 days for daily reports), so the units cost no more
+requests than the whole window read at once; their number is made a multiple of the units
+in flight (``fill_rounds``), so no round runs with slots idle; they are ordered biggest
+first, so the end of a backfill is not one long unit running alone.
 
 Adapting. ``run_unit`` POSTs a unit (``if_exists: replace``, so repeating never duplicates
 rows) and reads the answer item by item: a report left unfinished at the service's
@@ -75,31 +78,37 @@ def spans(start: date, end: date, days: int) -> list[tuple[date, date]]:
     return spans_of(start, end, math.ceil(days_between(start, end) / days))
 
 
-def spans_of(start: date, end: date, count: int) -> list[tuple[date, date]]:
-    """``start..end`` in ``count`` consecutive spans whose lengths differ by a day at most."""
+def spans_of(start: date, end: date, count: int, align: int = 1) -> list[tuple[date, date]]:
+    """``start..end`` in ``count`` consecutive spans, cut only where a request window of
+    ``align`` days ends: the service reads a span in windows of that many days from its
+    start, so a cut inside a window would cost one more request per report and page.
+    Spans differ by one window at most (the biggest first); ``align`` 1 cuts anywhere."""
     total = days_between(start, end)
-    count = max(1, min(count, total))
-    size, extra = divmod(total, count)
+    windows = math.ceil(total / align)
+    count = max(1, min(count, windows))
+    size, extra = divmod(windows, count)
     out, cursor = [], start
     for index in range(count):
-        length = size + (1 if index < extra else 0)
-        out.append((cursor, cursor + timedelta(days=length - 1)))
-        cursor += timedelta(days=length)
+        length = (size + (1 if index < extra else 0)) * align
+        last = min(cursor + timedelta(days=length - 1), end)
+        out.append((cursor, last))
+        cursor = last + timedelta(days=1)
     return out
 
 
-def fill_rounds(counts: list[int], costs: list[int], parallel: int, days: int) -> None:
+def fill_rounds(counts: list[int], costs: list[int], parallel: int, most: list[int]) -> None:
     """Cut batches into more spans until the units are a multiple of ``parallel``.
 
     Units run ``parallel`` at a time, each at ``1 / parallel`` of the app's rate. Seven
     equal units at four in flight run a second round of three: a quarter of the budget
-    idles for a whole unit's time (a backfill bench measured 1.53× its minimum so).
-    ``counts[i]`` spans of batch ``i`` (whole-window cost ``costs[i]``) grow one at a time,
-    the batch with the biggest units first, so the units stay as equal as they can.
+    idles for a whole unit's time (a backfill bench measured 1.41× its minimum so).
+    ``counts[i]`` spans of batch ``i`` (whole-window cost ``costs[i]``, at most ``most[i]``
+    spans) grow one at a time, the batch with the biggest units first, so the units stay
+    as equal as they can.
     """
     total = sum(counts)
     while parallel > 1 and total > parallel and total % parallel:
-        growable = [i for i, count in enumerate(counts) if count < days]
+        growable = [i for i, count in enumerate(counts) if count < most[i]]
         if not growable:
             return
         biggest = max(growable, key=lambda i: costs[i] / counts[i])
@@ -168,8 +177,19 @@ def plan_units(
                 hi = mid - 1
         return lo
 
+    def request_window(batch: list[str]) -> int:
+        """The days per request of the batch's costliest report type (1: none applies)."""
+        costs = {
+            rt: sum(estimate_requests(by_pair.get((a, rt), {}), window) for a in batch)
+            for rt in report_types
+        }
+        costliest = max(report_types, key=costs.__getitem__)
+        days = [by_pair.get((a, costliest), {}).get("days_per_request", 30) for a in batch]
+        return int(days[0] or 1) if len(set(days)) == 1 else 1
+
     batches: list[list[str]] = []
     counts: list[int] = []  # spans per batch
+    aligns: list[int] = []  # their request window, where spans may be cut
     pending = [
         advertiser_ids[i : i + batch_size] for i in range(0, len(advertiser_ids), batch_size)
     ]
@@ -180,13 +200,23 @@ def plan_units(
             half = len(batch) // 2
             pending[:0] = [batch[:half], batch[half:]]
             continue
+        align = request_window(batch)
+        if days < align:  # a unit cannot hold a whole request window: cut anywhere
+            align = 1
+        per_unit = max(days, 1) // align  # whole windows a unit may hold
         batches.append(batch)
-        counts.append(math.ceil(window / max(days, 1)))
-    fill_rounds(counts, [cost(batch, window) for batch in batches], parallel, window)
+        aligns.append(align)
+        counts.append(math.ceil(math.ceil(window / align) / per_unit))
+    fill_rounds(
+        counts,
+        [cost(batch, window) for batch in batches],
+        parallel,
+        [math.ceil(window / align) for align in aligns],
+    )
     units = [
         Unit(batch, report_types, a, b, cost(batch, days_between(a, b)))
-        for batch, count in zip(batches, counts, strict=True)
-        for a, b in spans_of(start, end, count)
+        for batch, count, align in zip(batches, counts, aligns, strict=True)
+        for a, b in spans_of(start, end, count, align)
     ]
     units.sort(key=lambda u: -u.requests)  # biggest first: the tail is made of small units
     for number, unit in enumerate(units, start=1):

@@ -7,6 +7,7 @@ functions (``dags/tiktok_backfill.py``) are tested first, without Airflow.
 
 from __future__ import annotations
 
+import heapq
 import json
 import threading
 from collections.abc import Iterator
@@ -101,9 +102,18 @@ def covered_once(units, advertisers: int, days: int) -> bool:
     return len(cells) == len(set(cells)) == advertisers * days
 
 
-def test_units_fill_whole_rounds_of_the_units_in_flight():
-    """Units are a multiple of the units in flight, as equal as the batches allow: seven
-    units at four in flight would leave a quarter of the rate idle for the last round."""
+def busiest_slot(units, parallel: int) -> int:
+    """Requests of the busiest of ``parallel`` slots taking the units in order, each the
+    next free slot (what Airflow's mapped tasks do): the backfill's duration, in requests."""
+    slots = [0] * parallel
+    for unit in units:
+        heapq.heapreplace(slots, slots[0] + unit.requests)
+    return max(slots)
+
+
+def test_units_fill_whole_rounds_and_cut_at_request_windows():
+    """Units are a multiple of the units in flight, so the last round is not a few units
+    alone; and they are cut where a 30-day request window ends, so no request is added."""
     ids = [str(a) for a in range(6)]
     items = [plan_item(str(a), "ad", 30_000 * (a + 1)) for a in range(6)]  # unequal accounts
 
@@ -114,14 +124,20 @@ def test_units_fill_whole_rounds_of_the_units_in_flight():
         )  # fmt: skip
 
     alone = plan(1)
+    total = sum(u.requests for u in alone)
+    # The whole window read at once costs as many requests: 731 days = 25 windows.
+    assert total == sum(backfill.estimate_requests(item, 731) for item in items) == 15_750
     assert len(alone) == 17 and max(u.requests for u in alone) <= 5 * 216
-    units = plan(4)
-    assert len(units) == 20  # 17 → the next multiple of 4, by cutting the biggest units
-    assert covered_once(units, 6, 731)
-    assert max(u.requests for u in units) == 990 < max(u.requests for u in alone) == 1050
-    assert min(u.requests for u in units) == 810
-    assert [u.requests for u in units] == sorted((u.requests for u in units), reverse=True)
-    assert len(plan(2)) == 18 and covered_once(plan(2), 6, 731)
+    assert all((u.start - date(2024, 1, 1)).days % 30 == 0 for u in alone)
+    assert busiest_slot(alone, 4) / (total / 4) == 1.12  # 17 units at 4 in flight
+    for parallel in (2, 3, 4, 5):
+        units = plan(parallel)
+        assert len(units) % parallel == 0 and covered_once(units, 6, 731)
+        assert sum(u.requests for u in units) == total
+        assert max(u.requests for u in units) <= 5 * 216
+        assert busiest_slot(units, parallel) / (total / parallel) < 1.015
+    assert len(plan(4)) == 20
+    assert [u.requests for u in plan(4)] == sorted((u.requests for u in plan(4)), reverse=True)
     # Fewer units than in flight: they all run at once, at a bigger share (nothing to fill).
     few = backfill.plan_units(
         items[:1], ids[:1], ["ad"], date(2025, 1, 1), date(2025, 3, 31), max_qps=5,
