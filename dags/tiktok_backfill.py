@@ -11,9 +11,9 @@ metric groups. ``plan_units`` then cuts the window into units, a batch of advert
 date span, as long as the unit's requests take at most ``unit_seconds`` at the unit's share
 of the app's rate (``max_qps``); dates are shortened first, then batches halved. A span is
 cut only where a request window ends (30 days for daily reports), so the units cost no more
-requests than the whole window read at once; their number is made a multiple of the units
-in flight (``fill_rounds``), so no round runs with slots idle; they are ordered biggest
-first, so the end of a backfill is not one long unit running alone.
+requests than the whole window read at once; more, smaller units are made where they end
+sooner at the units in flight (``best_counts``: no last round with slots idle); they are
+ordered biggest first, so the end of a backfill is not one long unit running alone.
 
 Adapting. ``run_unit`` POSTs a unit (``if_exists: replace``, so repeating never duplicates
 rows) and reads the answer item by item: a report left unfinished at the service's
@@ -30,6 +30,7 @@ skip the (advertiser, report type, dates) that a previous run of it loaded.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import time
@@ -46,6 +47,9 @@ MAX_UNIT_DAYS = 366  # the service's cap on one request's window
 UNIT_DEADLINE_SHARE = 0.4
 # Errors that mean "not finished in time" (the run's deadline, no rate-limit slot before it,
 # the service stopping) or TikTok's query-size limit (40067): a smaller part can succeed.
+# What a unit costs besides its requests: the service's BigQuery setup and its last commit,
+# during which the unit's rate share idles (a few seconds each, measured in the bench).
+UNIT_OVERHEAD_SECONDS = 5.0
 SPLITTABLE = ("deadline passed", "before the deadline", "40067", "shutting down")
 
 
@@ -96,24 +100,63 @@ def spans_of(start: date, end: date, count: int, align: int = 1) -> list[tuple[d
     return out
 
 
-def fill_rounds(counts: list[int], costs: list[int], parallel: int, most: list[int]) -> None:
-    """Cut batches into more spans until the units are a multiple of ``parallel``.
+def busiest_slot(
+    costs: Iterable[int], parallel: int, app_qps: float, overhead: float = 0.0
+) -> float:
+    """The backfill's duration in seconds: ``min(parallel, units)`` slots, each at that
+    share of the app's rate, take the units biggest first, each the next free slot (what
+    the DAG's mapped tasks do); ``overhead``: a unit's seconds besides its requests.
 
-    Units run ``parallel`` at a time, each at ``1 / parallel`` of the app's rate. Seven
-    equal units at four in flight run a second round of three: a quarter of the budget
-    idles for a whole unit's time (a backfill bench measured 1.41× its minimum so).
-    ``counts[i]`` spans of batch ``i`` (whole-window cost ``costs[i]``, at most ``most[i]``
-    spans) grow one at a time, the batch with the biggest units first, so the units stay
-    as equal as they can.
+    A share of 1 QPS or more counts whole requests a second, as the service holds it.
     """
-    total = sum(counts)
-    while parallel > 1 and total > parallel and total % parallel:
+    ordered = sorted(costs, reverse=True)
+    width = max(1, min(parallel, len(ordered)))
+    share = app_qps / width
+    rate = math.floor(share) if share >= 1 else share
+    slots = [0.0] * width
+    for cost in ordered:
+        heapq.heapreplace(slots, slots[0] + cost / rate + overhead)
+    return max(slots)
+
+
+def best_counts(
+    counts: list[int],
+    most: list[int],
+    unit_costs: Callable[[list[int]], list[int]],
+    parallel: int,
+    app_qps: float,
+) -> list[int]:
+    """The spans per batch that finish soonest (``busiest_slot``), from the fewest that fit.
+
+    Units run ``parallel`` at a time. Seven equal units at four in flight run a second round
+    of three, a quarter of the rate idle for a unit's time (a bench measured 1.41× its
+    minimum so); units cut at request windows differ by a window, and a last round of
+    unequal units leaves slots idle too. So more, smaller units are tried, one cut at a
+    time in the batch whose units are biggest, for a few rounds' worth of cuts; each unit
+    costs ``UNIT_OVERHEAD_SECONDS`` more (its setup and commit), so cuts that gain nothing
+    are not kept.
+    """
+
+    def duration(counts: list[int]) -> float:
+        return busiest_slot(unit_costs(counts), parallel, app_qps, UNIT_OVERHEAD_SECONDS)
+
+    counts = list(counts)
+    best = (duration(counts), counts)
+    for _ in range(3 * parallel):
         growable = [i for i, count in enumerate(counts) if count < most[i]]
         if not growable:
-            return
-        biggest = max(growable, key=lambda i: costs[i] / counts[i])
-        counts[biggest] += 1
-        total += 1
+            break
+        costs = unit_costs(counts)  # per unit, batch by batch
+        sizes, at = [], 0
+        for count in counts:
+            sizes.append(max(costs[at : at + count]))
+            at += count
+        counts = list(counts)
+        counts[max(growable, key=sizes.__getitem__)] += 1
+        seconds = duration(counts)
+        if seconds < best[0]:
+            best = (seconds, counts)
+    return best[1]
 
 
 @dataclass
@@ -154,7 +197,7 @@ def plan_units(
 
     ``items``: /plan's answer. ``batch_size`` caps the advertisers of a unit (at most 200,
     the service's cap); the span shrinks first, then the batch is halved. ``parallel``: the
-    units in flight; their number is made a multiple of it (``fill_rounds``).
+    units in flight; the units are as many as finish soonest at that (``best_counts``).
     """
     by_pair = {(str(i["advertiser_id"]), i["report_type"]): i for i in items}
     budget = max(1, int(max_qps * unit_seconds))
@@ -207,11 +250,20 @@ def plan_units(
         batches.append(batch)
         aligns.append(align)
         counts.append(math.ceil(math.ceil(window / align) / per_unit))
-    fill_rounds(
+
+    def unit_costs(counts: list[int]) -> list[int]:
+        return [
+            cost(batch, days_between(a, b))
+            for batch, count, align in zip(batches, counts, aligns, strict=True)
+            for a, b in spans_of(start, end, count, align)
+        ]
+
+    counts = best_counts(
         counts,
-        [cost(batch, window) for batch in batches],
-        parallel,
         [math.ceil(window / align) for align in aligns],
+        unit_costs,
+        parallel,
+        app_qps=max_qps * parallel,
     )
     units = [
         Unit(batch, report_types, a, b, cost(batch, days_between(a, b)))

@@ -7,7 +7,6 @@ functions (``dags/tiktok_backfill.py``) are tested first, without Airflow.
 
 from __future__ import annotations
 
-import heapq
 import json
 import threading
 from collections.abc import Iterator
@@ -102,18 +101,10 @@ def covered_once(units, advertisers: int, days: int) -> bool:
     return len(cells) == len(set(cells)) == advertisers * days
 
 
-def busiest_slot(units, parallel: int) -> int:
-    """Requests of the busiest of ``parallel`` slots taking the units in order, each the
-    next free slot (what Airflow's mapped tasks do): the backfill's duration, in requests."""
-    slots = [0] * parallel
-    for unit in units:
-        heapq.heapreplace(slots, slots[0] + unit.requests)
-    return max(slots)
-
-
 def test_units_fill_whole_rounds_and_cut_at_request_windows():
-    """Units are a multiple of the units in flight, so the last round is not a few units
-    alone; and they are cut where a 30-day request window ends, so no request is added."""
+    """Units are cut where a 30-day request window ends, so they cost no more requests than
+    the window read at once; and as many as finish soonest at the units in flight, so the
+    last round is not a few units alone."""
     ids = [str(a) for a in range(6)]
     items = [plan_item(str(a), "ad", 30_000 * (a + 1)) for a in range(6)]  # unequal accounts
 
@@ -123,27 +114,33 @@ def test_units_fill_whole_rounds_and_cut_at_request_windows():
             unit_seconds=216, batch_size=2, parallel=parallel,
         )  # fmt: skip
 
+    def seconds(units, parallel: int) -> float:
+        return backfill.busiest_slot([u.requests for u in units], parallel, 5 * parallel)
+
     alone = plan(1)
     total = sum(u.requests for u in alone)
     # The whole window read at once costs as many requests: 731 days = 25 windows.
     assert total == sum(backfill.estimate_requests(item, 731) for item in items) == 15_750
     assert len(alone) == 17 and max(u.requests for u in alone) <= 5 * 216
     assert all((u.start - date(2024, 1, 1)).days % 30 == 0 for u in alone)
-    assert busiest_slot(alone, 4) / (total / 4) == 1.12  # 17 units at 4 in flight
+    # The fewest units, 17 at 4 in flight: 12 % over the time the requests need.
+    assert seconds(alone, 4) / (total / 20) == 1.12
     for parallel in (2, 3, 4, 5):
         units = plan(parallel)
-        assert len(units) % parallel == 0 and covered_once(units, 6, 731)
-        assert sum(u.requests for u in units) == total
+        assert covered_once(units, 6, 731)
         assert max(u.requests for u in units) <= 5 * 216
-        assert busiest_slot(units, parallel) / (total / parallel) < 1.015
-    assert len(plan(4)) == 20
+        assert seconds(units, parallel) / (total / (5 * parallel)) < 1.03
+        assert seconds(units, parallel) <= seconds(alone, parallel)
     assert [u.requests for u in plan(4)] == sorted((u.requests for u in plan(4)), reverse=True)
-    # Fewer units than in flight: they all run at once, at a bigger share (nothing to fill).
-    few = backfill.plan_units(
-        items[:1], ids[:1], ["ad"], date(2025, 1, 1), date(2025, 3, 31), max_qps=5,
-        unit_seconds=216, batch_size=2, parallel=4,
+    # One batch of 50 small accounts, two years, 5 in flight at 10 QPS each (the bench's):
+    # 25 windows in 10 units, five of 3 windows then five of 2: both rounds full.
+    small = [plan_item(str(a), "ad", 30) | {"metric_groups": 3} for a in range(50)]
+    units = backfill.plan_units(
+        small, [str(a) for a in range(50)], ["ad"], date(2024, 1, 1), date(2025, 12, 30),
+        max_qps=10, unit_seconds=216 / 4, batch_size=50, parallel=5,
     )  # fmt: skip
-    assert len(few) == 1
+    assert [(u.end - u.start).days + 1 for u in units] == [90] * 5 + [60] * 4 + [40]
+    assert sum(u.requests for u in units) == 50 * 25 * 3
 
 
 def test_split_part_halves_dates_then_advertisers():
