@@ -12,7 +12,7 @@ other, never at the planned parallelism, so Airflow's per-task overhead is not i
 
 TikTok is scaled so the run takes minutes: latency ``latency`` s instead of ~1 s and the
 limit ``qps`` / ``qpm`` (×5) on both sides. The service keeps its real 540-s deadline
-(``run_deadline``; units are planned to take at most 40 % of it at their share, as in the
+(``run_deadline``; units are planned to take at most 60 % of it at their share, as in the
 DAG), so a unit takes as long as in production and a commit weighs on it as it does there.
 Scaling the deadline too (108 s) would make units of production's request count but a fifth
 of its duration, while each unit's commit (a load and a DML per table, serialised by
@@ -245,7 +245,10 @@ def run(size: BackfillSize, log_dir: Path, *, progress=print) -> BackfillResult:
     with contextlib.ExitStack() as stack:
         install()  # no-op when .venv-bq is ready (`make bq-venv`)
         data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-bq-"))
-        bigquery = stack.enter_context(LocalBigQuery(PROJECT, data_dir))
+        # nice 10: BigQuery's loads and DML run on Google's machines in production, not on
+        # the service's CPU; on this 2-CPU machine the emulator's commits otherwise starve
+        # the service and the simulator for seconds at a time (holes in the request rate).
+        bigquery = stack.enter_context(LocalBigQuery(PROJECT, data_dir, nice=10))
         sim = stack.enter_context(
             Simulator(
                 log_dir / "simulator-backfill.log",

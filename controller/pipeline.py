@@ -11,6 +11,7 @@ advertisers. Only advertisers whose report came back complete are written (or, w
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import threading
 import time
@@ -68,12 +69,14 @@ def replace_window(spec: ReportSpec, start: date, end: date) -> dict[str, date]:
     return {"start": start, "end": end}
 
 
-def build_client(settings: Settings, access_token: str, limiter: RateLimiter) -> TikTokClient:
+def build_client(
+    settings: Settings, access_token: str, limiter: RateLimiter, concurrency: int | None = None
+) -> TikTokClient:
     return TikTokClient(
         settings.tiktok_api_base_url,
         access_token,
         limiter,
-        pool_size=settings.tiktok_concurrency,
+        pool_size=concurrency or settings.tiktok_concurrency,
         connect_timeout=settings.tiktok_connect_timeout,
         read_timeout=settings.tiktok_read_timeout,
         retry=RetryPolicy(
@@ -81,6 +84,19 @@ def build_client(settings: Settings, access_token: str, limiter: RateLimiter) ->
             max_seconds=settings.tiktok_retry_max_seconds,
         ),
     )
+
+
+def request_concurrency(settings: Settings, limiter: RateLimiter) -> int:
+    """Requests in flight for a run: ``TIKTOK_CONCURRENCY`` for the app's whole rate, in
+    proportion for a share of it (at least 4).
+
+    ``TIKTOK_CONCURRENCY`` is sized for the app's QPS × TikTok's latency. A backfill unit at
+    a fifth of the rate needs a fifth of the threads; with all of them, five units kept 120
+    threads waking for the limiter and the GIL in one process, and the requests left later
+    than their slots.
+    """
+    share = min(limiter.qps / settings.tiktok_qps, limiter.qpm / settings.tiktok_qpm, 1.0)
+    return max(min(4, settings.tiktok_concurrency), math.ceil(settings.tiktok_concurrency * share))
 
 
 def request_limiter(settings: Settings, max_qps: float | None, max_qpm: int | None) -> RateLimiter:
@@ -235,7 +251,8 @@ class Run:
             return self._finish(warehouse, results, {}, started)
 
         limiter = request_limiter(settings, request.max_qps, request.max_qpm)
-        client = build_client(settings, self.plan.access_token, limiter)
+        concurrency = request_concurrency(settings, limiter)
+        client = build_client(settings, self.plan.access_token, limiter, concurrency)
         inserted: dict[tuple[str, str], int] = {}
         reconciler = reconciliation.Reconciler()  # day sums of the streamed pages, per level
         with tempfile.TemporaryDirectory(prefix="tiktok-run-") as workdir:
@@ -261,7 +278,7 @@ class Run:
                 self.plan.start,
                 self.plan.end,
                 sink=sink,
-                workers=settings.tiktok_concurrency,
+                workers=concurrency,
                 extracted_at=datetime.now(UTC),
                 deadline=extraction_deadline,
                 families=request.metric_families or settings.tiktok_metric_families,

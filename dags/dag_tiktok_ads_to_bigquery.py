@@ -38,7 +38,7 @@ REGION variables set -- NAME VALUE`):
 | `TIKTOK_MAX_PARALLEL_BATCHES` | 2 | POSTs in flight at once; read when the file is parsed |
 | `TIKTOK_APP_QPS` | 10 | the TikTok app's QPS tier, shared by the batches |
 | `TIKTOK_APP_QPM` | 600 | the TikTok app's QPM tier, shared by the batches |
-| `TIKTOK_RUN_DEADLINE_SECONDS` | 540 | the service's RUN_DEADLINE_SECONDS: backfill units are sized to 40 % of it |
+| `TIKTOK_RUN_DEADLINE_SECONDS` | 540 | the service's RUN_DEADLINE_SECONDS: backfill units are sized to 60 % of it |
 
 **Backfill**: trigger with the conf `{"start_date": "2024-01-01", "end_date": "2026-10-31"}`
 (any length back to 2016-01-01; optional "advertiser_ids", "report_types"). The window is

@@ -238,13 +238,13 @@ def test_multi_year_backfill_loads_the_ground_truth_within_the_rate_limit_and_re
 ):
     advertisers = list(sim_world.advertiser_ids[:2])
     e2e.simulator.configure(qps=50, qpm=3000)
-    # A 2-s service deadline as the DAG knows it: units of at most 0.8 s at 25 QPS (two
-    # units in flight share the app's 50 QPS), i.e. 20 requests: 5 of the 14 request
-    # windows of 2 advertisers × 2 reports, so 3 units.
+    # A 1.3-s service deadline as the DAG knows it: units of at most 0.78 s at 25 QPS (two
+    # units in flight share the app's 50 QPS), i.e. 19 requests: 4 of the 14 request
+    # windows of 2 advertisers × 2 reports, so at least 3 units.
     e2e.set(
         TIKTOK_ADS_CLOUD_RUN_URL=fast_service.url,
         TIKTOK_ADVERTISER_IDS=json.dumps(advertisers),
-        TIKTOK_RUN_DEADLINE_SECONDS="2",
+        TIKTOK_RUN_DEADLINE_SECONDS="1.3",
         TIKTOK_APP_QPS="50",
         TIKTOK_APP_QPM="3000",
     )

@@ -6,6 +6,7 @@ import pytest
 
 from config.settings import Settings, SettingsError, load_settings
 from controller import rate_limiter
+from controller.pipeline import request_concurrency
 from controller.rate_limiter import RateLimiter
 
 
@@ -102,3 +103,16 @@ def test_invalid_settings_name_each_variable_and_hide_token():
     assert "PORT='0': must be between 1 and 65535" in text
     assert "BIGQUERY_EMULATOR_HOST='127.0.0.1:9050': must include the scheme" in text
     assert "secret-value" not in repr(Settings(tiktok_access_token="secret-value"))
+
+
+def test_a_share_of_the_rate_gets_its_share_of_the_threads():
+    """TIKTOK_CONCURRENCY is sized for the app's rate: a backfill unit at a fifth of it runs a
+    fifth of the threads (five units kept 120 threads waking for one process' GIL), at least 4.
+    """
+    settings = Settings(tiktok_qps=50, tiktok_qpm=3000, tiktok_concurrency=24)
+    app = RateLimiter(50, 3000)
+    assert request_concurrency(settings, app) == 24
+    assert request_concurrency(settings, app.child(10, 600)) == 5  # ceil(24 / 5)
+    assert request_concurrency(settings, app.child(25, None)) == 12
+    assert request_concurrency(settings, app.child(50, 300)) == 4  # a tenth of the QPM: 3 → 4
+    assert request_concurrency(Settings(tiktok_concurrency=2), RateLimiter(10, 600)) == 2
