@@ -229,7 +229,8 @@ def test_join_metric_groups_equals_arrows_join(keys, shuffle_first, split_at):
     assert joined.column_names == reference.column_names
     assert joined.schema == reference.schema
     assert sorted_rows(joined) == sorted_rows(reference)
-    assert joined.get_total_buffer_size() <= sum(p.get_total_buffer_size() for p in parts) + 4096
+    # Buffers the size of the rows (repeated keys may add rows): Acero's were ~190 KB a column.
+    assert joined.get_total_buffer_size() <= 2 * joined.nbytes + 8192
 
 
 def test_join_metric_groups_keeps_no_oversized_buffers():
