@@ -82,11 +82,6 @@ def estimate_requests(item: Mapping[str, Any], days: int) -> int:
     return windows * pages * groups
 
 
-def spans(start: date, end: date, days: int) -> list[tuple[date, date]]:
-    """``start..end`` in consecutive spans of at most ``days`` days, as equal as possible."""
-    return spans_of(start, end, math.ceil(days_between(start, end) / days))
-
-
 def spans_of(start: date, end: date, count: int, align: int = 1) -> list[tuple[date, date]]:
     """``start..end`` in ``count`` consecutive spans, cut only where a request window of
     ``align`` days ends: the service reads a span in windows of that many days from its
