@@ -1,11 +1,11 @@
 # tiktok-ads-api for Cloud Run: gunicorn serving main:app (settings in gunicorn.conf.py).
 
-# The native page reader (controller/native), compiled where a compiler is: the full image of
+# The native page reader (controller/tiktok/native), compiled where a compiler is: the full image of
 # the same Python and Debian release as the runtime below, which has none.
 FROM python:3.12 AS native
 WORKDIR /src
-COPY controller/native/build.py controller/native/tiktok_rows.c controller/native/
-RUN python controller/native/build.py
+COPY controller/tiktok/native/build.py controller/tiktok/native/tiktok_rows.c controller/tiktok/native/
+RUN python controller/tiktok/native/build.py
 
 FROM python:3.12-slim
 
@@ -24,7 +24,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 
 COPY config/ config/
 COPY controller/ controller/
-COPY --from=native /src/controller/native/libtiktok_rows.so controller/native/
+COPY --from=native /src/controller/tiktok/native/libtiktok_rows.so controller/tiktok/native/
 COPY database/ database/
 COPY main.py __main__.py gunicorn.conf.py ./
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-NATIVE := controller/native/libtiktok_rows.so
+NATIVE := controller/tiktok/native/libtiktok_rows.so
 
 .PHONY: demo test lint bench venv native bq-venv clean fuzz fuzz-tools
 
@@ -16,8 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 # The native page reader (C, loaded with ctypes; the service falls back to orjson without it).
-$(NATIVE): controller/native/tiktok_rows.c controller/native/build.py
-	$(PYTHON) controller/native/build.py
+$(NATIVE): controller/tiktok/native/tiktok_rows.c controller/tiktok/native/build.py
+	$(PYTHON) controller/tiktok/native/build.py
 
 native: $(NATIVE)
 
@@ -38,6 +38,7 @@ bq-venv: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint Dockerfile
 
 # Two workers, one test file each at a time (pytest-xdist): each has its own simulator,

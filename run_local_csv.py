@@ -28,16 +28,17 @@ import pyarrow.csv as pacsv
 
 from config.logging import register_secret
 from config.settings import SettingsError, load_settings
-from controller.accounts import Account, DiscoveryError, discover
-from controller.catalog import REPORT_TYPES, ReportSpec, arrow_schema
 from controller.entity_csv import write_entity_csvs
 from controller.extraction import Extraction, ItemResult
-from controller.metric_families import FAMILIES, FAMILY_NAMES, check_family_names
-from controller.models import ENTITY_TYPES
-from controller.pipeline import build_client
-from controller.rate_limiter import app_limiter
 from controller.reports import registry
+from controller.reports.catalog import REPORT_TYPES, ReportSpec, arrow_schema
 from controller.reports.custom import CustomReportError
+from controller.reports.metrics import FAMILIES, FAMILY_NAMES, check_family_names
+from controller.reports.registry import ENTITY_TYPES
+from controller.settings import checked as checked_settings
+from controller.tiktok.accounts import Account, DiscoveryError, discover
+from controller.tiktok.factory import build_client
+from controller.tiktok.rate_limiter import app_limiter
 
 # Credentials and defaults; command-line flags override them.
 CONFIG: dict[str, object] = {
@@ -256,7 +257,7 @@ class Progress:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        settings = load_settings()
+        settings = checked_settings(load_settings())
     except SettingsError as exc:
         print(f"run_local_csv.py: error: {exc}", file=sys.stderr)
         return 2

@@ -40,8 +40,8 @@ import requests
 
 from bench.rate import API_PATH as REPORT_API_PATH
 from bench.stack import SIM_TOKEN, Simulator, WorldSize
-from controller.catalog import REPORT_TYPES, REPORTS
-from controller.origins import ALL_ORIGINS
+from controller.reports.catalog import REPORT_TYPES, REPORTS
+from controller.tiktok.origins import ALL_ORIGINS
 from dags import tiktok_backfill as backfill
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery, install

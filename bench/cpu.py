@@ -25,11 +25,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.stack import SIM_TOKEN, window
-from controller.catalog import REPORTS
-from controller.normalize import finish, page_reader, page_to_table
 from controller.pipeline import table_definition
-from controller.rate_limiter import RateLimiter
-from controller.tiktok_client import PAGE_SIZE, REPORT_PATH, TikTokClient, decode_json
+from controller.reports.catalog import REPORTS
+from controller.tiktok.client import PAGE_SIZE, REPORT_PATH, TikTokClient, decode_json
+from controller.tiktok.rate_limiter import RateLimiter
+from controller.tiktok.reader import finish, page_reader, page_to_table
 from database.bigquery import TableWriter
 from tiktok_simulator import SimulatorApp, World
 

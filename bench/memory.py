@@ -34,7 +34,7 @@ import psutil
 import requests
 
 from bench.stack import SIM_TOKEN, Simulator, WorldSize, window
-from controller.catalog import REPORT_TYPES, REPORTS
+from controller.reports.catalog import REPORT_TYPES, REPORTS
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery, install
 from local_env.stack import ServiceProcess

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.stack import SIM_TOKEN, Simulator, WorldSize, window
-from controller.catalog import REPORT_TYPES
 from controller.extraction import Extraction
 from controller.pipeline import table_definition
-from controller.rate_limiter import RateLimiter
 from controller.reports import registry
-from controller.tiktok_client import REPORT_PATH, TikTokClient
+from controller.reports.catalog import REPORT_TYPES
+from controller.tiktok.client import REPORT_PATH, TikTokClient
+from controller.tiktok.rate_limiter import RateLimiter
 from database.bigquery import TableWriter
 
 EDGE_SECONDS = 2.0  # ramp-up and tail left out of the sustained rate

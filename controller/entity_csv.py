@@ -1,6 +1,6 @@
 """Account info and entity lists as CSV files, for the CSV tool (run_local_csv.py).
 
-The same readers as the service (``controller.accounts``, ``controller.entities``); a CSV
+The same readers as the service (``controller.tiktok.accounts``, ``controller.tiktok.entities``); a CSV
 holds the objects as read today (no history: that lives in BigQuery), one file per
 advertiser and type: ``<table>_<advertiser_id>_<YYYYMMDD>.csv``, written to a ``.part`` name
 and renamed when the advertiser's listing completed.
@@ -15,11 +15,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from controller.accounts import Account, info_record, read_info
-from controller.entities import ENTITIES, EntityReader, EntitySpec
-from controller.entity_pipeline import ADVERTISER_INFO, INFO_SCHEMA, INFO_TABLE
 from controller.extraction import ItemResult
-from controller.tiktok_client import TikTokClient
+from controller.tiktok.accounts import (
+    ADVERTISER_INFO,
+    INFO_SCHEMA,
+    INFO_TABLE,
+    Account,
+    info_record,
+    read_info,
+)
+from controller.tiktok.client import TikTokClient
+from controller.tiktok.entities import ENTITIES, EntityReader, EntitySpec
 
 
 def write_entity_csvs(

@@ -17,6 +17,7 @@ writer can leave them out.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import re
 import threading
@@ -28,23 +29,28 @@ from typing import Any
 
 import pyarrow as pa
 
-from controller.catalog import REPORTS, ReportSpec
-from controller.normalize import (
-    NormalizationError,
-    finish,
-    join_metric_groups,
-    page_reader,
-    page_to_table,
-)
-from controller.origins import ADVERTISER_WARNING, OriginPlan, Origins, refuses_origins
-from controller.query_size import QuerySizes, QueryTooLargeError, is_too_large, read_shrinking
+from controller.reports.catalog import REPORTS, ReportSpec
 from controller.scheduling import PriorityPool, page_priority
-from controller.tiktok_client import (
+from controller.tiktok.client import (
     Page,
     TikTokApiError,
     TikTokClient,
     TikTokError,
     TikTokTruncatedError,
+)
+from controller.tiktok.origins import ADVERTISER_WARNING, OriginPlan, Origins, refuses_origins
+from controller.tiktok.query_size import (
+    QuerySizes,
+    QueryTooLargeError,
+    is_too_large,
+    read_shrinking,
+)
+from controller.tiktok.reader import (
+    NormalizationError,
+    finish,
+    join_metric_groups,
+    page_reader,
+    page_to_table,
 )
 
 log = logging.getLogger(__name__)
@@ -433,7 +439,7 @@ class Extraction:
                     end,
                     page,
                     deadline=self._deadline,
-                    convert=lambda rows, names=names: page_to_table(spec, names, rows),
+                    convert=functools.partial(page_to_table, spec, names),
                     read=read,
                     campaign_ids=scope,
                     origins=origins,
@@ -493,7 +499,7 @@ class Extraction:
         """
         spec, advertiser_id = item.spec, item.result.advertiser_id
         if scope:
-            parts = [(campaign,) for campaign in scope]
+            parts: list[tuple[str, ...]] = [(campaign,) for campaign in scope]
         else:
             campaigns = self._delivering_campaigns(advertiser_id, chunk)
             parts = [

@@ -11,7 +11,6 @@ advertisers. Only advertisers whose report came back complete are written (or, w
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import threading
 import time
@@ -29,9 +28,7 @@ import pyarrow.compute as pc
 from config.settings import Settings
 from config.version import SERVICE_VERSION
 from controller import reconciliation
-from controller.catalog import ReportSpec, arrow_schema
-from controller.extraction import Extraction, ItemResult
-from controller.models import (
+from controller.api.models import (
     RUN_FAILED,
     RUN_OK,
     RUN_PARTIAL,
@@ -40,11 +37,13 @@ from controller.models import (
     RunLogOutcome,
     RunRequest,
     RunResponse,
+    RunStatus,
     SkippedAdvertiser,
 )
-from controller.rate_limiter import RateLimiter, app_limiter
+from controller.extraction import Extraction, ItemResult
 from controller.reports import registry
-from controller.tiktok_client import RetryPolicy, TikTokClient
+from controller.reports.catalog import ReportSpec, arrow_schema
+from controller.tiktok.factory import build_client, request_concurrency, request_limiter
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE, RunLogRow, ensure_run_log, write_run_log
 
@@ -69,40 +68,17 @@ def replace_window(spec: ReportSpec, start: date, end: date) -> dict[str, date]:
     return {"start": start, "end": end}
 
 
-def build_client(
-    settings: Settings, access_token: str, limiter: RateLimiter, concurrency: int | None = None
-) -> TikTokClient:
-    return TikTokClient(
-        settings.tiktok_api_base_url,
-        access_token,
-        limiter,
-        pool_size=concurrency or settings.tiktok_concurrency,
-        connect_timeout=settings.tiktok_connect_timeout,
-        read_timeout=settings.tiktok_read_timeout,
-        retry=RetryPolicy(
-            max_attempts=settings.tiktok_retry_max_attempts,
-            max_seconds=settings.tiktok_retry_max_seconds,
-        ),
+def warehouse_for(settings: Settings, project_id: str, dataset_id: str) -> BigQueryWarehouse:
+    """The dataset's warehouse as the settings configure it (one place for every route)."""
+    client = make_client(
+        project_id, location=settings.bq_location, emulator_host=settings.bigquery_emulator_host
     )
-
-
-def request_concurrency(settings: Settings, limiter: RateLimiter) -> int:
-    """Requests in flight for a run: ``TIKTOK_CONCURRENCY`` for the app's whole rate, in
-    proportion for a share of it (at least 4).
-
-    ``TIKTOK_CONCURRENCY`` is sized for the app's QPS × TikTok's latency. A backfill unit at
-    a fifth of the rate needs a fifth of the threads; with all of them, five units kept 120
-    threads waking for the limiter and the GIL in one process, and the requests left later
-    than their slots.
-    """
-    share = min(limiter.qps / settings.tiktok_qps, limiter.qpm / settings.tiktok_qpm, 1.0)
-    return max(min(4, settings.tiktok_concurrency), math.ceil(settings.tiktok_concurrency * share))
-
-
-def request_limiter(settings: Settings, max_qps: float | None, max_qpm: int | None) -> RateLimiter:
-    """The app's limiter, narrowed to this request's share when the caller sets one."""
-    limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm, settings.tiktok_rate_margin)
-    return limiter.child(max_qps, max_qpm) if (max_qps or max_qpm) else limiter
+    return BigQueryWarehouse(
+        client,
+        dataset_id,
+        location=settings.bq_location,
+        commit_retries=settings.bq_commit_retries,
+    )
 
 
 def fill_currency(table: pa.Table, currency: str | None) -> pa.Table:
@@ -210,17 +186,7 @@ class Run:
         self.currencies: dict[str, str] = {}
 
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
-        client = make_client(
-            project_id,
-            location=self.settings.bq_location,
-            emulator_host=self.settings.bigquery_emulator_host,
-        )
-        return BigQueryWarehouse(
-            client,
-            dataset_id,
-            location=self.settings.bq_location,
-            commit_retries=self.settings.bq_commit_retries,
-        )
+        return warehouse_for(self.settings, project_id, dataset_id)
 
     def execute(self) -> RunResponse:
         request, settings = self.plan.request, self.settings
@@ -427,7 +393,7 @@ def run_response(
     started: float,
     *,
     skipped: list[SkippedAdvertiser] | None = None,
-    verdict: tuple[str, str] | None = None,
+    verdict: tuple[RunStatus, str] | None = None,
 ) -> RunResponse:
     """A run's answer and its "run finished" log line, for report and entity runs alike.
 
@@ -436,6 +402,7 @@ def run_response(
     """
     errors = sum(o.status == "error" for o in outcomes)
     total = sum(o.inserted_rows for o in outcomes)
+    status: RunStatus
     if verdict is not None:
         status, message = verdict
     elif errors == 0:

@@ -17,51 +17,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-
 from config.settings import Settings
-from controller.models import (
-    EARLIEST_DATE,
-    ENTITY_TYPES,
-    MAX_ADVERTISERS,
-    AdvertiserId,
-    ReportType,
-)
-from controller.origins import ALL_ORIGINS, refuses_origins
-from controller.pipeline import build_client, request_limiter
 from controller.reports import registry
-from controller.tiktok_client import PAGE_SIZE, TikTokClient, TikTokError
+from controller.tiktok.client import PAGE_SIZE, TikTokClient, TikTokError
+from controller.tiktok.factory import build_client, request_limiter
+from controller.tiktok.origins import ALL_ORIGINS, refuses_origins
 
 log = logging.getLogger(__name__)
-
-MAX_SAMPLE_DAYS = 30
-SEED_REPORT_TYPES = ("advertiser", "campaign", "adgroup", "ad")
-
-
-class PlanRequest(BaseModel):
-    """POST /plan: the items to size and the sample span (at most 30 days)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: SecretStr | None = None
-    advertiser_ids: list[AdvertiserId] = Field(min_length=1, max_length=MAX_ADVERTISERS)
-    report_types: list[ReportType] = Field(
-        default_factory=lambda: list(SEED_REPORT_TYPES), min_length=1
-    )
-    start_date: date
-    end_date: date
-    max_qps: float | None = Field(default=None, gt=0, le=1000)
-    max_qpm: int | None = Field(default=None, gt=0, le=60000)
-
-    @model_validator(mode="after")
-    def _span(self) -> PlanRequest:
-        if not EARLIEST_DATE <= self.start_date <= self.end_date:
-            raise ValueError(f"start_date: must be from {EARLIEST_DATE} and not after end_date")
-        if (self.end_date - self.start_date).days + 1 > MAX_SAMPLE_DAYS:
-            raise ValueError(f"end_date: a sample span is at most {MAX_SAMPLE_DAYS} days")
-        if any(name in ENTITY_TYPES for name in self.report_types):
-            raise ValueError("report_types: only reports can be planned, not entity types")
-        return self
 
 
 def _item(
@@ -129,7 +91,9 @@ def plan(
     try:
         with ThreadPoolExecutor(max(1, min(settings.tiktok_concurrency, len(pairs)))) as pool:
             families = settings.tiktok_metric_families
-            items = list(pool.map(lambda pair: _item(client, *pair, start, end, families), pairs))
+            items = list(
+                pool.map(lambda pair: _item(client, pair[0], pair[1], start, end, families), pairs)
+            )
     finally:
         client.close()
     log.info(

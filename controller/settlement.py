@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from controller.reports.catalog import REPORTS
+from controller.tiktok.entities import ENTITIES
 from database.attribution import delivering_click_windows
 from database.bigquery import BigQueryWarehouse
 
@@ -35,7 +37,13 @@ def settlement_days(
 ) -> dict[str, dict[str, object]]:
     """advertiser → {"days": N, "reason": why}."""
     since = today - timedelta(days=max_days)
-    known, windows = delivering_click_windows(warehouse, advertiser_ids, since)
+    known, windows = delivering_click_windows(
+        warehouse,
+        advertiser_ids,
+        since,
+        history_table=ENTITIES["adgroups"].table,
+        report_table=REPORTS["adgroup"].table,
+    )
     out: dict[str, dict[str, object]] = {}
     for advertiser_id in advertiser_ids:
         if advertiser_id not in known:
@@ -53,25 +61,3 @@ def settlement_days(
             "reason": "longest click window of delivering ad groups: " + ", ".join(sorted(found)),
         }
     return out
-
-
-def parse_query(args: dict[str, str]) -> tuple[dict[str, object], list[tuple[str, str]]]:
-    """GET /settlement_days parameters: (values, [(field, problem)])."""
-    from controller.models import _DATASET_ID, _PROJECT_ID
-
-    problems: list[tuple[str, str]] = []
-    project = args.get("project_id", "")
-    if not _PROJECT_ID.match(project):
-        problems.append(("project_id", "required: a valid GCP project id"))
-    dataset = args.get("dataset_id", "raw")
-    if not _DATASET_ID.match(dataset):
-        problems.append(("dataset_id", "not a valid BigQuery dataset id"))
-    ids = [part.strip() for part in args.get("advertiser_ids", "").split(",") if part.strip()]
-    if not ids or not all(i.isdigit() and len(i) <= 20 for i in ids) or len(ids) > 200:
-        problems.append(("advertiser_ids", "required: 1-200 comma-separated ids of digits"))
-    raw_days = args.get("max_days", "28")
-    max_days = int(raw_days) if raw_days.isdigit() else 0
-    if not 1 <= max_days <= 366:
-        problems.append(("max_days", "must be a whole number between 1 and 366"))
-    return {"project_id": project, "dataset_id": dataset, "advertiser_ids": ids,
-            "max_days": max_days}, problems  # fmt: skip

@@ -123,7 +123,7 @@ DEFAULT_PARALLEL_BATCHES = 2
 DEFAULT_APP_QPS = 10.0  # TikTok Basic tier
 DEFAULT_APP_QPM = 600
 
-MAX_ADVERTISERS_PER_REQUEST = 200  # the service's cap (controller/models.py)
+MAX_ADVERTISERS_PER_REQUEST = 200  # the service's cap (controller/api/models.py)
 MAX_PARALLEL_BATCHES = 16
 MAX_WINDOW_DAYS = 366  # the service's cap on one request's window
 MAX_REQUEST_QPS = 1000.0  # the service's bounds on max_qps / max_qpm

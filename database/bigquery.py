@@ -67,7 +67,7 @@ ROW_GROUP_BYTES = 64 * 2**20
 UPLOAD_CHUNK_BYTES = 16 * 1024 * 1024  # a multiple of 256 KiB, as resumable uploads require
 bigquery.client._DEFAULT_CHUNKSIZE = UPLOAD_CHUNK_BYTES
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")  # tables and columns we create
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")  # tables and columns we create
 _DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
 _PROJECT = re.compile(r"^[A-Za-z0-9.:-]{1,128}$")
 
@@ -83,7 +83,7 @@ _CONFLICT_MARKERS = (
 _PROCESS_WRITE_LOCK = threading.RLock()
 
 # What a failed step can raise: API errors, retries given up, timeouts and network errors.
-_FAILURES = (google_exceptions.GoogleAPIError, OSError)
+FAILURES = (google_exceptions.GoogleAPIError, OSError)
 
 _ARROW_TO_BIGQUERY: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
     (lambda t: pa.types.is_string(t) or pa.types.is_large_string(t), "STRING"),
@@ -118,9 +118,9 @@ class TableDefinition:
     description: str | None = None
 
     def __post_init__(self) -> None:
-        _check(_NAME, self.name, "table name")
+        check_name(NAME_PATTERN, self.name, "table name")
         for column in self.schema.names:
-            _check(_NAME, column, "column name")
+            check_name(NAME_PATTERN, column, "column name")
         for column in (self.partition_field, self.key_field, *self.clustering_fields):
             if column not in self.schema.names:
                 raise ValueError(f"{self.name}: {column!r} is not a column of the schema")
@@ -138,7 +138,7 @@ def bigquery_type(arrow_type: pa.DataType) -> str:
     raise ValueError(f"no BigQuery type for Arrow type {arrow_type}")
 
 
-def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
+def check_name(pattern: re.Pattern[str], value: str, what: str) -> str:
     """Identifiers cannot be query parameters: only well-formed ones reach SQL, backticked."""
     if not pattern.fullmatch(value):
         raise ValueError(f"invalid {what}: {value!r}")
@@ -150,7 +150,7 @@ def make_client(project_id: str, *, location: str, emulator_host: str | None) ->
 
     ``emulator_host`` is like ``http://127.0.0.1:9050`` (a missing scheme gets ``http://``).
     """
-    _check(_PROJECT, project_id, "project id")
+    check_name(_PROJECT, project_id, "project id")
     if not emulator_host:
         return bigquery.Client(project=project_id, location=location)
     if "://" not in emulator_host:
@@ -237,7 +237,7 @@ def _is_conflict(exc: BaseException) -> bool:
     return any(marker in message for marker in _CONFLICT_MARKERS)
 
 
-def _detail(exc: BaseException) -> str:
+def error_detail(exc: BaseException) -> str:
     """The server's message without request details (no headers, so no credentials)."""
     if isinstance(exc, google_exceptions.GoogleAPICallError):
         return f"{exc.code} {exc.message}" if exc.code else str(exc.message)
@@ -271,8 +271,8 @@ class BigQueryWarehouse:
         deadline: float | None = None,
     ) -> None:
         self.client = client
-        self.project = _check(_PROJECT, client.project, "project id")
-        self.dataset_id = _check(_DATASET, dataset_id, "dataset id")
+        self.project = check_name(_PROJECT, client.project, "project id")
+        self.dataset_id = check_name(_DATASET, dataset_id, "dataset id")
         self.location = location
         self.commit_retries = commit_retries
         self.job_timeout = job_timeout
@@ -282,9 +282,9 @@ class BigQueryWarehouse:
     # ------------------------------------------------------------------ helpers
 
     def table_id(self, name: str) -> str:
-        return f"{self.project}.{self.dataset_id}.{_check(_NAME, name, 'table name')}"
+        return f"{self.project}.{self.dataset_id}.{check_name(NAME_PATTERN, name, 'table name')}"
 
-    def _sql_table(self, name: str) -> str:
+    def sql_table(self, name: str) -> str:
         return f"`{self.table_id(name)}`"
 
     def _remaining(self) -> float:
@@ -293,7 +293,7 @@ class BigQueryWarehouse:
         return max(0.0, self.deadline - time.monotonic())
 
     @property
-    def _retry(self) -> Retry:
+    def retry(self) -> Retry:
         """Retries of one API call: for at most API_DEADLINE_S, never past ``deadline``."""
         return Retry(timeout=min(API_DEADLINE_S, self._remaining()))
 
@@ -305,7 +305,7 @@ class BigQueryWarehouse:
             retries += 1
         return retries
 
-    def _conflict_retrying(self, step: Callable[[], T]) -> T:
+    def conflict_retrying(self, step: Callable[[], T]) -> T:
         """Run an idempotent step, again on commit conflicts only (exponential backoff)."""
         retrying = Retrying(
             retry=retry_if_exception(_is_conflict),
@@ -315,13 +315,13 @@ class BigQueryWarehouse:
         )
         return retrying(step)
 
-    def _wait(self, job: bigquery.LoadJob | bigquery.QueryJob) -> Any:
+    def wait(self, job: bigquery.LoadJob | bigquery.QueryJob) -> Any:
         """Wait for a job, bounded: on timeout cancel it (a cancelled transaction rolls back)."""
         try:
-            return job.result(timeout=self.job_timeout, retry=self._retry)
+            return job.result(timeout=self.job_timeout, retry=self.retry)
         except concurrent.futures.TimeoutError as exc:
-            with contextlib.suppress(*_FAILURES):
-                job.cancel(retry=self._retry)
+            with contextlib.suppress(*FAILURES):
+                job.cancel(retry=self.retry)
             raise TimeoutError(
                 f"job {job.job_id} still running after {self.job_timeout:.0f} s (cancelled)"
             ) from exc
@@ -333,24 +333,24 @@ class BigQueryWarehouse:
         dataset.location = self.location
         with self._write_lock:
             try:
-                self._conflict_retrying(
-                    lambda: self.client.create_dataset(dataset, exists_ok=True, retry=self._retry)
+                self.conflict_retrying(
+                    lambda: self.client.create_dataset(dataset, exists_ok=True, retry=self.retry)
                 )
-            except _FAILURES as exc:
-                raise WarehouseError(self.dataset_id, "create", _detail(exc)) from exc
+            except FAILURES as exc:
+                raise WarehouseError(self.dataset_id, "create", error_detail(exc)) from exc
 
     def ensure_table(self, defn: TableDefinition) -> None:
         """Create the table, or add the columns it lacks. Never drops a table or a column."""
         with self._write_lock:
             try:
-                self._conflict_retrying(lambda: self._ensure_table(defn))
-            except _FAILURES as exc:
-                raise WarehouseError(defn.name, "create", _detail(exc)) from exc
+                self.conflict_retrying(lambda: self._ensure_table(defn))
+            except FAILURES as exc:
+                raise WarehouseError(defn.name, "create", error_detail(exc)) from exc
 
     def _ensure_table(self, defn: TableDefinition) -> None:
         wanted = defn.bigquery_schema
         try:
-            table = self.client.get_table(self.table_id(defn.name), retry=self._retry)
+            table = self.client.get_table(self.table_id(defn.name), retry=self.retry)
         except google_exceptions.NotFound:
             table = bigquery.Table(self.table_id(defn.name), schema=wanted)
             table.time_partitioning = bigquery.TimePartitioning(
@@ -361,7 +361,7 @@ class BigQueryWarehouse:
                 f"Partitioned by day on {defn.partition_field}; rows keyed by {defn.key_field}. "
                 "Written by load job + transactional DELETE/INSERT (one per run)."
             )
-            self.client.create_table(table, exists_ok=True, retry=self._retry)
+            self.client.create_table(table, exists_ok=True, retry=self.retry)
             return
         existing = {field.name: field for field in table.schema}
         for field in wanted:
@@ -378,7 +378,7 @@ class BigQueryWarehouse:
         missing = [field for field in wanted if field.name not in existing]
         if missing:
             table.schema = [*table.schema, *missing]
-            self.client.update_table(table, ["schema"], retry=self._retry)
+            self.client.update_table(table, ["schema"], retry=self.retry)
 
     # ------------------------------------------------------------------ writes
 
@@ -454,27 +454,27 @@ class BigQueryWarehouse:
                     timeout=self.job_timeout,
                     num_retries=self._upload_retries(),
                 )
-            self._wait(job)
+            self.wait(job)
 
         with self._write_lock:
             try:
-                self._conflict_retrying(load)
-            except _FAILURES as exc:
-                raise WarehouseError(defn.name, "load", _detail(exc)) from exc
+                self.conflict_retrying(load)
+            except FAILURES as exc:
+                raise WarehouseError(defn.name, "load", error_detail(exc)) from exc
         return rows
 
     def _drop(self, staging: str) -> None:
         """Delete a staging table; if that fails, its expiration removes it within the hour."""
         try:
-            self.client.delete_table(self.table_id(staging), not_found_ok=True, retry=self._retry)
-        except _FAILURES as exc:
-            log.warning("could not delete staging table %s: %s", staging, _detail(exc))
+            self.client.delete_table(self.table_id(staging), not_found_ok=True, retry=self.retry)
+        except FAILURES as exc:
+            log.warning("could not delete staging table %s: %s", staging, error_detail(exc))
 
     def _load_staging(self, defn: TableDefinition, staging: str, path: Path) -> None:
         def load() -> None:
             table = bigquery.Table(self.table_id(staging), schema=defn.bigquery_schema)
             table.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
-            self.client.create_table(table, exists_ok=True, retry=self._retry)
+            self.client.create_table(table, exists_ok=True, retry=self.retry)
             config = bigquery.LoadJobConfig(
                 source_format=bigquery.SourceFormat.PARQUET,
                 write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
@@ -489,12 +489,12 @@ class BigQueryWarehouse:
                     timeout=self.job_timeout,
                     num_retries=self._upload_retries(),
                 )
-            self._wait(job)
+            self.wait(job)
 
         try:
-            self._conflict_retrying(load)
-        except _FAILURES as exc:
-            raise WarehouseError(defn.name, "load", _detail(exc)) from exc
+            self.conflict_retrying(load)
+        except FAILURES as exc:
+            raise WarehouseError(defn.name, "load", error_detail(exc)) from exc
 
     def _run_transaction(
         self,
@@ -517,9 +517,9 @@ class BigQueryWarehouse:
 
         def run() -> int:
             job = self.client.query(
-                sql, job_config=config, location=self.location, retry=self._retry, job_retry=None
+                sql, job_config=config, location=self.location, retry=self.retry, job_retry=None
             )
-            result = self._wait(job)
+            result = self.wait(job)
             if staging is None:
                 return 0
             if mode == "append":
@@ -527,13 +527,13 @@ class BigQueryWarehouse:
             return int(next(iter(result))[0] or 0)  # the script ends with SELECT inserted
 
         try:
-            return self._conflict_retrying(run)
-        except _FAILURES as exc:
-            raise WarehouseError(defn.name, mode, _detail(exc)) from exc
+            return self.conflict_retrying(run)
+        except FAILURES as exc:
+            raise WarehouseError(defn.name, mode, error_detail(exc)) from exc
 
     def _dml(self, defn: TableDefinition, staging: str | None, mode: Mode) -> str:
         """The one query of a commit. Values are parameters; identifiers are checked, quoted."""
-        target = self._sql_table(defn.name)
+        target = self.sql_table(defn.name)
         key, part = f"`{defn.key_field}`", f"`{defn.partition_field}`"
         delete = (
             f"DELETE FROM {target} WHERE {part} BETWEEN @start AND @end AND {key} IN UNNEST(@keys)"
@@ -543,7 +543,7 @@ class BigQueryWarehouse:
         columns = ", ".join(f"`{name}`" for name in defn.schema.names)
         insert = (
             f"INSERT INTO {target} ({columns})\n"
-            f"SELECT {columns} FROM {self._sql_table(staging)}\nWHERE {key} IN UNNEST(@keys)"
+            f"SELECT {columns} FROM {self.sql_table(staging)}\nWHERE {key} IN UNNEST(@keys)"
         )
         if mode == "append":
             return insert

@@ -26,13 +26,13 @@ import pyarrow.parquet as pq
 from google.cloud import bigquery
 
 from database.bigquery import (
-    _FAILURES,
-    _NAME,
+    FAILURES,
+    NAME_PATTERN,
     BigQueryWarehouse,
     TableDefinition,
     WarehouseError,
-    _check,
-    _detail,
+    check_name,
+    error_detail,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class HistoryDefinition:
     key_field: str = "_advertiser_id"
 
     def __post_init__(self) -> None:
-        _check(_NAME, self.view, "view name")
+        check_name(NAME_PATTERN, self.view, "view name")
         for column in (self.id_field, "_hash", self.key_field):
             if column not in self.schema.names:
                 raise ValueError(f"{self.name}: {column!r} is not a column of the schema")
@@ -90,15 +90,15 @@ class HistoryTables:
         warehouse.ensure_table(defn.table)
         view = bigquery.Table(warehouse.table_id(defn.view))
         view.view_query = (
-            f"SELECT * EXCEPT (is_current, valid_to) FROM {warehouse._sql_table(defn.name)} "
+            f"SELECT * EXCEPT (is_current, valid_to) FROM {warehouse.sql_table(defn.name)} "
             "WHERE is_current"
         )
         view.description = f"The current version of each {defn.id_field} of {defn.name}."
         with warehouse._write_lock:
             try:
-                warehouse.client.create_table(view, exists_ok=True, retry=warehouse._retry)
-            except _FAILURES as exc:
-                raise WarehouseError(defn.view, "create", _detail(exc)) from exc
+                warehouse.client.create_table(view, exists_ok=True, retry=warehouse.retry)
+            except FAILURES as exc:
+                raise WarehouseError(defn.view, "create", error_detail(exc)) from exc
 
     def open_writer(self, defn: HistoryDefinition, directory: Path):
         """A spool of rows as read (``defn.schema``), committed by ``commit``."""
@@ -146,8 +146,11 @@ class HistoryTables:
         self, defn: HistoryDefinition, staging: str, keys: list[str], observed_at: dt.datetime
     ) -> tuple[dict[str, int], int]:
         warehouse = self.warehouse
-        target, source = warehouse._sql_table(defn.name), warehouse._sql_table(staging)
-        key, ident = f"`{defn.key_field}`", f"`{_check(_NAME, defn.id_field, 'column name')}`"
+        target, source = warehouse.sql_table(defn.name), warehouse.sql_table(staging)
+        key, ident = (
+            f"`{defn.key_field}`",
+            f"`{check_name(NAME_PATTERN, defn.id_field, 'column name')}`",
+        )
         columns = ", ".join(f"`{name}`" for name in defn.schema.names)
         # One version per object even if a page repeated it (a listing that shifted while
         # it was paged): the first by hash, deterministically.
@@ -185,16 +188,16 @@ class HistoryTables:
                 sql,
                 job_config=config,
                 location=warehouse.location,
-                retry=warehouse._retry,
+                retry=warehouse.retry,
                 job_retry=None,
             )
             added, closed = {}, 0
-            for row in warehouse._wait(job):
+            for row in warehouse.wait(job):
                 added[str(row[0])] = int(row[1] or 0)
                 closed = int(row[2] or 0)
             return added, closed
 
         try:
-            return warehouse._conflict_retrying(run)
-        except _FAILURES as exc:
-            raise WarehouseError(defn.name, "history", _detail(exc)) from exc
+            return warehouse.conflict_retrying(run)
+        except FAILURES as exc:
+            raise WarehouseError(defn.name, "history", error_detail(exc)) from exc

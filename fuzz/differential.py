@@ -1,6 +1,6 @@
 """Both readers of a report body, side by side: the native reader's promise as a check.
 
-``controller.native`` promises to type a body exactly as orjson + pyarrow do
+``controller.tiktok.native`` promises to type a body exactly as orjson + pyarrow do
 (``decode_json`` → ``page_to_table`` → ``finish``) or to decline it. ``compare`` runs both
 paths on one body for several column layouts and says how they differ, if they do: a body
 orjson refuses but the native reader accepts, another envelope, other columns (floats
@@ -24,11 +24,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from controller import native
-from controller.catalog import REPORTS, ReportSpec
-from controller.normalize import finish, page_reader, page_to_table
 from controller.reports import registry
-from controller.tiktok_client import decode_json
+from controller.reports.catalog import REPORTS, ReportSpec
+from controller.tiktok import native
+from controller.tiktok.client import decode_json
+from controller.tiktok.reader import finish, page_reader, page_to_table
 
 EXTRACTED_AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 ADVERTISER = "7000000000000000001"

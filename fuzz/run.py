@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from controller.native.build import build
+from controller.tiktok.native.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".local" / "fuzz"  # corpus/: what runs found; run-PID/: one run's files

@@ -14,10 +14,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from controller.catalog import REPORTS
-from controller.rate_limiter import RateLimiter
 from controller.reports import registry
-from controller.tiktok_client import REPORT_PATH, TikTokClient
+from controller.reports.catalog import REPORTS
+from controller.tiktok.client import REPORT_PATH, TikTokClient
+from controller.tiktok.rate_limiter import RateLimiter
 from fuzz.differential import OTHER_REPORTS
 from tiktok_simulator import DEFAULT_TOKEN, SimulatorApp, World
 

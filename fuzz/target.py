@@ -52,7 +52,7 @@ def main() -> None:
     command = os.environ.get("FUZZ_TARGET_COMMAND", sys.argv[0])
     library, argv = Path(sys.argv[1]), [command, *sys.argv[2:]]
     with atheris.instrument_imports(include=["controller", "fuzz"]):
-        from controller import native
+        from controller.tiktok import native
         from fuzz import differential
     native.use_library(library)
     if argv[1:2] == ["--minimize-crash"]:

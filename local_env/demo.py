@@ -23,7 +23,7 @@ import sys
 
 import requests
 
-from controller.entity_pipeline import destination
+from controller.accounts_pipeline import destination
 from controller.reports import registry
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery

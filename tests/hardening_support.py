@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import requests
 from google.cloud import bigquery
 
-from controller.catalog import REPORTS, ReportSpec
+from controller.reports.catalog import REPORTS, ReportSpec
 from database.run_log import RUN_LOG_TABLE
 from local_env.stack import ServiceProcess, SimulatorProcess
 from tests.truth import by_key, truth_rows

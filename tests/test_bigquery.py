@@ -20,7 +20,7 @@ from google.api_core import exceptions as google_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from controller.catalog import REPORTS, arrow_schema
+from controller.reports.catalog import REPORTS, arrow_schema
 from database.bigquery import (
     BigQueryWarehouse,
     TableDefinition,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.catalog import REPORTS, MetricType, arrow_schema
 from controller.extraction import date_chunks
-from controller.metric_families import FAMILIES, FAMILY_NAMES, check_family_names
-from controller.normalize import NormalizationError, finish, join_metric_groups, page_to_table
+from controller.reports.catalog import REPORTS, MetricType, arrow_schema
+from controller.reports.metrics import FAMILIES, FAMILY_NAMES, check_family_names
+from controller.tiktok.reader import NormalizationError, finish, join_metric_groups, page_to_table
 
 BIG_ID = "7123456789012345679"  # > 2**53: a float would turn it into ...5680
 EXTRACTED = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from controller.origins import ALL_ORIGINS
+from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT, ServiceProcess, dockerfile_command
+from tiktok_simulator.report import served_rows
 
 TOKEN = "sim-token"
 
@@ -76,8 +77,13 @@ def test_gunicorn_serves_health_and_a_real_run(
     result = response.json()
     assert response.status_code == 200, result
     expected = len(
-        sim_world.report_rows(
-            advertiser, "AUCTION_CAMPAIGN", "2025-06-01", "2025-06-03", origins=ALL_ORIGINS
+        served_rows(
+            sim_world,
+            advertiser,
+            "AUCTION_CAMPAIGN",
+            "2025-06-01",
+            "2025-06-03",
+            origins=ALL_ORIGINS,
         )  # every report includes Promote campaigns
     )
     assert result["total_inserted_rows"] == expected > 0

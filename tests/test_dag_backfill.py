@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 from werkzeug.serving import make_server
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from dags import tiktok_backfill as backfill
 from main import create_app
 from tests import test_dag

@@ -18,8 +18,8 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from controller.accounts import iana_zone
-from controller.entities import ENTITIES
+from controller.tiktok.accounts import iana_zone
+from controller.tiktok.entities import ENTITIES
 from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.fixtures.simulator import SIM_TOKEN

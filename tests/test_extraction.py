@@ -9,11 +9,11 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from controller.catalog import REPORTS
 from controller.extraction import Extraction, ItemResult
-from controller.origins import ALL_ORIGINS
-from controller.rate_limiter import RateLimiter
-from controller.tiktok_client import RetryPolicy, TikTokClient
+from controller.reports.catalog import REPORTS
+from controller.tiktok.client import RetryPolicy, TikTokClient
+from controller.tiktok.origins import ALL_ORIGINS
+from controller.tiktok.rate_limiter import RateLimiter
 from tests.truth import by_key, truth_rows
 from tiktok_simulator import SimulatorServer, World
 

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import pytest
 
 from config.logging import JsonFormatter, configure_logging, register_secret
-from controller.accounts import DiscoveryError, discover
-from controller.rate_limiter import RateLimiter
-from controller.tiktok_client import TikTokClient
+from controller.tiktok.accounts import DiscoveryError, discover
+from controller.tiktok.client import TikTokClient
+from controller.tiktok.rate_limiter import RateLimiter
 from tests.fixtures.simulator import SIM_TOKEN
 from tests.hardening_support import (
     SECRET_TOKEN,

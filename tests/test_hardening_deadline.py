@@ -19,9 +19,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from controller.catalog import REPORTS
 from controller.extraction import Extraction
-from controller.tiktok_client import Page
+from controller.reports.catalog import REPORTS
+from controller.tiktok.client import Page
 from tests.hardening_support import (
     ALL_TYPES,
     Service,

@@ -22,8 +22,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from controller.models import RunRequest
-from controller.openapi import openapi_document
+from controller.api.models import RunRequest
+from controller.api.openapi import openapi_document
 from main import __version__
 from tests.hardening_support import (
     SECRET_TOKEN,

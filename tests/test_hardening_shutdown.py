@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from tests.hardening_support import (
     ALL_TYPES,
     Service,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from tests.hardening_support import (
     ALL_TYPES,
     SECOND_TOKEN,

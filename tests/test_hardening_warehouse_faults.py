@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from database.bigquery import make_client
 from database.run_log import RUN_LOG_TABLE
 from local_env.bigquery_emulator import LocalBigQuery

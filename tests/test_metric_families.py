@@ -17,12 +17,13 @@ import pyarrow as pa
 import pytest
 import requests
 
-from controller.catalog import REPORTS, MetricType, arrow_schema
-from controller.metric_families import FAMILIES
-from controller.origins import ALL_ORIGINS
+from controller.reports.catalog import REPORTS, MetricType, arrow_schema
+from controller.reports.metrics import FAMILIES
+from controller.tiktok.origins import ALL_ORIGINS
 from tests.test_extraction import assert_equals_truth, extract, report_calls
 from tests.test_service import payload, post_run, table_rows
 from tests.truth import by_key, truth_rows
+from tiktok_simulator.report import served_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)
 # Cost names that do not follow "cost_per_<count>" (beyond §2.2-2.5), and their counts.
@@ -58,8 +59,8 @@ def test_simulator_serves_every_leg_consistently(sim_world, level):
     assert len(costs) >= 60  # every family's cost metrics, checked below
     checked = 0
     for advertiser in sim_world.advertiser_ids:
-        rows = sim_world.report_rows(
-            advertiser, level, START, END, spec.metric_names, origins=ALL_ORIGINS
+        rows = served_rows(
+            sim_world, advertiser, level, START, END, spec.metric_names, origins=ALL_ORIGINS
         )
         assert rows
         for row in rows:

@@ -29,12 +29,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller import native
-from controller.catalog import REPORTS, MetricType
-from controller.normalize import NormalizationError, page_reader, page_to_table
-from controller.rate_limiter import RateLimiter
 from controller.reports import registry
-from controller.tiktok_client import REPORT_PATH, TikTokClient, decode_json
+from controller.reports.catalog import REPORTS, MetricType
+from controller.tiktok import native
+from controller.tiktok.client import REPORT_PATH, TikTokClient, decode_json
+from controller.tiktok.rate_limiter import RateLimiter
+from controller.tiktok.reader import NormalizationError, page_reader, page_to_table
 from fuzz import differential, seeds
 from tiktok_simulator import SimulatorApp, World
 

@@ -12,11 +12,12 @@ from datetime import date
 import orjson
 import requests
 
-from controller.catalog import REPORTS
-from controller.origins import ADVERTISER_WARNING, ALL_ORIGINS, REGULAR
+from controller.reports.catalog import REPORTS
+from controller.tiktok.origins import ADVERTISER_WARNING, ALL_ORIGINS, REGULAR
 from tests.test_extraction import assert_equals_truth, extract, report_calls
 from tests.test_service import payload, post_run, table_rows
 from tests.truth import by_key, truth_rows
+from tiktok_simulator.report import served_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)
 ORIGINS_FILTER = "campaign_system_origins"
@@ -76,7 +77,7 @@ def test_simulator_hides_promote_unless_the_filter_asks(sim, sim_world):
 def test_promote_ads_carry_other_and_zero_for_unsupported_metrics(sim_world):
     advertiser = sim_world.advertiser_ids[0]
     (ad,) = sim_world.promote_ids(advertiser, "AUCTION_AD")
-    rows = sim_world.report_rows(
+    rows = served_rows(sim_world,
         advertiser, "AUCTION_AD", "2025-01-01", "2025-06-30",
         ["promotion_type", "spend", "vta_app_install", "complete_payment", "app_install"],
         origins=("PROMOTE",),
@@ -106,7 +107,7 @@ def _check_every_level(sim_world, advertiser, tables, combined: bool = True) -> 
             assert promote <= set(table.column(spec.id_dimension).to_pylist())
     regular = sum(
         float(r["metrics"]["spend"])
-        for r in sim_world.report_rows(advertiser, "AUCTION_ADVERTISER", START, END)
+        for r in served_rows(sim_world, advertiser, "AUCTION_ADVERTISER", START, END)
     )
     assert spends["campaign"] == spends["adgroup"] == spends["ad"] > round(regular, 2)
     # with the combined filter the advertiser total holds Promote spend too

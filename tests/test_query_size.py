@@ -13,7 +13,7 @@ from datetime import date
 import pytest
 import requests
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from tests.test_extraction import ONE_REQUEST, assert_equals_truth, extract
 from tests.test_service import payload, post_run, table_rows
 from tests.truth import by_key, truth_rows

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings, SettingsError, load_settings
-from controller import rate_limiter
-from controller.pipeline import request_concurrency
-from controller.rate_limiter import RateLimiter
+from controller.tiktok import rate_limiter
+from controller.tiktok.factory import request_concurrency
+from controller.tiktok.rate_limiter import RateLimiter
 
 
 class FakeClock:

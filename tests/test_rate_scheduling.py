@@ -9,11 +9,11 @@ from datetime import date
 
 import pytest
 
-from controller import rate_limiter
-from controller.catalog import REPORTS
-from controller.http_gate import gate, gated_adapter
-from controller.rate_limiter import MARGIN_STEP, NARROW_EVERY, RateLimiter
+from controller.reports.catalog import REPORTS
 from controller.scheduling import PriorityPool, page_priority
+from controller.tiktok import rate_limiter
+from controller.tiktok.http_gate import gate, gated_adapter
+from controller.tiktok.rate_limiter import MARGIN_STEP, NARROW_EVERY, RateLimiter
 from tests.test_extraction import extract, report_calls
 from tiktok_simulator.ratelimit import QPS_WINDOW_SECONDS, AppRateLimiter, SlidingWindow
 

@@ -15,8 +15,8 @@ from datetime import date
 
 import pytest
 
-from controller.catalog import REPORTS
 from controller.reconciliation import Reconciler
+from controller.reports.catalog import REPORTS
 from database.run_log import RUN_LOG_TABLE
 from tests.test_service import END, START, payload, post_run
 from tests.truth import truth_rows

@@ -22,10 +22,11 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from controller.catalog import ReportSpec
-from controller.origins import ALL_ORIGINS
 from controller.reports import registry
-from controller.reports.custom import CustomReportError, parse
+from controller.reports.catalog import ReportSpec
+from controller.reports.custom import CustomReportError
+from controller.reports.registry import parse_custom
+from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT, ServiceProcess
 from main import create_app
 from tests.fixtures.service import service_settings_for
@@ -33,6 +34,7 @@ from tests.truth import typed_cell
 from tests.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.audience import audience_rows
+from tiktok_simulator.report import served_rows
 
 TOKEN = "sim-token"
 START, END = date(2026, 11, 10), date(2026, 11, 12)
@@ -125,7 +127,8 @@ def truth(world: World, spec: ReportSpec, advertiser: str, start: date, end: dat
     else:
         if spec.lifetime:
             start, end = world.start, world.end
-        raw = world.report_rows(
+        raw = served_rows(
+            world,
             advertiser,
             spec.data_level,
             start,
@@ -381,7 +384,7 @@ def test_custom_definitions_tiktok_would_refuse_are_refused(change, field, text)
         **change,
     }
     with pytest.raises(CustomReportError) as info:
-        parse([entry], "reports.json")
+        parse_custom([entry], "reports.json")
     message = str(info.value)
     assert f"custom report {entry['report_type']!r}: field {field!r}" in message, message
     assert text in message, message
@@ -391,7 +394,7 @@ def test_custom_definitions_tiktok_would_refuse_are_refused(change, field, text)
 def test_two_custom_reports_cannot_share_a_table():
     entry = {"report_type": "a", "table": "T1", "level": "ad", "metric_families": ["core"]}
     with pytest.raises(CustomReportError, match="field 'table': T1 is already the table of 'a'"):
-        parse([entry, {**entry, "report_type": "b"}])
+        parse_custom([entry, {**entry, "report_type": "b"}])
 
 
 def test_an_invalid_custom_definition_stops_the_service_at_start(tmp_path, local_bigquery):

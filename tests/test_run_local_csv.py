@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controller.catalog import REPORTS
-from controller.origins import ALL_ORIGINS
+from controller.reports.catalog import REPORTS
+from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT
+from tiktok_simulator.report import served_rows
 
 START, END = "2025-02-01", "2025-02-10"
 
@@ -52,8 +53,14 @@ def test_writes_one_csv_per_advertiser_and_report_equal_to_ground_truth(sim, sim
             path = tmp_path / f"{spec.table}_{advertiser}_{stamp}.csv"
             with path.open(newline="") as handle:
                 rows = list(csv.DictReader(handle))
-            truth = sim_world.report_rows(
-                advertiser, spec.data_level, START, END, spec.metric_names, origins=ALL_ORIGINS
+            truth = served_rows(
+                sim_world,
+                advertiser,
+                spec.data_level,
+                START,
+                END,
+                spec.metric_names,
+                origins=ALL_ORIGINS,
             )
             assert len(rows) == len(truth) > 0
             got = {(r[spec.id_dimension], r["stat_time_day"]): r for r in rows}
@@ -136,7 +143,7 @@ def test_families_promote_and_40067_reach_the_csv(sim, sim_world, tmp_path):
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     spec = REPORTS["campaign"]
-    truth = sim_world.report_rows(
+    truth = served_rows(sim_world,
         advertiser, spec.data_level, "2025-03-01", "2025-03-30", spec.requested_metrics(["in_app"]),
         origins=ALL_ORIGINS,
     )  # fmt: skip

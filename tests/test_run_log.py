@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 import pytest
 from google.cloud import bigquery
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from database.bigquery import BigQueryWarehouse, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE
 from main import __version__, create_app

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 import requests
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from database.bigquery import BigQueryWarehouse, make_client
 from main import create_app
 from tests.fixtures.service import service_settings_for

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from types import ModuleType
 from typing import Any
 
-from controller.catalog import REPORTS
+from controller.reports.catalog import REPORTS
 from tests.test_dag import (  # noqa: F401  (fixtures used by name)
     dag_module,
     e2e,
@@ -29,13 +29,15 @@ from tests.test_dag import (  # noqa: F401  (fixtures used by name)
 from tests.test_service import table_rows
 from tests.truth import by_key, truth_rows
 from tiktok_simulator.metrics import AD, ADVERTISER, CAMPAIGN
+from tiktok_simulator.report import served_rows
 from tiktok_simulator.settlement import attributed_per_mille, is_attributed
 
 # --------------------------------------------------------------------------- the simulator
 
 
 def _sums(world: Any, level: str, day: date, as_of: date | None, **kw: Any) -> dict[str, float]:
-    rows = world.report_rows(
+    rows = served_rows(
+        world,
         world.advertiser_ids[0],
         level,
         day,

@@ -20,6 +20,7 @@ import requests
 from tests.fixtures.simulator import SIM_TOKEN
 from tiktok_simulator import METRICS, Kind, SimulatorServer, World, metrics_for_level
 from tiktok_simulator.metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, LEVELS
+from tiktok_simulator.report import served_rows
 
 REPO = Path(__file__).resolve().parent.parent
 ID_DIM = {ADVERTISER: "advertiser_id", CAMPAIGN: "campaign_id", ADGROUP: "adgroup_id", AD: "ad_id"}
@@ -123,7 +124,7 @@ def test_world_is_deterministic(sim_world: World) -> None:
     twin = World(**params)
     adv = sim_world.advertiser_ids[1]
     args = (adv, AD, "2026-03-01", "2026-03-30", ["ad_name", "spend", "clicks", "ctr"])
-    assert twin.report_rows(*args) == sim_world.report_rows(*args)
+    assert served_rows(twin, *args) == served_rows(sim_world, *args)
     assert World(seed=1).advertiser_ids != World(seed=2).advertiser_ids
 
 
@@ -434,7 +435,7 @@ def test_every_registered_metric_is_accepted_somewhere(
 def test_every_catalog_metric_is_accepted_at_its_level(
     api: SimulatorServer, sim_world: World
 ) -> None:
-    catalog = pytest.importorskip("controller.catalog")
+    catalog = pytest.importorskip("controller.reports.catalog")
     for spec in catalog.REPORTS.values():
         groups = spec.metric_groups()  # more than 100 metrics: several requests per level
         assert [m for group in groups for m in group] == spec.metric_names
@@ -480,8 +481,8 @@ def test_rows_match_ground_truth_across_pages(api: SimulatorServer, sim_world: W
     metrics = ["campaign_id", "adgroup_id", "ad_name", "spend", "impressions", "ctr", "cpc"]
     params = params_for(sim_world, metrics=json.dumps(metrics), filtering=status_all(AD))
     rows, infos = all_pages(api, params, page_size=7)
-    truth = sim_world.report_rows(
-        sim_world.advertiser_ids[0], AD, "2025-01-01", "2025-01-30", metrics
+    truth = served_rows(
+        sim_world, sim_world.advertiser_ids[0], AD, "2025-01-01", "2025-01-30", metrics
     )
     assert rows == truth
     total = len(truth)
@@ -949,8 +950,13 @@ def test_control_endpoints(sim: SimulatorServer, sim_world: World) -> None:
             "metrics": '["adgroup_name", "spend"]',
         },
     ).json()
-    expected = sim_world.report_rows(
-        sim_world.advertiser_ids[2], ADGROUP, "2025-06-01", "2025-06-30", ["adgroup_name", "spend"]
+    expected = served_rows(
+        sim_world,
+        sim_world.advertiser_ids[2],
+        ADGROUP,
+        "2025-06-01",
+        "2025-06-30",
+        ["adgroup_name", "spend"],
     )
     assert truth["rows"] == expected and truth["total_number"] == len(expected)
     assert _session.get(root + "nothing").status_code == 404

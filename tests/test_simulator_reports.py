@@ -14,6 +14,7 @@ from tests.test_simulator import INVALID_METRICS, all_pages, params_for, report,
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.audience import VALUES, audience_rows
 from tiktok_simulator.metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, LEVELS
+from tiktok_simulator.report import served_rows
 
 ID_DIM = {ADVERTISER: "advertiser_id", CAMPAIGN: "campaign_id", ADGROUP: "adgroup_id", AD: "ad_id"}
 ADDITIVE = ("spend", "impressions", "clicks", "conversion", "video_play_actions", "likes")
@@ -42,7 +43,7 @@ def _sums(rows, keys: tuple[str, ...]) -> dict[tuple, dict[str, Decimal]]:
 @pytest.mark.parametrize("level", LEVELS)
 def test_audience_rows_of_a_day_sum_to_its_basic_row(sim_world: World, level, breakdowns) -> None:
     adv = sim_world.advertiser_ids[1]
-    basic = sim_world.report_rows(adv, level, START, END, ADDITIVE)
+    basic = served_rows(sim_world, adv, level, START, END, ADDITIVE)
     audience = audience_rows(sim_world, adv, level, START, END, ADDITIVE, breakdowns)
     keys = (ID_DIM[level], "stat_time_day")
     assert basic and len(audience) > len(basic)
@@ -63,9 +64,9 @@ def test_age_gender_summed_over_gender_is_the_age_report(sim_world: World) -> No
 @pytest.mark.parametrize("level", LEVELS)
 def test_hourly_rows_sum_to_the_daily_row(sim_world: World, level) -> None:
     adv = sim_world.advertiser_ids[2]
-    daily = sim_world.report_rows(adv, level, START, START, ADDITIVE)
-    hourly = sim_world.report_rows(
-        adv, level, START, START, ADDITIVE, dimensions=(ID_DIM[level], "stat_time_hour")
+    daily = served_rows(sim_world, adv, level, START, START, ADDITIVE)
+    hourly = served_rows(
+        sim_world, adv, level, START, START, ADDITIVE, dimensions=(ID_DIM[level], "stat_time_hour")
     )
     assert len(hourly) > len(daily) > 0
     for row in hourly:
@@ -92,7 +93,7 @@ def test_lifetime_is_the_sum_over_the_object_life(api: SimulatorServer, sim_worl
     day = sim_world.start
     while day <= sim_world.end:  # the world's whole span, 30 days at a time
         last = min(day + timedelta(days=29), sim_world.end)
-        daily += sim_world.report_rows(adv, level, day, last, ADDITIVE)
+        daily += served_rows(sim_world, adv, level, day, last, ADDITIVE)
         day = last + timedelta(days=1)
     keys = (ID_DIM[level],)
     assert _sums(lifetime, keys) == _sums(daily, keys)

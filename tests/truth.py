@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from controller.catalog import MetricType, ReportSpec
-from controller.origins import ALL_ORIGINS
+from controller.reports.catalog import MetricType, ReportSpec
+from controller.tiktok.origins import ALL_ORIGINS
+from tiktok_simulator.report import served_rows
 
 
 def typed_cell(kind: MetricType, value: object) -> object:
@@ -36,11 +37,12 @@ def truth_rows(
     objects and Promote campaigns included (what the service asks for), the metric families
     asked for (default all) and null in the columns of the others.
 
-    ``report``: more arguments of ``World.report_rows`` (e.g. ``as_of``, ``attribution_days``).
+    ``report``: more arguments of ``tiktok_simulator.report.served_rows`` (e.g. ``as_of``, ``attribution_days``).
     """
     asked = set(spec.requested_metrics(families))
     rows = []
-    for raw in world.report_rows(
+    for raw in served_rows(
+        world,
         advertiser_id,
         spec.data_level,
         start,

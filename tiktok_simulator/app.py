@@ -29,7 +29,7 @@ from .faults import FaultInjector, FaultPlan
 from .metrics import DEFAULT_METRICS, LEVELS
 from .query import parse_report_query
 from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
-from .report import ReportQuery, Selection
+from .report import ReportQuery, Selection, builder_for, served_rows
 from .settlement import ATTRIBUTION_DAYS
 from .stats import Stats
 from .world import DEFAULT_ORIGINS, World, mix64
@@ -463,7 +463,7 @@ class SimulatorApp:
         if limit is None:
             return
         if self.settings.query_size_measure == "rows_metrics":
-            selection = self.world.report_builder().select(query, self.settings.throttle_threshold)
+            selection = builder_for(self.world).select(query, self.settings.throttle_threshold)
             size = len(selection.keys) * len(query.metrics)
         else:
             size = ((query.end - query.start).days + 1) * len(query.metrics)
@@ -484,7 +484,7 @@ class SimulatorApp:
                 query, self.settings.throttle_threshold, self.settings.audience_latency_hours
             )
         else:
-            builder = self.world.report_builder()
+            builder = builder_for(self.world)
             selection = builder.select(query, self.settings.throttle_threshold)
             if self.settings.sparse_parts and query.metrics and "spend" not in query.metrics:
                 selection = self._sparse(query, selection)
@@ -599,7 +599,8 @@ class SimulatorApp:
         data_level = params["data_level"]
         if data_level not in LEVELS:
             raise ValueError(f"data_level must be one of {LEVELS}")
-        rows = self.world.report_rows(
+        rows = served_rows(
+            self.world,
             params["advertiser_id"],
             data_level,
             date.fromisoformat(params["start_date"]),

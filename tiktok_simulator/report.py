@@ -14,18 +14,26 @@ from __future__ import annotations
 import threading
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
 
 from .compiled import Generator, direct_renderer_for, generator_for, renderer_for
-from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, DASH, METRICS, Base, base_plan, zeroed_bases
+from .metrics import (
+    AD,
+    ADGROUP,
+    ADVERTISER,
+    CAMPAIGN,
+    DASH,
+    DEFAULT_METRICS,
+    LEVELS,
+    METRICS,
+    Base,
+    base_plan,
+    zeroed_bases,
+)
 from .settlement import ATTRIBUTION_DAYS, is_final, settler
-from .world import DEFAULT_ORIGINS, ORIGINS, Entity
-
-if TYPE_CHECKING:
-    from .world import World
+from .world import DEFAULT_ORIGINS, ORIGINS, Entity, World, as_date
 
 ID_DIMENSIONS: dict[str, str] = {
     ADVERTISER: "advertiser_id",
@@ -395,3 +403,59 @@ def _sort_value(text: str) -> float:
         return float(text)
     except ValueError:  # "-" sorts below every number
         return float("-inf")
+
+
+def served_rows(
+    world: World,
+    advertiser_id: str,
+    data_level: str,
+    start_date: date | str,
+    end_date: date | str,
+    metrics: Iterable[str] = DEFAULT_METRICS,
+    include_deleted: bool = True,
+    dimensions: Sequence[str] | None = None,
+    max_ads: int | None = None,
+    as_of: date | str | None = None,
+    attribution_days: int | None = None,
+    origins: Iterable[str] = DEFAULT_ORIGINS,
+) -> list[dict[str, dict[str, str]]]:
+    """Exactly the rows the API serves, across all pages, in wire form.
+
+    ``as_of``: the values as they stood that day (conversions still growing, delivery
+    before the data fix; see ``settlement``); None: the final values.
+
+    ``include_deleted=True`` corresponds to the level's ``STATUS_ALL`` filter (and is
+    irrelevant at AUCTION_ADVERTISER). ``origins`` is the ``campaign_system_origins``
+    filter (TikTok's default: regular campaigns only; at AUCTION_ADVERTISER it decides
+    whether Promote spend is in the totals). ``dimensions`` defaults to the level's id
+    dimension plus ``stat_time_day``. ``max_ads`` applies the sync-report ad cap.
+    """
+    if data_level not in LEVELS:
+        raise ValueError(f"unknown data_level {data_level}")
+    dims = tuple(dimensions or (ID_DIMENSIONS[data_level], "stat_time_day"))
+    time_dims = [d for d in dims if d.startswith("stat_time_")]
+    query = ReportQuery(
+        advertiser_ids=(advertiser_id,),
+        data_level=data_level,
+        dimensions=dims,
+        time_dimension=time_dims[0] if time_dims else None,
+        start=as_date(start_date),
+        end=as_date(end_date),
+        metrics=tuple(metrics),
+        include_deleted=include_deleted,
+        as_of=None if as_of is None else as_date(as_of),
+        **({} if attribution_days is None else {"attribution_days": attribution_days}),
+        origins=frozenset(origins),
+    )
+    builder = builder_for(world)
+    selection = builder.select(query, max_ads)
+    return builder.rows(query, selection, 0, len(selection.keys))
+
+
+def builder_for(world: World) -> ReportBuilder:
+    """The shared report engine (and its key cache) of ``world``, created on first use."""
+    if world._builder is None:
+        with world._lock:
+            if world._builder is None:
+                world._builder = ReportBuilder(world)
+    return world._builder

@@ -23,6 +23,7 @@ from typing import Any, Self
 from .app import SimulatorApp
 from .faults import FaultPlan
 from .metrics import DEFAULT_METRICS
+from .report import served_rows
 from .world import World
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python does not export it
@@ -267,8 +268,15 @@ class SimulatorServer:
         include_deleted: bool = True,
         **kwargs: Any,
     ) -> list[dict[str, dict[str, str]]]:
-        """``World.report_rows``, capped by this server's ``throttle_threshold`` at ad level."""
+        """``report.served_rows``, capped by this server's ``throttle_threshold`` at ad level."""
         kwargs.setdefault("max_ads", self.app.settings.throttle_threshold)
-        return self.world.report_rows(
-            advertiser_id, data_level, start_date, end_date, metrics, include_deleted, **kwargs
+        return served_rows(
+            self.world,
+            advertiser_id,
+            data_level,
+            start_date,
+            end_date,
+            metrics,
+            include_deleted,
+            **kwargs,
         )

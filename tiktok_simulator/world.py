@@ -1,7 +1,7 @@
 """A deterministic synthetic TikTok Ads world: accounts, campaigns, ad groups, ads, delivery.
 
 Everything is a pure function of the seed, so tests can compute the expected answer of any
-report (``World.report_rows``) without talking to the server. Entities of an account are
+report (``tiktok_simulator.report.truth_rows``) without talking to the server. Entities of an account are
 built on first use; delivery is never stored: whether an ad delivered on a day, and what it
 delivered, is a hash of (seed, ad, day), recomputed whenever a row is served. That keeps a
 world with a million ad-day rows cheap to create.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TypeVar
 
-from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, DEFAULT_METRICS, LEVELS
+from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -208,7 +208,7 @@ class World:
         self._index = {adv: i for i, adv in enumerate(self.advertiser_ids)}
         self._accounts: dict[int, Account] = {}
         self._lock = threading.Lock()
-        self._builder = None  # the report engine, created on first use (import cycle)
+        self._builder = None  # its report engine: tiktok_simulator.report.builder_for
 
     def describe(self) -> dict[str, object]:
         """The parameters that reproduce this world."""
@@ -496,60 +496,3 @@ class World:
         return mask, cumulative
 
     # ------------------------------------------------------------------ ground truth
-    def report_rows(
-        self,
-        advertiser_id: str,
-        data_level: str,
-        start_date: date | str,
-        end_date: date | str,
-        metrics: Iterable[str] = DEFAULT_METRICS,
-        include_deleted: bool = True,
-        dimensions: Sequence[str] | None = None,
-        max_ads: int | None = None,
-        as_of: date | str | None = None,
-        attribution_days: int | None = None,
-        origins: Iterable[str] = DEFAULT_ORIGINS,
-    ) -> list[dict[str, dict[str, str]]]:
-        """Exactly the rows the API serves, across all pages, in wire form.
-
-        ``as_of``: the values as they stood that day (conversions still growing, delivery
-        before the data fix; see ``settlement``); None: the final values.
-
-        ``include_deleted=True`` corresponds to the level's ``STATUS_ALL`` filter (and is
-        irrelevant at AUCTION_ADVERTISER). ``origins`` is the ``campaign_system_origins``
-        filter (TikTok's default: regular campaigns only; at AUCTION_ADVERTISER it decides
-        whether Promote spend is in the totals). ``dimensions`` defaults to the level's id
-        dimension plus ``stat_time_day``. ``max_ads`` applies the sync-report ad cap.
-        """
-        from .report import ID_DIMENSIONS, ReportQuery
-
-        if data_level not in LEVELS:
-            raise ValueError(f"unknown data_level {data_level}")
-        dims = tuple(dimensions or (ID_DIMENSIONS[data_level], "stat_time_day"))
-        time_dims = [d for d in dims if d.startswith("stat_time_")]
-        query = ReportQuery(
-            advertiser_ids=(advertiser_id,),
-            data_level=data_level,
-            dimensions=dims,
-            time_dimension=time_dims[0] if time_dims else None,
-            start=as_date(start_date),
-            end=as_date(end_date),
-            metrics=tuple(metrics),
-            include_deleted=include_deleted,
-            as_of=None if as_of is None else as_date(as_of),
-            **({} if attribution_days is None else {"attribution_days": attribution_days}),
-            origins=frozenset(origins),
-        )
-        builder = self.report_builder()
-        selection = builder.select(query, max_ads)
-        return builder.rows(query, selection, 0, len(selection.keys))
-
-    def report_builder(self):  # -> ReportBuilder (annotated loosely to avoid the import cycle)
-        """The shared report engine (and its key cache) of this world."""
-        if self._builder is None:
-            from .report import ReportBuilder
-
-            with self._lock:
-                if self._builder is None:
-                    self._builder = ReportBuilder(self)
-        return self._builder

@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.catalog import ReportSpec
-from controller.reports import families as fam
+from controller.reports import rules
+from controller.reports.catalog import ReportSpec
 from controller.reports.prebuilt import definition
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -92,7 +92,8 @@ class _Entry(BaseModel):
     metrics: list[str] = Field(default_factory=list)
 
 
-def load_file(path: str | Path) -> list[ReportSpec]:
+def load_file(path: str | Path, **taken: Any) -> list[ReportSpec]:
+    """The definitions of a custom reports file; ``taken`` as ``parse`` takes it."""
     source = str(path)
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -102,16 +103,25 @@ def load_file(path: str | Path) -> list[ReportSpec]:
         raise CustomReportError(source, "*", "file", f"is not JSON ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("reports"), list):
         raise CustomReportError(source, "*", "reports", 'the file must be {"reports": [...]}')
-    return parse(document["reports"], source)
+    return parse(document["reports"], source, **taken)
 
 
-def parse(entries: list[Any], source: str = "custom reports") -> list[ReportSpec]:
-    """Validate every entry against TikTok's rules and the existing reports."""
-    from controller.models import ENTITY_TYPES  # /run takes entity types by name too
-    from controller.reports.registry import RESERVED_TABLE_PREFIXES, builtin
+def parse(
+    entries: list[Any],
+    source: str = "custom reports",
+    *,
+    taken: dict[str, ReportSpec],
+    reserved_names: tuple[str, ...] = (),
+    reserved_prefixes: tuple[str, ...] = (),
+) -> list[ReportSpec]:
+    """Validate every entry against TikTok's rules and the existing reports.
 
-    taken_names = set(builtin()) | set(ENTITY_TYPES)
-    taken_tables = {spec.table.upper(): spec.report_type for spec in builtin().values()}
+    What is already taken comes in as arguments (the registry passes its built-in reports,
+    the entity names /run also takes, and the service's own table prefixes), so this module
+    depends on nothing above it.
+    """
+    taken_names = set(taken) | set(reserved_names)
+    taken_tables = {spec.table.upper(): spec.report_type for spec in taken.values()}
     definitions: list[ReportSpec] = []
     for index, raw in enumerate(entries):
         label = raw.get("report_type") if isinstance(raw, dict) else None
@@ -132,12 +142,12 @@ def parse(entries: list[Any], source: str = "custom reports") -> list[ReportSpec
             raise CustomReportError(
                 source, report, "table", f"{spec.table} is already the table of {owner!r}"
             )
-        if spec.table.upper().startswith(RESERVED_TABLE_PREFIXES):
+        if spec.table.upper().startswith(reserved_prefixes):
             raise CustomReportError(
                 source,
                 report,
                 "table",
-                f"{spec.table}: prefixes {', '.join(RESERVED_TABLE_PREFIXES)} are reserved "
+                f"{spec.table}: prefixes {', '.join(reserved_prefixes)} are reserved "
                 "for the service's own tables",
             )
         taken_names.add(spec.report_type)
@@ -160,10 +170,12 @@ def _definition(entry: _Entry, source: str) -> ReportSpec:
     _check_dimensions(entry, audience, refuse)
     if not entry.metric_families and not entry.metrics:
         raise refuse("metrics", "give metric_families or metrics (or both)")
-    unknown = [f for f in entry.metric_families if f not in fam.FAMILIES]
+    unknown = [f for f in entry.metric_families if f not in rules.FAMILY_METRICS]
     if unknown:
-        raise refuse("metric_families", f"unknown {unknown}; choose from {sorted(fam.FAMILIES)}")
-    types = fam.metric_types()
+        raise refuse(
+            "metric_families", f"unknown {unknown}; choose from {sorted(rules.FAMILY_METRICS)}"
+        )
+    types = rules.metric_types()
     unknown = [m for m in entry.metrics if m not in types]
     if unknown:
         raise refuse("metrics", f"unknown metrics {unknown} (names as TikTok spells them)")
@@ -173,7 +185,9 @@ def _definition(entry: _Entry, source: str) -> ReportSpec:
         and not entry.dimensions
         and not audience
     )
-    refused = [m for m in entry.metrics if m in fam.DAILY_ADVERTISER_ONLY and not daily_advertiser]
+    refused = [
+        m for m in entry.metrics if m in rules.DAILY_ADVERTISER_ONLY and not daily_advertiser
+    ]
     if refused:
         raise refuse(
             "metrics",
@@ -181,16 +195,20 @@ def _definition(entry: _Entry, source: str) -> ReportSpec:
             "without breakdowns (40002 Invalid metric fields)",
         )
     if audience:
-        families = [f for f in entry.metric_families if f in fam.AUDIENCE_REFUSED_FAMILIES]
+        families = [f for f in entry.metric_families if f in rules.AUDIENCE_REFUSED_FAMILIES]
         if families:
             raise refuse(
                 "metric_families",
                 f"TikTok refuses {families} with report_type AUDIENCE (40002)",
             )
-        audience_refused = [m for m in entry.metrics if m in fam.AUDIENCE_REFUSED_METRICS] + [
+        audience_refused = [m for m in entry.metrics if m in rules.AUDIENCE_REFUSED_METRICS] + [
             m
             for m in entry.metrics
-            if any(m in fam.FAMILIES[f] for f in fam.AUDIENCE_REFUSED_FAMILIES if f in fam.FAMILIES)
+            if any(
+                m in rules.FAMILY_METRICS[f]
+                for f in rules.AUDIENCE_REFUSED_FAMILIES
+                if f in rules.FAMILY_METRICS
+            )
         ]
         if audience_refused:
             raise refuse(

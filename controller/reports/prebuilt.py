@@ -16,8 +16,8 @@ filter, so deleted objects are included as in the seed tables.
 
 from __future__ import annotations
 
-from controller.catalog import REPORTS, ReportSpec
-from controller.reports.families import LEVEL_FAMILIES, family_metrics
+from controller.reports.catalog import REPORTS, ReportSpec
+from controller.reports.rules import LEVEL_FAMILIES, family_metrics, metric_types
 
 FIRST_NUMBER = 20
 LEVELS = ("advertiser", "campaign", "adgroup", "ad")
@@ -48,7 +48,6 @@ def definition(
     """A definition at ``level`` that reuses the seed level's id, status filter and
     attributes, with the metrics of ``families`` (default: the seed level's) that TikTok
     serves for such a report, plus ``metrics`` named one by one."""
-    from controller.reports.families import metric_types
 
     seed = REPORTS[level]
     families = LEVEL_FAMILIES[level] if families is None else families

@@ -11,7 +11,7 @@ Where the window is held matters. A slot taken when a thread may start is not wh
 request leaves: building it, taking a pooled connection, a GIL switch or a busy CPU can add
 tens of ms, and two requests that started 100 ms apart may then leave 40 ms apart. So the
 HTTP client takes its slot inside the connection, right before the request's bytes are
-written (see ``controller.http_gate``), and ``Slot.sent`` re-stamps the slot with the time
+written (see ``controller.tiktok.http_gate``), and ``Slot.sent`` re-stamps the slot with the time
 the write returned, so a late request also pushes the next ones back.
 
 A sliding log (the send times of the last N requests) is used instead of a token bucket:
@@ -160,9 +160,11 @@ class RateLimiter:
             raise ValueError("qps and qpm must be greater than 0")
         self.qps, self.qpm = qps, qpm
         self._parent = parent
-        self._lock = parent._lock if parent else threading.Lock()  # one lock: atomic check-and-take
+        self._lock: threading.Lock = (
+            parent._lock if parent else threading.Lock()
+        )  # one lock: atomic check-and-take
         self._clock = clock
-        self._margin = parent._margin if parent else _Margin(margin, margin)
+        self._margin: _Margin = parent._margin if parent else _Margin(margin, margin)
         count, base = _qps_count_and_base(qps)
         # Pacing: sends spaced evenly (one per window/count seconds) instead of bursts of N.
         # A burst makes N connections race, and the jitter between our send and TikTok's
@@ -172,10 +174,12 @@ class RateLimiter:
             _Pacing(count, base, self._margin),
             _Window(qpm, 60.0, self._margin),
         ]
-        self._windows = own + (parent._windows if parent else [])
+        self._windows: list[_Window] = own + (parent._windows if parent else [])
         self.waits = 0
         self.waited_seconds = 0.0
-        self._paused_until = parent._paused_until if parent else [0.0]  # shared with children
+        self._paused_until: list[float] = (
+            parent._paused_until if parent else [0.0]
+        )  # shared with children
         self._held_until = 0.0  # this limiter's alone (see ``hold``)
 
     @property

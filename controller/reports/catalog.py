@@ -17,8 +17,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from controller.metric_families import ALWAYS, FAMILIES, FAMILY_NAMES, check_family_names
-from controller.metric_types import MetricType
+from controller.reports.metrics import (
+    ALWAYS,
+    FAMILIES,
+    FAMILY_NAMES,
+    MetricType,
+    check_family_names,
+)
 
 ARROW_TYPES: dict[MetricType, pa.DataType] = {
     MetricType.INT: pa.int64(),
@@ -33,7 +38,7 @@ I, F, S = MetricType.INT, MetricType.FLOAT, MetricType.STRING
 
 # Every family's metrics, core first (kept as one dict: the table schema holds them all).
 PERFORMANCE = {name: kind for family in FAMILIES.values() for name, kind in family.metrics.items()}
-# The seed's groups by their old names (``controller/reports/families.py`` builds on them).
+# The seed's groups by their old names (``controller/reports/rules.py`` builds on them).
 CORE = FAMILIES["core"].metrics
 ENGAGEMENT = FAMILIES["engagement"].metrics
 VIDEO = FAMILIES["video"].metrics
@@ -146,7 +151,7 @@ class ReportSpec:
     ) -> list[dict[str, str]] | None:
         """Include deleted objects (TikTok's default status filter hides their history) and
         the campaign ``origins`` given (its default hides Promote campaigns, see
-        ``controller.origins``), and keep to ``campaign_ids`` when given (how a report over
+        ``controller.tiktok.origins``), and keep to ``campaign_ids`` when given (how a report over
         20,000 ads is read in parts)."""
         filters = []
         if self.status_field is not None:

@@ -1,6 +1,6 @@
 """Metric families: named groups of metrics a definition is built from.
 
-Families are the catalog's metric groups (``controller/catalog.py``), so a metric added
+Families are the catalog's metric groups (``controller/reports/catalog.py``), so a metric added
 there reaches every report that asks for its family. Which families and metrics TikTok
 refuses with audience dimensions, hourly or lifetime is here too, from the notes
 (tiktok_api_reference.md §3.6, tiktok_api_beyond.md §5.4 and §6): definitions leave them out,
@@ -9,12 +9,12 @@ and a custom definition that asks for them is refused at start.
 
 from __future__ import annotations
 
-from controller import catalog, metric_families
-from controller.catalog import MetricType
+from controller.reports import catalog, metrics
+from controller.reports.catalog import MetricType
 
-FAMILIES: dict[str, dict[str, MetricType]] = {
-    # the families a /run may choose (``controller/metric_families.py``), same names
-    **{name: family.metrics for name, family in metric_families.FAMILIES.items()},
+FAMILY_METRICS: dict[str, dict[str, MetricType]] = {
+    # the families a /run may choose (``controller/reports/metrics.py``), same names
+    **{name: family.metrics for name, family in metrics.FAMILIES.items()},
     "spend_split": catalog.ADVERTISER_ONLY,
 }
 # What each seed level asks for (the advertiser level alone adds the cash/voucher split).
@@ -55,7 +55,7 @@ DAILY_ADVERTISER_ONLY = frozenset(catalog.ADVERTISER_ONLY)
 def metric_types() -> dict[str, MetricType]:
     """Every metric any family holds, with its type (how a custom metric name is typed)."""
     types: dict[str, MetricType] = {}
-    for family in FAMILIES.values():
+    for family in FAMILY_METRICS.values():
         types.update(family)
     return types
 
@@ -66,7 +66,7 @@ def family_metrics(families: tuple[str, ...], *, audience: bool, daily_advertise
     for name in families:
         if audience and name in AUDIENCE_REFUSED_FAMILIES:
             continue
-        for metric, kind in FAMILIES[name].items():
+        for metric, kind in FAMILY_METRICS[name].items():
             if audience and metric in AUDIENCE_REFUSED_METRICS:
                 continue
             if metric in DAILY_ADVERTISER_ONLY and not daily_advertiser:

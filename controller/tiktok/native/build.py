@@ -1,7 +1,7 @@
-"""Build the native page reader: ``python controller/native/build.py`` (stdlib only).
+"""Build the native page reader: ``python controller/tiktok/native/build.py`` (stdlib only).
 
 Standard library only, so a Docker build stage with a compiler and no dependencies can run
-it. The library embeds a hash of its source; ``controller.native`` loads it only when that
+it. The library embeds a hash of its source; ``controller.tiktok.native`` loads it only when that
 hash matches the source beside it, so an edited reader is never run from a stale build.
 """
 

@@ -1,4 +1,4 @@
-"""The /run payload and response, validated strictly with pydantic.
+"""The HTTP contract: every route's request and response, validated strictly with pydantic.
 
 Strict on purpose: a wrong field is a 400 naming it, not a silent default. Advertiser ids
 must be JSON strings of digits: a JSON number above 2**53 has usually been rounded by the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -23,17 +23,17 @@ from pydantic import (
     model_validator,
 )
 
-from controller.metric_families import FAMILY_NAMES, check_family_names
 from controller.reports import registry
+from controller.reports.metrics import FAMILY_NAMES, check_family_names
+from controller.reports.registry import ENTITY_TYPES
 
 MAX_ADVERTISERS = 200  # per request; the DAG fans larger lists out in batches
 MAX_WINDOW_DAYS = 366
 EARLIEST_DATE = date(2016, 1, 1)
+MAX_SAMPLE_DAYS = 30  # a /plan sample span
+MAX_SETTLEMENT_DAYS = MAX_WINDOW_DAYS
+MAX_QPS, MAX_QPM = 1000, 60000  # the bounds of a request's share of the app's rate
 
-# Account info and the entity history tables (controller/entities.py, controller/accounts.py):
-# run through /run like reports, but they are not reports of the registry.
-EntityType = Literal["advertiser_info", "campaigns", "adgroups", "ads"]
-ENTITY_TYPES: tuple[str, ...] = EntityType.__args__
 DISCOVER_ALL = "all"
 
 
@@ -123,10 +123,10 @@ class RunRequest(BaseModel):
         ),
     )
     max_qps: float | None = Field(
-        default=None, gt=0, le=1000, description="This request's share of the app's QPS."
+        default=None, gt=0, le=MAX_QPS, description="This request's share of the app's QPS."
     )
     max_qpm: int | None = Field(
-        default=None, gt=0, le=60000, description="This request's share of the app's QPM."
+        default=None, gt=0, le=MAX_QPM, description="This request's share of the app's QPM."
     )
 
     @field_validator("advertiser_ids", mode="wrap")
@@ -137,7 +137,7 @@ class RunRequest(BaseModel):
 
     @property
     def discover(self) -> bool:
-        return self.advertiser_ids == DISCOVER_ALL  # type: ignore[comparison-overlap]
+        return self.advertiser_ids == DISCOVER_ALL
 
     @property
     def report_kinds(self) -> list[str]:
@@ -231,11 +231,11 @@ class ItemOutcome(BaseModel):
 
 # Top-level words of a /run answer. "Ok" is the contract the service's users were given
 # (its original specification); the two failure words are documented in README.md.
-RUN_OK = "Ok"  # every report loaded (HTTP 200)
-RUN_PARTIAL = "partial_success"  # some reports failed (HTTP 207)
-RUN_FAILED = "error"  # every report failed (HTTP 502)
+RUN_OK: Final = "Ok"  # every report loaded (HTTP 200)
+RUN_PARTIAL: Final = "partial_success"  # some reports failed (HTTP 207)
+RUN_FAILED: Final = "error"  # every report failed (HTTP 502)
 RunStatus = Literal["Ok", "partial_success", "error"]
-assert set(RunStatus.__args__) == {RUN_OK, RUN_PARTIAL, RUN_FAILED}
+assert set(get_args(RunStatus)) == {RUN_OK, RUN_PARTIAL, RUN_FAILED}
 
 
 class ReconciliationDifference(BaseModel):
@@ -291,3 +291,123 @@ class ErrorResponse(BaseModel):
     message: str
     request_id: str | None = None
     errors: list[FieldError] = Field(default_factory=list)
+
+
+class PlanRequest(BaseModel):
+    """POST /plan: the items to size and the sample span (at most 30 days)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: SecretStr | None = None
+    advertiser_ids: list[AdvertiserId] = Field(min_length=1, max_length=MAX_ADVERTISERS)
+    report_types: list[ReportType] = Field(
+        default_factory=registry.default_report_types, min_length=1
+    )
+    start_date: date
+    end_date: date
+    max_qps: float | None = Field(default=None, gt=0, le=MAX_QPS)
+    max_qpm: int | None = Field(default=None, gt=0, le=MAX_QPM)
+
+    @model_validator(mode="after")
+    def _span(self) -> PlanRequest:
+        if not EARLIEST_DATE <= self.start_date <= self.end_date:
+            raise ValueError(f"start_date: must be from {EARLIEST_DATE} and not after end_date")
+        if (self.end_date - self.start_date).days + 1 > MAX_SAMPLE_DAYS:
+            raise ValueError(f"end_date: a sample span is at most {MAX_SAMPLE_DAYS} days")
+        if any(name in ENTITY_TYPES for name in self.report_types):
+            raise ValueError("report_types: only reports can be planned, not entity types")
+        return self
+
+
+class PlanItem(BaseModel):
+    """One (advertiser, report type) of a /plan answer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    advertiser_id: str
+    report_type: str
+
+
+class PlanResponse(BaseModel):
+    request_id: str | None
+    start_date: date
+    end_date: date
+    items: list[PlanItem]
+
+
+class SettlementQuery(BaseModel):
+    """GET /settlement_days query parameters (strings, as a query string carries them)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    project_id: str = ""
+    dataset_id: str = "raw"
+    advertiser_ids: str = ""
+    max_days: str = "28"
+
+    def problems(self) -> list[FieldError]:
+        """Every invalid parameter, named (a query string is checked whole, not first-fail)."""
+        found: list[FieldError] = []
+        if not _PROJECT_ID.match(self.project_id):
+            found.append(FieldError(field="project_id", message="required: a valid GCP project id"))
+        if not _DATASET_ID.match(self.dataset_id):
+            found.append(FieldError(field="dataset_id", message="not a valid BigQuery dataset id"))
+        ids = self.ids
+        if (
+            not ids
+            or not all(i.isdigit() and len(i) <= 20 for i in ids)
+            or len(ids) > MAX_ADVERTISERS
+        ):
+            found.append(
+                FieldError(
+                    field="advertiser_ids",
+                    message=f"required: 1-{MAX_ADVERTISERS} comma-separated ids of digits",
+                )
+            )
+        if not 1 <= self.days <= MAX_SETTLEMENT_DAYS:
+            found.append(
+                FieldError(
+                    field="max_days",
+                    message=f"must be a whole number between 1 and {MAX_SETTLEMENT_DAYS}",
+                )
+            )
+        return found
+
+    @property
+    def ids(self) -> list[str]:
+        return [part.strip() for part in self.advertiser_ids.split(",") if part.strip()]
+
+    @property
+    def days(self) -> int:
+        return int(self.max_days) if self.max_days.isdigit() else 0
+
+
+class SettlementDays(BaseModel):
+    days: int
+    reason: str
+
+
+class SettlementResponse(BaseModel):
+    request_id: str | None
+    settlement_days: dict[str, SettlementDays]
+
+
+class AdvertiserEntry(BaseModel):
+    """One advertiser a token reaches, as discovery sees it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    advertiser_id: str
+    active: bool
+
+
+class AdvertisersResponse(BaseModel):
+    request_id: str | None
+    advertisers: list[AdvertiserEntry]
+    active: int
+    skipped: int
+
+
+class HealthResponse(BaseModel):
+    status: str
+    version: str

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 
 import pyarrow as pa
 
-from controller.tiktok_client import TikTokApiError, TikTokError
+from controller.tiktok.client import TikTokApiError, TikTokError
 
 QUERY_TOO_LARGE = 40067
 MIN_METRICS = 10  # below this, splitting metrics multiplies requests for nothing

@@ -10,7 +10,17 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from controller.models import ErrorResponse, RunRequest, RunResponse
+from controller.api.models import (
+    AdvertisersResponse,
+    ErrorResponse,
+    HealthResponse,
+    PlanRequest,
+    PlanResponse,
+    RunRequest,
+    RunResponse,
+    SettlementQuery,
+    SettlementResponse,
+)
 
 
 def _json(schema: str, description: str) -> dict[str, Any]:
@@ -26,6 +36,11 @@ def openapi_document(version: str) -> dict[str, Any]:
         [
             (RunRequest, "validation"),
             (RunResponse, "serialization"),
+            (PlanRequest, "validation"),
+            (PlanResponse, "serialization"),
+            (AdvertisersResponse, "serialization"),
+            (SettlementResponse, "serialization"),
+            (HealthResponse, "serialization"),
             (ErrorResponse, "serialization"),
         ],
         ref_template="#/components/schemas/{model}",
@@ -42,23 +57,13 @@ def openapi_document(version: str) -> dict[str, Any]:
             "/health": {
                 "get": {
                     "summary": "Liveness probe (no dependency calls)",
-                    "responses": {
-                        "200": {
-                            "description": "Service is up",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["status", "version"],
-                                        "properties": {
-                                            "status": {"type": "string"},
-                                            "version": {"type": "string"},
-                                        },
-                                    }
-                                }
-                            },
-                        }
-                    },
+                    "responses": {"200": _json("HealthResponse", "Service is up")},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {"200": {"description": "The OpenAPI 3.1 document"}},
                 }
             },
             "/run": {
@@ -83,6 +88,27 @@ def openapi_document(version: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/plan": {
+                "post": {
+                    "summary": "Rows and requests per (advertiser, report type) over a sample "
+                    "span of at most 30 days (what a backfill planner sizes its units with)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/PlanRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("PlanResponse", "One item per (advertiser, report type)"),
+                        "400": _json(error, "Invalid payload; errors name each field"),
+                        "413": _json(error, "Body larger than 1 MiB"),
+                        "415": _json(error, "Body is not application/json"),
+                        "500": _json(error, "Unexpected fault"),
+                    },
+                }
+            },
             "/advertisers": {
                 "get": {
                     "summary": "Advertisers the token reaches (discovery), active or not and why",
@@ -96,10 +122,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                         }
                     ],
                     "responses": {
-                        "200": {
-                            "description": "advertisers: id, name, status, currency, "
-                            "timezone, timezone_iana, active, reason"
-                        },
+                        "200": _json(
+                            "AdvertisersResponse",
+                            "advertisers: id, name, status, currency, timezone, "
+                            "timezone_iana, active, reason",
+                        ),
                         "400": _json(error, "No token, or TIKTOK_APP_ID/SECRET not set"),
                         "502": _json(error, "TikTok refused the app credentials or failed"),
                     },
@@ -115,10 +142,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                             "required": name in ("project_id", "advertiser_ids"),
                             "schema": {"type": "string"},
                         }
-                        for name in ("project_id", "dataset_id", "advertiser_ids", "max_days")
+                        for name in SettlementQuery.model_fields
                     ],
                     "responses": {
-                        "200": {"description": "settlement_days: {advertiser_id: {days, reason}}"},
+                        "200": _json("SettlementResponse", "{advertiser_id: {days, reason}}"),
                         "400": _json(error, "Invalid parameters; errors name each one"),
                         "502": _json(error, "BigQuery refused the query"),
                     },

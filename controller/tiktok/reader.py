@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from controller import native
-from controller.catalog import ARROW_TYPES, MetricType, ReportSpec, arrow_schema
+from controller.reports.catalog import ARROW_TYPES, MetricType, ReportSpec, arrow_schema
+from controller.tiktok import native
 
 _NOT_APPLICABLE = pa.array(["-", ""], type=pa.string())
 _EXTRACTED_AT = pa.timestamp("us", tz="UTC")
@@ -168,7 +168,7 @@ def _time_columns(spec: ReportSpec, table: pa.Table, extracted_at: datetime) -> 
 def page_reader(
     spec: ReportSpec, metrics: list[str]
 ) -> Callable[[bytes], tuple[dict[str, Any], native.NativeRows] | None]:
-    """A reader of raw report bodies straight into typed columns (see ``controller.native``).
+    """A reader of raw report bodies straight into typed columns (see ``controller.tiktok.native``).
 
     It returns None for a body it does not read exactly as ``page_to_table`` would type the
     JSON (or when the library is not built): the caller then decodes the body as JSON.
@@ -288,11 +288,11 @@ def _join_on_codes(parts: list[pa.Table], keys: list[str]) -> pa.Table | None:
         return None
     if all(own.equals(part_codes[0]) for own in part_codes[1:]):
         # The usual answer: every request listed the same rows in the same order.
-        columns = dict(zip(parts[0].column_names, parts[0].columns, strict=True))
+        shared = dict(zip(parts[0].column_names, parts[0].columns, strict=True))
         for part in parts[1:]:
             named = zip(part.column_names, part.columns, strict=True)
-            columns.update((name, column) for name, column in named if name not in keys)
-        return pa.table(columns)
+            shared.update((name, column) for name, column in named if name not in keys)
+        return pa.table(shared)
     unique = pc.unique(codes)  # in order of first appearance
     columns: dict[str, pa.Array | pa.ChunkedArray] = {}
     key_rows = all_keys.take(pc.index_in(unique, value_set=codes))

@@ -2,8 +2,8 @@
 
 Why native code: see ``tiktok_rows.c``. It is optional. ``read_columns`` returns None when
 the library is not built or the body is anything but the plain shape it handles exactly, and
-the caller then reads the page with orjson + pyarrow (``controller.normalize``), with the
-same result. ``python -m controller.native`` builds it (``make`` and the Dockerfile do);
+the caller then reads the page with orjson + pyarrow (``controller.tiktok.reader``), with the
+same result. ``python -m controller.tiktok.native`` builds it (``make`` and the Dockerfile do);
 plain ctypes, so it needs a C compiler and no Python headers. ``make fuzz`` (``fuzz/``)
 checks the promise: a sanitizer build of the reader against the fallback on mutated bodies.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from controller.native.build import LIBRARY, source_hash
+from controller.tiktok.native.build import LIBRARY, source_hash
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _load(path: Path) -> ctypes.CDLL | None:
     if lib is None or lib.tt_source_hash().decode() != source_hash():
         log.warning(
             "native page reader not built or older than its source "
-            "(python -m controller.native): pages are read by the slower orjson path"
+            "(python -m controller.tiktok.native): pages are read by the slower orjson path"
         )
         return None
     lib.tt_new.restype = ctypes.POINTER(_Reader)

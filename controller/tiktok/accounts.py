@@ -19,7 +19,35 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from controller.tiktok_client import TikTokApiError, TikTokClient, TikTokError
+import pyarrow as pa
+
+from controller.tiktok.client import TikTokApiError, TikTokClient, TikTokError
+
+# The account-info table (TKT010): one row per advertiser per UTC day seen.
+ADVERTISER_INFO = "advertiser_info"  # its name in /run's report_types
+INFO_TABLE = "TKT010_TIKTOK_ADS_ADVERTISER_INFO"
+_TS = pa.timestamp("us", tz="UTC")
+INFO_SCHEMA = pa.schema(
+    [
+        ("advertiser_id", pa.string()),
+        ("name", pa.string()),
+        ("company", pa.string()),
+        ("status", pa.string()),
+        ("currency", pa.string()),
+        ("timezone", pa.string()),
+        ("display_timezone", pa.string()),
+        ("timezone_iana", pa.string()),
+        ("country", pa.string()),
+        ("role", pa.string()),
+        ("balance", pa.float64()),
+        ("create_time", _TS),
+        ("date", pa.date32()),
+        ("_advertiser_id", pa.string()),
+        ("_extracted_at", _TS),
+        ("_report_type", pa.string()),
+    ]
+)
+
 
 log = logging.getLogger(__name__)
 

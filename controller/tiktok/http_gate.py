@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from controller.rate_limiter import Slot
+from controller.tiktok.rate_limiter import Slot
 
 
 class NoSlotError(Exception):

@@ -41,9 +41,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from controller.catalog import ReportSpec
-from controller.http_gate import NoSlotError, gate, gated_adapter
-from controller.rate_limiter import RateLimiter
+from controller.reports.catalog import ReportSpec
+from controller.tiktok.http_gate import NoSlotError, gate, gated_adapter
+from controller.tiktok.rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +415,7 @@ class TikTokClient:
                 f"({THROTTLE_HEADER}: {response.headers[THROTTLE_HEADER]}); "
                 "nothing was loaded for this report to avoid losing the older ads' rows",
             )
-        data = envelope.get("data")
+        data: Any = envelope.get("data")
         if not request.paged:
             return Page(rows=rows, page=1, total_page=1, total_number=len(rows))
         if not (isinstance(data, dict) and data.get("page_info")) and not len(rows):

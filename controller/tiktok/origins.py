@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 
-from controller.tiktok_client import TikTokApiError, TikTokError
+from controller.tiktok.client import TikTokApiError, TikTokError
 
 REGULAR = "TT_ADS_PLATFORM"
 PROMOTE = "PROMOTE"

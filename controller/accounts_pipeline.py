@@ -1,6 +1,6 @@
 """One /run with accounts and objects: discovery, account info, entity history, then reports.
 
-Composes ``controller.accounts`` (discovery, account info), ``controller.entities`` (the
+Composes ``controller.tiktok.accounts`` (discovery, account info), ``controller.tiktok.entities`` (the
 entity readers) and ``database.history`` (SCD2 tables) around the report pipeline
 (``controller.pipeline.Run``), which it calls unchanged for the report types:
 
@@ -28,47 +28,35 @@ from typing import Any
 import pyarrow as pa
 
 from config.settings import Settings
-from controller.accounts import Account, DiscoveryError, discover, info_record, read_info
-from controller.entities import ENTITIES, EntityReader, EntityResult, EntitySpec
-from controller.models import (
+from controller.api.models import (
     RUN_FAILED,
     RUN_OK,
     ItemOutcome,
     RunResponse,
+    RunStatus,
     SkippedAdvertiser,
 )
-from controller.pipeline import Run, RunPlan, build_client, request_limiter, run_response
+from controller.pipeline import Run, RunPlan, run_response
 from controller.reports import registry
+from controller.tiktok.accounts import (
+    ADVERTISER_INFO,
+    INFO_SCHEMA,
+    INFO_TABLE,
+    Account,
+    DiscoveryError,
+    discover,
+    info_record,
+    read_info,
+)
+from controller.tiktok.entities import ENTITIES, EntityReader, EntityResult, EntitySpec
+from controller.tiktok.factory import build_client, request_limiter
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError
 from database.history import HistoryDefinition, HistoryTables
 
 log = logging.getLogger(__name__)
 
-ADVERTISER_INFO = "advertiser_info"
 # Fields of a report run's response that are not about its items, kept in the combined one.
 REPORT_EXTRAS = {"reconciliation", "run_log"}
-INFO_TABLE = "TKT010_TIKTOK_ADS_ADVERTISER_INFO"
-_TS = pa.timestamp("us", tz="UTC")
-INFO_SCHEMA = pa.schema(
-    [
-        ("advertiser_id", pa.string()),
-        ("name", pa.string()),
-        ("company", pa.string()),
-        ("status", pa.string()),
-        ("currency", pa.string()),
-        ("timezone", pa.string()),
-        ("display_timezone", pa.string()),
-        ("timezone_iana", pa.string()),
-        ("country", pa.string()),
-        ("role", pa.string()),
-        ("balance", pa.float64()),
-        ("create_time", _TS),
-        ("date", pa.date32()),
-        ("_advertiser_id", pa.string()),
-        ("_extracted_at", _TS),
-        ("_report_type", pa.string()),
-    ]
-)
 INFO_DEFINITION = TableDefinition(
     name=INFO_TABLE,
     schema=INFO_SCHEMA,
@@ -367,7 +355,7 @@ class AccountsRun:
         started: float,
         failure: str | None = None,
     ) -> RunResponse:
-        verdict = None
+        verdict: tuple[RunStatus, str] | None = None
         if failure is not None:
             verdict = (RUN_FAILED, failure)
         elif not outcomes:

@@ -12,14 +12,22 @@ Names and levels are the ones of ``../shared/tiktok_api_beyond.md`` §2 (GO ``me
 TikTok's "supported metrics for a dimension" tables): every one of them is accepted at the
 four ``AUCTION_*`` levels of a BASIC report (AB85815). ``audience`` says whether TikTok also
 accepts the family in AUDIENCE reports: it refuses the App, Website, onsite and Shop legs
-there (AB85820; ``controller/reports/families.py`` holds the metric-level refusals).
+there (AB85820; ``controller/reports/rules.py`` holds the metric-level refusals).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from controller.metric_types import MetricType
+
+class MetricType(StrEnum):
+    """How a metric's values are typed in the warehouse (BigQuery type names)."""
+
+    INT = "INT64"
+    FLOAT = "FLOAT64"
+    STRING = "STRING"
+
 
 I, F = MetricType.INT, MetricType.FLOAT  # noqa: E741 (as in the catalog)
 

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from controller.tiktok_client import TikTokClient, TikTokError
+from controller.tiktok.client import TikTokClient, TikTokError
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,8 @@ class EntityReader:
         ]
         with ThreadPoolExecutor(self.workers, thread_name_prefix="tiktok-entities") as pool:
             for _ in pool.map(
-                lambda t: self._list(*t, results[(t[0], t[1].report_type)], sink), tasks
+                lambda t: self._list(t[0], t[1], t[2], results[(t[0], t[1].report_type)], sink),
+                tasks,
             ):
                 pass
         return list(results.values())

@@ -1,0 +1,1 @@
+"""The HTTP contract: routes, request and response models, the OpenAPI document."""

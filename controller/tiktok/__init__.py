@@ -1,0 +1,1 @@
+"""The TikTok wire: HTTP, paging, rate limits, retries and TikTok's quirks; nothing of BigQuery."""
