@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 API_PATH = "open_api/v1.3/"
 PRODUCTION_BASE_URL = "https://business-api.tiktok.com/" + API_PATH
 SANDBOX_BASE_URL = "https://sandbox-ads.tiktok.com/" + API_PATH
-# TikTok's sandbox allows 1 QPS / 30 QPM per endpoint (§4.3): the defaults there, unless set.
+# TikTok's sandbox allows 1 QPS / 30 QPM per endpoint (docs/tiktok_api_reference.md §4.3): the
+# defaults there, unless set.
 SANDBOX_HOST = "sandbox-ads.tiktok.com"
 SANDBOX_QPS, SANDBOX_QPM = 1.0, 30
 

@@ -1,5 +1,5 @@
 """Settlement window per advertiser from its attribution settings
-(``TIKTOK_SETTLEMENT_DAYS=auto`` in the DAG; tiktok_api_beyond.md §4).
+(``TIKTOK_SETTLEMENT_DAYS=auto`` in the DAG; docs/tiktok_api_beyond.md §4).
 
 A day's conversions keep changing until the longest click window of the ad groups that
 delivered it has passed. N per advertiser = the longest ``click_attribution_window`` among

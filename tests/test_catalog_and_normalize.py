@@ -83,7 +83,7 @@ def test_metric_families_are_data_and_selectable():
     seed = ["engagement", "video", "conversion", "in_app"]  # what the seed asked for
     assert [len(g) for g in spec.metric_groups(families=seed)] == [100, 3]
     assert "cash_spend" in REPORTS["advertiser"].requested_metrics(["core"])
-    # exact names of the note (beyond §2), including its irregular spellings
+    # exact names of the note (docs/tiktok_api_beyond.md §2), including its irregular spellings
     web = FAMILIES["website"].metrics
     assert web["total_complete_payment_rate"] is MetricType.FLOAT  # a value, not a rate
     assert "total_complete_payment_value" not in spec.metric_names  # TikTok refuses it

@@ -694,7 +694,7 @@ def test_advertiser_info(api: SimulatorServer, sim_world: World) -> None:
     body = _session.get(url, params={"advertiser_ids": json.dumps(ids)}, headers=headers).json()
     assert body["code"] == 0
     assert [a["advertiser_id"] for a in body["data"]["list"]] == ids
-    # By default every field but company_name_editable (tiktok_api_beyond.md §7.2).
+    # By default every field but company_name_editable (docs/tiktok_api_beyond.md §7.2).
     assert {"advertiser_id", "name", "currency", "timezone", "status", "create_time"} <= set(
         body["data"]["list"][0]
     )

@@ -1,6 +1,6 @@
-"""The simulator's discovery, account info and entity list endpoints (tiktok_api_beyond.md
-§1.2, §7, §8, §9): strict parameters, TikTok's paging, hidden deleted and Promote objects,
-reduced Promote field sets, and objects that change on their scheduled day."""
+"""The simulator's discovery, account info and entity list endpoints
+(docs/tiktok_api_beyond.md §1.2, §7, §8, §9): strict parameters, TikTok's paging, hidden deleted and
+Promote objects, reduced Promote field sets, and objects that change on their scheduled day."""
 
 from __future__ import annotations
 
@@ -109,7 +109,8 @@ def test_entity_lists_hide_deleted_and_promote_by_default(
     assert len(promote) == 1 and promote[0][ID_FIELD[level]] not in ids
     if level != AD:
         assert promote[0]["campaign_system_origin"] == "PROMOTE"
-        assert "objective_type" not in promote[0]  # the reduced Promote field set (§1.2)
+        # The reduced Promote field set (docs/tiktok_api_beyond.md §1.2).
+        assert "objective_type" not in promote[0]
     both = get(sim, PATHS[level], advertiser_id=advertiser,
                filtering={"campaign_system_origins": ["PROMOTE", "TT_ADS_PLATFORM"]})  # fmt: skip
     assert both["code"] == 40002

@@ -1,5 +1,5 @@
 """The simulator's AUDIENCE, hourly and lifetime reports: one world, consistent sums, and
-TikTok's refusals (tiktok_api_beyond.md §5-6, tiktok_api_reference.md §3.6-3.7)."""
+TikTok's refusals (docs/tiktok_api_beyond.md §5-6, docs/tiktok_api_reference.md §3.6-3.7)."""
 
 from __future__ import annotations
 

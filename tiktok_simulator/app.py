@@ -86,7 +86,7 @@ class Settings:
     throttle_threshold: int = 20_000
     app_id: str = "1234567890"
     app_secret: str = "sim-app-secret"
-    # TikTok's sandbox: discovery and account info are refused there (§7.1).
+    # TikTok's sandbox refuses discovery and account info (docs/tiktok_api_beyond.md §7.1).
     sandbox: bool = False
     # The simulator's "today" (YYYY-MM-DD) for objects that change over time; None: UTC today.
     as_of: str | None = None
@@ -104,7 +104,8 @@ class Settings:
     # Hours after a day ends before its AUDIENCE rows are served (TikTok: ~16 h); None: none.
     audience_latency_hours: float | None = None
     # Whether one campaign_system_origins filter may hold several origins: TikTok's docs only
-    # show one value at a time (beyond §1.1), so both answers are served, to test both paths.
+    # show one value at a time (docs/tiktok_api_beyond.md §1.1), so both answers are served, to
+    # test both paths.
     mixed_origins: bool = True
     # 40067 "Your query is too large" above this size (None: never). The size is days x
     # metrics, or the report's rows x metrics with ``query_size_measure`` "rows_metrics"; a
@@ -458,7 +459,7 @@ class SimulatorApp:
         return Outcome(reply, code=errors.OK, fault=fault, rows=rows)
 
     def _check_size(self, query: ReportQuery) -> None:
-        """40067 for a query above ``query_size_limit`` (beyond §3)."""
+        """40067 for a query above ``query_size_limit`` (docs/tiktok_api_beyond.md §3)."""
         limit = self.settings.query_size_limit
         if limit is None:
             return

@@ -1,5 +1,5 @@
 """AUDIENCE reports: the same delivery as BASIC, split by age, gender, country, platform and
-language (tiktok_api_beyond.md §5, tiktok_api_reference.md §3.6-3.7).
+language (docs/tiktok_api_beyond.md §5, docs/tiktok_api_reference.md §3.6-3.7).
 
 Consistency with BASIC is exact for additive metrics: each ad-day's bases (counts and money
 in cents) are split over the breakdown values with cumulative integer weights, so the parts
@@ -11,7 +11,7 @@ Not every value has delivery every day: a value missing from an ad-day has no ro
 omits rows without data).
 
 UV metrics (reach, frequency...) are refused, as TikTok does with audience dimensions, and
-so are the other metrics the notes list as refused with AUDIENCE (engagements, the
+so are the other metrics the docs list as refused with AUDIENCE (engagements, the
 secondary goal, cash/voucher spend, the app purchase family, LIVE, the Website and Shop legs
 except the landing-page-view family). ``stat_time_hour`` → 40002 "Conflict occurs…",
 lifetime → 40002. Audience data of a day appears ``audience_latency_hours`` after the day
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from .report import ReportQuery
     from .world import World
 
-# Report values (§5.5, REF §3.7). platform and language value lists are not documented in
-# full: these are plausible spellings, in the same style.
+# Report values (docs/tiktok_api_beyond.md §5.5, docs/tiktok_api_reference.md §3.7). platform and
+# language value lists are not documented in full: these are plausible spellings, in the same style.
 VALUES: dict[str, tuple[str, ...]] = {
     "age": ("AGE_13_17", "AGE_18_24", "AGE_25_34", "AGE_35_44", "AGE_45_54", "AGE_55_100"),
     "gender": ("FEMALE", "MALE", "NONE"),
@@ -192,7 +192,8 @@ def parse_dimensions(
 def check_metrics(metrics: Sequence[str], has_id: bool) -> None:
     """40002 "Invalid metric fields" for metrics TikTok refuses with audience dimensions."""
     refused = [m for m in metrics if m in REFUSED_METRICS]
-    if not has_id:  # attribute metrics are only valid with an id dimension (REF §3.1)
+    # Attribute metrics are only valid with an id dimension (docs/tiktok_api_reference.md §3.1).
+    if not has_id:
         refused += [m for m in metrics if m in METRICS and METRICS[m].is_attribute]
     if refused:
         raise invalid_metrics(list(dict.fromkeys(refused)))

@@ -1,5 +1,6 @@
 """Account info and the entity list endpoints: ``/advertiser/info/``, ``/campaign/get/``,
-``/adgroup/get/`` and ``/ad/get/`` (notes: tiktok_api_beyond.md §1.2, §7, §8, §9; REF §5.2).
+``/adgroup/get/`` and ``/ad/get/`` (docs/tiktok_api_beyond.md §1.2, §7, §8, §9;
+docs/tiktok_api_reference.md §5.2).
 
 Objects come from the world (``World.account``); what they look like on a given day is a
 pure function of the world's seed and the simulator's "as of" day, so history can be tested:
@@ -11,8 +12,9 @@ Promote objects (made in the TikTok app: one campaign, one ad group, one ad) are
 when it has them (a campaign whose ``attributes["campaign_system_origin"]`` is ``PROMOTE``);
 until then each account gets one Promote campaign built here. They are hidden unless
 ``filtering.campaign_system_origins`` asks for ``PROMOTE``, and answer the reduced field sets
-of §1.2. Deleted objects are hidden unless ``primary_status`` is ``STATUS_ALL`` or
-``STATUS_DELETE`` (or the level's ``*_STATUS_ALL`` / ``*_STATUS_DELETE`` secondary status).
+of docs/tiktok_api_beyond.md §1.2. Deleted objects are hidden unless ``primary_status`` is
+``STATUS_ALL`` or ``STATUS_DELETE`` (or the level's ``*_STATUS_ALL`` / ``*_STATUS_DELETE`` secondary
+status).
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ ADVERTISER_INFO_FIELDS = (
     "company_name_editable",
 )
 _COUNTRIES = {"USD": "US", "EUR": "FR", "GBP": "GB", "JPY": "JP", "BRL": "BR"}
-# Seeded zones (§9): an offset-style one east of UTC and one west of it (POSIX-style signs:
-# Etc/GMT-8 is UTC+8), next to the Region/City zones of the world.
+# Seeded zones (docs/tiktok_api_beyond.md §9): an offset-style one east of UTC and one west of it
+# (POSIX-style signs: Etc/GMT-8 is UTC+8), next to the Region/City zones of the world.
 _OFFSET_ZONES = {1: ("Etc/GMT-8", "Asia/Singapore"), 3: ("Etc/GMT+5", "America/Bogota")}
 ADVERTISER_STATUSES = (
     "STATUS_ENABLE",
@@ -137,7 +139,8 @@ def info_list(
         unknown = [f for f in wanted if f not in ADVERTISER_INFO_FIELDS]
         if unknown:
             raise param_error(f"fields: Invalid fields: {unknown!r}.")
-        if "company_name_editable" in wanted:  # asked for, it comes alone (§7.2)
+        # Asked for, company_name_editable comes alone (docs/tiktok_api_beyond.md §7.2).
+        if "company_name_editable" in wanted:
             wanted = ("advertiser_id", "company_name_editable")
     items = []
     for advertiser_id in ids:
@@ -449,13 +452,14 @@ class EntityBook:
                 is_aco=False,
                 creative_type=None,
             )
-            if key % 11 == 0:  # some Smart+ ads come without modify_time (REF §5.2)
+            # Some Smart+ ads come without modify_time (docs/tiktok_api_reference.md §5.2).
+            if key % 11 == 0:
                 del row["modify_time"]
         return row
 
     @staticmethod
     def _promote_fields(node: Node, row: dict[str, Any]) -> dict[str, Any]:
-        """The reduced field sets TikTok answers for Promote objects (§1.2)."""
+        """The reduced field sets of Promote objects (docs/tiktok_api_beyond.md §1.2)."""
         keep = ["advertiser_id", "campaign_id", "create_time", "campaign_name"]
         keep += ["operation_status", "secondary_status", "_origin", "_deleted"]
         if node.level in (ADGROUP, AD):
@@ -596,7 +600,8 @@ def parse_entity_query(level: str, params: Mapping[str, str]) -> EntityQuery:
         raise param_error(
             f"filtering.campaign_system_origins: Must be a list of: {', '.join(ORIGINS)}."
         )
-    if len(set(origins)) > 1:  # undocumented (§1.1): the simulator takes the strict side
+    # Undocumented (docs/tiktok_api_beyond.md §1.1): the simulator takes the strict side.
+    if len(set(origins)) > 1:
         raise param_error("filtering.campaign_system_origins: Only one origin may be given.")
     primary = filtering.get("primary_status", "STATUS_NOT_DELETE")
     if primary not in PRIMARY_STATUSES or (primary == "STATUS_TIME_DONE" and level == CAMPAIGN):

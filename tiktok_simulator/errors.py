@@ -1,4 +1,4 @@
-"""API error codes and TikTok-style messages (reference §4).
+"""API error codes and TikTok-style messages (docs/tiktok_api_reference.md §4).
 
 Errors travel as HTTP 200 with a non-zero ``code`` and ``data: {}``; only requests that never
 reach the API logic (wrong path or method) get an HTTP 4xx.
@@ -104,7 +104,10 @@ def simulated(code: int, advertiser_id: str, app_id: str) -> ApiError:
 
 
 def origins_not_combinable(count: int) -> ApiError:
-    """A stricter TikTok: several campaign_system_origins in one filter (beyond §1.1, unknown)."""
+    """A stricter TikTok: several campaign_system_origins in one filter.
+
+    What TikTok does is unknown (docs/tiktok_api_beyond.md §1.1).
+    """
     return param_error(
         "filtering: campaign_system_origins: Only one value is allowed in filter_value, "
         f"got {count}."
@@ -112,7 +115,7 @@ def origins_not_combinable(count: int) -> ApiError:
 
 
 QUERY_TOO_LARGE = 40067
-# Beyond §3 (Airbyte's test of TikTok's answer): HTTP 200 and this exact text.
+# docs/tiktok_api_beyond.md §3 (Airbyte's test of TikTok's answer): HTTP 200 and this exact text.
 QUERY_TOO_LARGE_MESSAGE = (
     "Your query is too large, please reduce the query size (e.g. fewer metrics or time range) "
     "and retry after a while."

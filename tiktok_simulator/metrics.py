@@ -1,6 +1,6 @@
 """The simulator's metric registry, written independently from the client's catalog.
 
-Built from the reference notes (§3.1-§3.5). Every metric has a *kind* (how its value is
+Built from docs/tiktok_api_reference.md §3.1-§3.5. Every metric has a *kind* (how its value is
 written on the wire) and a *formula* (how it is computed from the synthetic delivery):
 
 * **bases** are hidden, summable integers generated per ad and day (counts, or money in
@@ -246,7 +246,7 @@ def event_family(
     value: bool = False,
     value_per: str | None = None,
 ) -> None:
-    """The in-app event pattern of §3.4.
+    """The in-app event pattern of docs/tiktok_api_reference.md §3.4.
 
     Unique count ``<e>``, ``cost_per_<e>``, ``<e>_rate``, total count ``total_<e>``,
     ``cost_per_total_<e>`` and, for value-carrying events, ``value_per_total_<e>`` (or the
@@ -277,13 +277,14 @@ def roas(name: str, value_base: str) -> None:
     ratio(name, Kind.AVERAGE, value_base, "spend", 100)
 
 
-# --------------------------------------------------------------------------- §3.2 core
+# ---------------------------------------------------------- docs/tiktok_api_reference.md §3.2 core
 count("impressions", None, 200, 4000)
 count("gross_impressions", "impressions", 1000, 1150)
 count("clicks", "impressions", 3, 40)
 money("spend", "impressions", 100, 1500)  # cents: a CPM between 1 and 15
 money("billed_cost", "spend", 950, 1000)
-# cash + voucher = spend. Only at AUCTION_ADVERTISER with stat_time_day (reference §3.6).
+# cash + voucher = spend. Only at AUCTION_ADVERTISER with stat_time_day
+# (docs/tiktok_api_reference.md §3.6).
 _ADVERTISER_DAILY = {
     "levels": frozenset({ADVERTISER}),
     "time_dimensions": frozenset({"stat_time_day"}),
@@ -329,7 +330,7 @@ cost_per("skan_cost_per_app_install", "skan_app_install")
 count("skan_app_install_withheld", "skan_app_install", 0, 300)
 leg(None)
 
-# --------------------------------------------------------------------------- §3.3 video
+# --------------------------------------------------------- docs/tiktok_api_reference.md §3.3 video
 count("video_play_actions", "impressions", 200, 700)
 count("video_watched_2s", "video_play_actions", 300, 800)
 count("video_watched_6s", "video_watched_2s", 300, 800)
@@ -402,7 +403,7 @@ ratio("ix_average_video_play", Kind.AVERAGE, "_ix_video_time_cs", "ix_video_view
 
 leg(None)
 
-# --------------------------------------------------------------------------- §3.4 in-app
+# -------------------------------------------------------- docs/tiktok_api_reference.md §3.4 in-app
 leg("app")
 count("app_install", "clicks", 0, 200)
 cost_per("cost_per_app_install", "app_install")
@@ -420,9 +421,10 @@ event_family("app_event_add_to_cart", value=True)
 event_family("checkout", value=True, value_per="value_per_checkout")
 event_family("view_content", value=True)
 
-# "Others (same pattern)". Which of them carry a value is not in the notes: the value legs
-# are given to the events that obviously carry one (wishlist, credits, subscriptions, ad
-# revenue); the rest get the five count/cost/rate names only.
+# "Others (same pattern)". Which of them carry a value is not documented
+# (docs/tiktok_api_reference.md §3.4): the value legs are given to the events that obviously carry
+# one (wishlist, credits, subscriptions, ad revenue); the rest get the five count/cost/rate names
+# only.
 _VALUE_EVENTS = {
     "add_to_wishlist",
     "spend_credits",
@@ -459,15 +461,17 @@ for _event in (
 count("unique_custom_app_events", "clicks", 0, 100)
 count("custom_app_events", "unique_custom_app_events", 1000, 1600)
 
-# --------------------------------------------------------------------------- §3.5 website
-# Beyond §2.2. The legs are what a web-only advertiser or a Promote ad zeroes (``zeroed_bases``).
+# ------------------------------------------------------- docs/tiktok_api_reference.md §3.5 website
+# docs/tiktok_api_beyond.md §2.2. The legs are what a web-only advertiser or a Promote ad zeroes
+# (``zeroed_bases``).
 leg("web")
 count("complete_payment", "clicks", 0, 100)
 cost_per("cost_per_complete_payment", "complete_payment")
 rate("complete_payment_rate", "complete_payment", "clicks")
 # Despite its name total_complete_payment_rate is the total payment *value* (money), so it
 # equals complete_payment x value_per_complete_payment (to the cent of the average).
-# total_complete_payment_value is not registered: TikTok refuses it (PH42830).
+# total_complete_payment_value is not registered: TikTok refuses it
+# (docs/tiktok_api_beyond.md §2.7, PH42830).
 money("total_complete_payment_rate", "complete_payment", 300_000, 5_000_000)
 ratio(
     "value_per_complete_payment",
@@ -500,7 +504,8 @@ for _event in (
     "on_web_subscribe",
 ):
     web_event(_event)
-# View content: the total value's word order differs from the pattern (beyond §2.2).
+# View content: the total value's word order differs from the pattern
+# (docs/tiktok_api_beyond.md §2.2).
 count("page_content_view_events", "clicks", 0, 800)
 cost_per("cost_per_page_content_view_event", "page_content_view_events")
 rate("page_content_view_event_rate", "page_content_view_events", "clicks")
@@ -515,7 +520,7 @@ ratio(
 )
 count("custom_page_events", "clicks", 0, 300)
 
-# Onsite (TikTok) leg, beyond §2.3. Pattern A: the onsite_ prefix first.
+# Onsite (TikTok) leg, docs/tiktok_api_beyond.md §2.3. Pattern A: the onsite_ prefix first.
 leg("onsite")
 for _event, _unique in (
     ("purchase", True),
@@ -562,7 +567,7 @@ for _event, _single in (
     cost_per(f"cost_per_{_single}", _event)
     rate(f"{_single}_rate", _event, "clicks")
 
-# TikTok Shop leg, beyond §2.4.
+# TikTok Shop leg, docs/tiktok_api_beyond.md §2.4.
 leg("shop")
 count("onsite_shopping", "clicks", 0, 80)
 cost_per("cost_per_onsite_shopping", "onsite_shopping")
@@ -580,7 +585,8 @@ roas("onsite_shopping_roas", "total_onsite_shopping_value")
 for _event in ("onsite_initiate_checkout_count", "onsite_on_web_detail", "onsite_on_web_cart"):
     web_event(_event)
 
-# View-through / click-through / engaged-view-through attribution splits (beyond §2.5).
+# View-through / click-through / engaged-view-through attribution splits
+# (docs/tiktok_api_beyond.md §2.5).
 leg("attribution")
 for _split, _basis in (
     ("vta_conversion", "conversion"),
@@ -611,7 +617,7 @@ money("vta_complete_payment_value", "vta_complete_payment", 300_000, 5_000_000)
 roas("vta_complete_payment_roas", "vta_complete_payment_value")
 leg(None)
 
-# --------------------------------------------------------------------------- §3.1 attributes
+# ---------------------------------------------------- docs/tiktok_api_reference.md §3.1 attributes
 _ALL = LEVELS
 _FROM_CAMPAIGN = (CAMPAIGN, ADGROUP, AD)
 _FROM_ADGROUP = (ADGROUP, AD)

@@ -1,4 +1,5 @@
-"""Parsing and validating ``report/integrated/get`` query parameters (reference §1, §2.1, §2.2, §3.6).
+"""Parsing and validating ``report/integrated/get`` query parameters
+(docs/tiktok_api_reference.md §1, §2.1, §2.2, §3.6).
 
 Scalars arrive as plain strings; lists and objects as JSON text in the query string. Each
 rule raises an ``ApiError`` 40002 whose message names the offending parameter, in the
@@ -33,7 +34,8 @@ from .world import DEFAULT_ORIGINS, ORIGINS
 
 REPORT_TYPES = ("BASIC", "AUDIENCE", "PLAYABLE_MATERIAL", "CATALOG", "BC", "TT_SHOP")
 SERVICE_TYPES = ("AUCTION", "RESERVATION")
-# Dimensions the real BASIC report knows (§3.7) but the simulator does not model.
+# Dimensions the real BASIC report knows (docs/tiktok_api_reference.md §3.7) but the simulator does
+# not model.
 UNSUPPORTED_DIMENSIONS = frozenset(
     {
         "ad_id_v2",
@@ -79,9 +81,9 @@ UNSUPPORTED_FILTER_FIELDS = frozenset(
     {"buying_type", "campaign_automation_type", "promotion_type", "ad_ids_v2", "country_code"}
 )
 STATUS_VALUES = ("STATUS_ALL", "STATUS_NOT_DELETE")
-# Promote campaigns are hidden unless this filter asks for them (beyond §1.1). Accepted at
-# every level, AUCTION_ADVERTISER included, where it decides whether Promote spend is in the
-# totals (TikTok's docs are silent there; the client sends it at every level).
+# Promote campaigns are hidden unless this filter asks for them (docs/tiktok_api_beyond.md §1.1).
+# Accepted at every level, AUCTION_ADVERTISER included, where it decides whether Promote spend is in
+# the totals (TikTok's docs are silent there; the client sends it at every level).
 ORIGINS_FILTER = "campaign_system_origins"
 UNSUPPORTED_STATUS_VALUES = frozenset({"STATUS_DELIVERY_OK", "STATUS_DELETE", "STATUS_DISABLE"})
 
@@ -335,7 +337,7 @@ def _filter_item(item: Any) -> tuple[str, list[Any]]:
         raise param_error(f"filtering: filter_type: Must be one of: {', '.join(FILTER_TYPES)}.")
     if not isinstance(filter_value, str):
         raise param_error(
-            "filtering: filter_value: Not a valid string (for IN it is a JSON array encoded as a string)."
+            "filtering: filter_value: Not a valid string (for IN it is a JSON array  encoded as a string)."
         )
     known = set(STATUS_FIELDS.values()) | set(ID_FILTER_LEVELS) | {ORIGINS_FILTER}
     if field_name in UNSUPPORTED_FILTER_FIELDS:

@@ -1,4 +1,4 @@
-"""Sliding-window rate limits (reference §4.3).
+"""Sliding-window rate limits (docs/tiktok_api_reference.md §4.3).
 
 TikTok limits a developer *app* (every token and advertiser using it share the quota): Basic
 tier 10 QPS and 600 QPM. The window is a true rolling window, not a fixed clock second: a

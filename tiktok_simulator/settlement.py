@@ -1,4 +1,5 @@
-"""How a day's numbers change after the day: attribution and the daily data fix (beyond §4.3).
+"""How a day's numbers change after the day: attribution and the daily data fix
+(docs/tiktok_api_beyond.md §4.3).
 
 TikTok books a conversion on the day of the impression, so a day's conversions and their
 values keep growing on later days until its attribution window closes (click windows up to

@@ -6,11 +6,11 @@ built on first use; delivery is never stored: whether an ad delivered on a day, 
 delivered, is a hash of (seed, ad, day), recomputed whenever a row is served. That keeps a
 world with a million ad-day rows cheap to create.
 
-Promote campaigns (boosts bought in the TikTok app, beyond §1) follow an account's regular
-ones: one ad group and one ad each, ``campaign_system_origin`` PROMOTE, ``promotion_type``
-"Other", and "0" for the metrics TikTok does not support for them. Reports hide them unless
-the ``campaign_system_origins`` filter asks for them. Every third advertiser (the second,
-fifth, ...) is web-only: its App-leg metrics are "0", as TikTok shows a pixel advertiser's.
+Promote campaigns (boosts bought in the TikTok app, docs/tiktok_api_beyond.md §1) follow an
+account's regular ones: one ad group and one ad each, ``campaign_system_origin`` PROMOTE,
+``promotion_type`` "Other", and "0" for the metrics TikTok does not support for them. Reports hide
+them unless the ``campaign_system_origins`` filter asks for them. Every third advertiser (the
+second, fifth, ...) is web-only: its App-leg metrics are "0", as TikTok shows a pixel advertiser's.
 
 IDs are digit strings above 2**53 (16, 18 and 19 digits, mostly odd), so a client that
 round-trips them through a float corrupts them; the very first campaign is 2**53 + 1.
@@ -94,8 +94,8 @@ REGULAR = "TT_ADS_PLATFORM"
 PROMOTE = "PROMOTE"
 ORIGINS = (REGULAR, PROMOTE)
 DEFAULT_ORIGINS = frozenset({REGULAR})  # what a report shows without the origins filter
-# Legs TikTok has no data for on a Promote ad (beyond §1.3: unsupported metrics read "0"),
-# and the App leg of a web-only advertiser.
+# Legs TikTok has no data for on a Promote ad (docs/tiktok_api_beyond.md §1.3: unsupported metrics
+# read "0"), and the App leg of a web-only advertiser.
 PROMOTE_ZERO_LEGS = frozenset({"app", "web", "onsite", "shop", "attribution", "paid"})
 WEB_ONLY_ZERO_LEGS = frozenset({"app"})
 
@@ -375,7 +375,8 @@ class World:
             "app_promotion_type": "UNSET",
             "campaign_automation_type": "MANUAL",
         }
-        if origin == PROMOTE:  # returned on Promote objects only (beyond §1.1 "Marker")
+        # Returned on Promote objects only (docs/tiktok_api_beyond.md §1.1 "Marker").
+        if origin == PROMOTE:
             attributes["campaign_system_origin"] = PROMOTE
         return Entity(
             level=CAMPAIGN,

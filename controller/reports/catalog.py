@@ -172,7 +172,10 @@ class ReportSpec:
 
 
 def _in_filter(field: str, values: Sequence[str]) -> dict[str, str]:
-    """One ``IN`` filter; its value is a JSON array written as a string (reference §2.1)."""
+    """One ``IN`` filter; its value is a JSON array written as a string.
+
+    The encoding is the one of docs/tiktok_api_reference.md §2.1.
+    """
     return {
         "field_name": field,
         "filter_type": "IN",
@@ -196,10 +199,11 @@ def _spec(report_type: str, number: int, id_dimension: str, status: str | None, 
     )
 
 
-# Attribute metrics analysts filter and group by, at the levels TikTok offers them (reference
-# §3.1): the campaign's objective and budget from the campaign level down, the ad group's
-# placement, promotion type (``Other`` on Promote ads) and budget from the ad group level
-# down, the ad's text at the ad level. Budgets are money (FLOAT64, null when TikTok writes "-").
+# Attribute metrics analysts filter and group by, at the levels TikTok offers them
+# (docs/tiktok_api_reference.md §3.1): the campaign's objective and budget from the campaign level
+# down, the ad group's placement, promotion type (``Other`` on Promote ads) and budget from the ad
+# group level down, the ad's text at the ad level. Budgets are money (FLOAT64, null when TikTok
+# writes "-").
 _CAMPAIGN_ATTRIBUTES = ("campaign_name", "objective_type")
 _CAMPAIGN_BUDGET = {"campaign_budget": F}
 _ADGROUP_BUDGET = {"campaign_budget": F, "budget": F}

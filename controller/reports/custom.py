@@ -14,8 +14,8 @@ The file (path in ``TIKTOK_CUSTOM_REPORTS_FILE``) is read once at start::
     ]}
 
 Everything TikTok would refuse is refused here, before the service takes any request, with
-a message naming the report and the field (tiktok_api_reference.md §3.6-3.7,
-tiktok_api_beyond.md §5-6): dimensions a report type does not know, audience with hourly
+a message naming the report and the field (docs/tiktok_api_reference.md §3.6-3.7,
+docs/tiktok_api_beyond.md §5-6): dimensions a report type does not know, audience with hourly
 or lifetime, lifetime with a breakdown, metrics a report refuses (UV and App, Website, Shop
 legs with audience dimensions; cash/voucher spend outside the advertiser daily report),
 more dimensions than a request may group by, a name or table already taken. What TikTok
@@ -38,7 +38,7 @@ from controller.reports.prebuilt import definition
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
-# Breakdowns TikTok knows per report type (§3.7). Lifetime takes none.
+# Breakdowns TikTok knows per report type (docs/tiktok_api_reference.md §3.7). Lifetime takes none.
 BASIC_BREAKDOWNS = frozenset({"country_code", "ad_type"})
 AUDIENCE_BREAKDOWNS = frozenset(
     {
@@ -64,10 +64,11 @@ AUDIENCE_BREAKDOWNS = frozenset(
         "contextual_tag",
     }
 )
-# Pairs reported refused together (country_code + province_id, beyond §5.2).
+# Pairs reported refused together (country_code + province_id, docs/tiktok_api_beyond.md §5.2).
 REFUSED_PAIRS = (frozenset({"country_code", "province_id"}),)
 # A request groups by at most this many dimensions (id + time + breakdowns): no connector
-# sends more than two breakdowns (age + gender), and the notes document none beyond it.
+# sends more than two breakdowns (age + gender), and the docs document none beyond it
+# (docs/tiktok_api_beyond.md §5.3).
 MAX_DIMENSIONS = 4
 
 

@@ -8,7 +8,7 @@ for unless a deployment (``TIKTOK_METRIC_FAMILIES``) or a request (``metric_fami
 narrows it. ``core`` (spend, impressions, clicks, reach and their ratios) is always asked
 for, with the attributes: it holds the spend every reconciliation needs.
 
-Names and levels are the ones of ``../shared/tiktok_api_beyond.md`` §2 (GO ``metrics.go``,
+Names and levels are the ones of ``docs/tiktok_api_beyond.md`` §2 (GO ``metrics.go``,
 TikTok's "supported metrics for a dimension" tables): every one of them is accepted at the
 four ``AUCTION_*`` levels of a BASIC report (AB85815). ``audience`` says whether TikTok also
 accepts the family in AUDIENCE reports: it refuses the App, Website, onsite and Shop legs
@@ -41,7 +41,10 @@ class MetricFamily:
 
 
 def app_event(event: str, *, value: bool, value_name: str | None = None) -> dict[str, MetricType]:
-    """The App leg's pattern (reference §3.4): unique and total counts, costs, rate, value."""
+    """The App leg's pattern: unique and total counts, costs, rate, value.
+
+    See docs/tiktok_api_reference.md §3.4.
+    """
     family = {
         event: I,
         f"cost_per_{event}": F,
@@ -56,7 +59,10 @@ def app_event(event: str, *, value: bool, value_name: str | None = None) -> dict
 
 
 def web_event(event: str) -> dict[str, MetricType]:
-    """The Website and Shop pattern (beyond §2.2, §2.4): count, cost, rate, value per, total value."""
+    """The Website and Shop pattern: count, cost, rate, value per, total value.
+
+    See docs/tiktok_api_beyond.md §2.2, §2.4.
+    """
     return {
         event: I,
         f"cost_per_{event}": F,
@@ -131,8 +137,9 @@ IN_APP = {
 }
 
 WEB = {
-    # total_complete_payment_rate is the total payment VALUE despite its name (beyond §2.7);
-    # total_complete_payment_value does not exist (TikTok refuses it).
+    # total_complete_payment_rate is the total payment VALUE despite its name
+    # (docs/tiktok_api_beyond.md §2.7); total_complete_payment_value does not exist (TikTok
+    # refuses it).
     "complete_payment": I,
     "cost_per_complete_payment": F,
     "complete_payment_rate": F,
@@ -163,7 +170,7 @@ WEB = {
 
 
 def _onsite_a(event: str, unique: bool) -> dict[str, MetricType]:
-    """The TikTok leg's pattern A (beyond §2.3): the ``onsite_`` prefix comes first."""
+    """The TikTok leg's pattern A: the ``onsite_`` prefix comes first (docs/tiktok_api_beyond.md §2.3)."""
     family = {
         f"onsite_total_{event}": I,
         f"onsite_cost_per_{event}": F,
@@ -178,7 +185,7 @@ def _onsite_a(event: str, unique: bool) -> dict[str, MetricType]:
 
 
 def _onsite_b(event: str) -> dict[str, MetricType]:
-    """The TikTok leg's pattern B (beyond §2.3): ``onsite_<e>`` inside the other names."""
+    """The TikTok leg's pattern B: ``onsite_<e>`` inside the names (docs/tiktok_api_beyond.md §2.3)."""
     return {
         f"onsite_{event}": I,
         f"cost_per_onsite_{event}": F,

@@ -2,9 +2,9 @@
 
 Families are the catalog's metric groups (``controller/reports/catalog.py``), so a metric added
 there reaches every report that asks for its family. Which families and metrics TikTok
-refuses with audience dimensions, hourly or lifetime is here too, from the notes
-(tiktok_api_reference.md §3.6, tiktok_api_beyond.md §5.4 and §6): definitions leave them out,
-and a custom definition that asks for them is refused at start.
+refuses with audience dimensions, hourly or lifetime is here too, from the docs
+(docs/tiktok_api_reference.md §3.6, docs/tiktok_api_beyond.md §5.4 and §6): definitions leave them
+out, and a custom definition that asks for them is refused at start.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ LEVEL_FAMILIES: dict[str, tuple[str, ...]] = {
 UV_METRICS = frozenset(
     {"reach", "cost_per_1000_reached", "frequency", "average_video_play_per_user"}
 )
-# Metrics TikTok refuses, or connectors never ask for, with report_type=AUDIENCE (§3.6, §5.4):
-# UV metrics, engagements, the secondary goal, the cash/voucher split, and the App leg
-# (the app purchase family is refused; app installs are not offered in audience lists).
+# Metrics TikTok refuses, or connectors never ask for, with report_type=AUDIENCE
+# (docs/tiktok_api_reference.md §3.6, docs/tiktok_api_beyond.md §5.4): UV metrics, engagements, the
+# secondary goal, the cash/voucher split, and the App leg (the app purchase family is refused; app
+# installs are not offered in audience lists).
 AUDIENCE_REFUSED_METRICS = frozenset(
     {
         *UV_METRICS,
@@ -48,7 +49,7 @@ AUDIENCE_REFUSED_METRICS = frozenset(
 # Whole families refused with AUDIENCE: the App leg, the advertiser spend split (and the
 # Website and Shop legs once the catalog carries them: "website", "shop", "onsite").
 AUDIENCE_REFUSED_FAMILIES = frozenset({"in_app", "spend_split", "website", "shop", "onsite"})
-# cash_spend / voucher_spend: advertiser level, daily only (§3.6).
+# cash_spend / voucher_spend: advertiser level, daily only (docs/tiktok_api_reference.md §3.6).
 DAILY_ADVERTISER_ONLY = frozenset(catalog.ADVERTISER_ONLY)
 
 

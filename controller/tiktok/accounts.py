@@ -1,4 +1,4 @@
-"""Advertiser discovery and account info (tiktok_api_beyond.md §7).
+"""Advertiser discovery and account info (docs/tiktok_api_beyond.md §7).
 
 Discovery lists the advertisers a token has been granted (``/oauth2/advertiser/get/``, which
 wants the developer app's ``app_id`` and ``secret`` in the query string), then reads each

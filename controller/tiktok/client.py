@@ -57,7 +57,8 @@ THROTTLE_HEADER = "X-Tt-Ads-Throttle"
 # heaps) stay in two threads instead of growing in every one of TIKTOK_CONCURRENCY threads.
 DECODE_THREADS = 2
 
-# TikTok blocks a request for 10 minutes once it timed out 3 times in 10 minutes (§2.8).
+# TikTok blocks a request for 10 minutes once it timed out 3 times in 10 minutes
+# (docs/tiktok_api_reference.md §2.8).
 MAX_TIMEOUTS = 3
 RATE_LIMIT_CODES = frozenset({40016, 40100, 40133, 61000})
 ADVERTISER_RATE_LIMITED = 40133

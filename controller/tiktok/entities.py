@@ -7,7 +7,7 @@ end and streams each page, as a typed Arrow table, to a sink. Nothing holds an a
 Every object of an account is read: all statuses (``primary_status: STATUS_ALL``, so deleted
 objects too) and both origins, regular and Promote. TikTok hides Promote objects unless
 ``campaign_system_origins`` asks for them, and no source says whether one request may ask for
-both (tiktok_api_beyond.md §1.1), so each origin is its own listing, merged on id.
+both (docs/tiktok_api_beyond.md §1.1), so each origin is its own listing, merged on id.
 
 Typing never breaks a run: a value of an unexpected type becomes NULL in its typed column,
 and the whole object, unknown and new fields included, is kept as JSON in ``_raw``; its

@@ -1,18 +1,18 @@
 """Promote ads in reports: the ``campaign_system_origins`` filter, and what TikTok accepts.
 
 TikTok's synchronous reports leave out Promote campaigns (boosts bought in the TikTok app)
-unless ``filtering`` names their origin; the default is ``["TT_ADS_PLATFORM"]`` (beyond §1).
-Every report here asks for every origin. TikTok's docs only ever show one value in this
-filter, so whether a list of both is accepted is unknown: the first request asks for both
-in one ``IN`` filter; if TikTok refuses that (40002 naming the filter), each origin is asked
-for on its own and the rows are put together (an id belongs to one origin only, so nothing
+unless ``filtering`` names their origin; the default is ``["TT_ADS_PLATFORM"]``
+(docs/tiktok_api_beyond.md §1). Every report here asks for every origin. TikTok's docs only ever
+show one value in this filter, so whether a list of both is accepted is unknown: the first request
+asks for both in one ``IN`` filter; if TikTok refuses that (40002 naming the filter), each origin is
+asked for on its own and the rows are put together (an id belongs to one origin only, so nothing
 is counted twice). What worked is remembered for the rest of the run.
 
 The filter is sent at every level, ``AUCTION_ADVERTISER`` included: whether TikTok's
 advertiser totals hold Promote spend without it is undocumented, and with it the advertiser
-row equals the sum of the campaigns (beyond §1.1 "Levels"; our decision). One level cannot
-be put together from one request per origin: the advertiser's, whose one row per day would
-come back once per origin and its rates cannot be added. If TikTok refuses the combined
+row equals the sum of the campaigns (docs/tiktok_api_beyond.md §1.1 "Levels"; our decision). One
+level cannot be put together from one request per origin: the advertiser's, whose one row per day
+would come back once per origin and its rates cannot be added. If TikTok refuses the combined
 filter, that level is read with TikTok's default origins and every advertiser-level result
 carries ``ADVERTISER_WARNING``: its totals may leave out Promote spend, which the campaign
 level holds.

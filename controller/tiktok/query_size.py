@@ -1,12 +1,13 @@
 """Requests that shrink instead of failing when TikTok answers 40067 "query too large".
 
 TikTok refuses a report it finds too large with code 40067 ("Your query is too large, please
-reduce the query size (e.g. fewer metrics or time range) and retry after a while.", beyond
-§3); the same request asked again fails again. So the request is split: its date range is
-halved, down to one day, then its metric list is halved, down to ``MIN_METRICS`` metrics;
-the parts are read and joined on the dimensions. The size that worked is remembered per
-(advertiser, level) for the rest of the run, so later requests start there instead of
-failing first. One day of ``MIN_METRICS`` metrics still refused fails the report, saying so.
+reduce the query size (e.g. fewer metrics or time range) and retry after a while.",
+docs/tiktok_api_beyond.md §3); the same request asked again fails again. So the request is
+split: its date range is halved, down to one day, then its metric list is halved, down to
+``MIN_METRICS`` metrics; the parts are read and joined on the dimensions. The size that
+worked is remembered per (advertiser, level) for the rest of the run, so later requests start
+there instead of failing first. One day of ``MIN_METRICS`` metrics still refused fails the
+report, saying so.
 """
 
 from __future__ import annotations
