@@ -123,6 +123,16 @@ class Simulator:
     def configure(self, **changes: Any) -> dict[str, Any]:
         return self._post("/_sim/config", changes)
 
+    def hold(self, match: dict[str, str], count: int = 1) -> dict[str, Any]:
+        """The first ``count`` report calls matching ``match`` wait until ``release``."""
+        return self._post("/_sim/hold", {"match": match, "count": count})
+
+    def holds(self) -> dict[str, Any]:
+        return self._get("/_sim/hold")
+
+    def release(self) -> dict[str, Any]:
+        return self._post("/_sim/release", {})
+
     def stats(self, log: bool = True) -> dict[str, Any]:
         return self._get("/_sim/stats", log=str(log).lower())
 
