@@ -403,6 +403,7 @@ def test_concurrent_commits_are_serialised(warehouse, bq_client, tmp_path) -> No
 # --------------------------------------------------------------------------- emulator
 
 
+@pytest.mark.e2e  # a local-bigquery process of its own
 def test_emulator_stop_start_restart_keeps_data(tmp_path: Path) -> None:
     with LocalBigQuery("restart-project", tmp_path / "data") as server:
         endpoint = server.endpoint

@@ -42,6 +42,7 @@ from tests.hardening_support import (
     staging_tables,
     wait_until,
 )
+from tests.support.tiers import spawns_processes
 
 DEADLINE = 16.0
 START, END = date(2025, 5, 2), date(2025, 6, 30)  # 60 days: two requests per report
@@ -50,6 +51,7 @@ HELD_REPORT = "adgroup"  # scheduled after the ad level, before campaigns and ad
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, Service]]:
     root = tmp_path_factory.mktemp("hardening-deadline")
     sim = Simulator(root / "simulator.log", "--qps", "40", "--qpm", "2400")

@@ -413,6 +413,7 @@ def test_an_invalid_custom_definition_stops_the_service_at_start(tmp_path, local
 
 
 # --------------------------------------------------------------------------- CSV tool
+@pytest.mark.e2e  # run_local_csv.py as a process
 def test_the_csv_tool_writes_the_new_report_types(simulator, world, tmp_path):
     types = ["campaign_country", "ad_hourly", "adgroup_lifetime", "advertiser_age_gender"]
     env = {**os.environ, "TIKTOK_API_BASE_URL": simulator.base_url}

@@ -14,6 +14,8 @@ from controller.catalog import REPORTS
 from controller.origins import ALL_ORIGINS
 from local_env.stack import ROOT
 
+pytestmark = pytest.mark.e2e  # every test runs run_local_csv.py as a process
+
 START, END = "2025-02-01", "2025-02-10"
 
 

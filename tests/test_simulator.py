@@ -1001,6 +1001,7 @@ def test_control_endpoints(sim: SimulatorServer, sim_world: World) -> None:
     assert _session.get(root + "nothing").status_code == 404
 
 
+@pytest.mark.e2e  # the simulator CLI as a process
 def test_cli_prints_ready_and_serves() -> None:
     command = [
         sys.executable,
