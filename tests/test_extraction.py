@@ -14,7 +14,7 @@ from controller.extraction import Extraction, ItemResult
 from controller.origins import ALL_ORIGINS
 from controller.rate_limiter import RateLimiter
 from controller.tiktok_client import RetryPolicy, TikTokClient
-from tests.truth import by_key, truth_rows
+from tests.support.truth import by_key, truth_rows
 from tiktok_simulator import SimulatorServer, World
 
 TOKEN = "sim-token"

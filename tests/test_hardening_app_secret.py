@@ -22,7 +22,7 @@ from controller.accounts import DiscoveryError, discover
 from controller.rate_limiter import RateLimiter
 from controller.tiktok_client import TikTokClient
 from tests.fixtures.simulator import SIM_TOKEN
-from tests.hardening_support import (
+from tests.support.hardening import (
     SECRET_TOKEN,
     SECRETS,
     Service,

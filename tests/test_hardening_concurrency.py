@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.hardening_support import (
+from tests.support.hardening import (
     Service,
     Simulator,
     assert_no_secret,

@@ -29,7 +29,7 @@ import pytest
 from controller.catalog import REPORTS
 from controller.extraction import Extraction
 from controller.tiktok_client import Page
-from tests.hardening_support import (
+from tests.support.hardening import (
     ALL_TYPES,
     Service,
     Simulator,

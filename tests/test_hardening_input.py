@@ -25,7 +25,7 @@ from schemathesis import GenerationMode
 from controller.models import RunRequest
 from controller.openapi import openapi_document
 from main import __version__
-from tests.hardening_support import (
+from tests.support.hardening import (
     SECRET_TOKEN,
     Service,
     Simulator,

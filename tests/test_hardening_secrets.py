@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hardening_support import (
+from tests.support.hardening import (
     SECOND_TOKEN,
     SECRET_TOKEN,
     SECRETS,

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from controller.catalog import REPORTS
-from tests.hardening_support import (
+from tests.support.hardening import (
     ALL_TYPES,
     Service,
     Simulator,

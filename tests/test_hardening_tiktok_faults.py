@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from controller.catalog import REPORTS
-from tests.hardening_support import (
+from tests.support.hardening import (
     ALL_TYPES,
     SECOND_TOKEN,
     Service,

@@ -24,7 +24,7 @@ from controller.catalog import REPORTS
 from database.bigquery import make_client
 from database.run_log import RUN_LOG_TABLE
 from local_env.bigquery_emulator import LocalBigQuery
-from tests.hardening_support import (
+from tests.support.hardening import (
     FaultProxy,
     Rule,
     Service,

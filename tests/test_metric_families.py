@@ -20,9 +20,9 @@ import requests
 from controller.catalog import REPORTS, MetricType, arrow_schema
 from controller.metric_families import FAMILIES
 from controller.origins import ALL_ORIGINS
+from tests.support.truth import by_key, truth_rows
 from tests.test_extraction import assert_equals_truth, extract, report_calls
 from tests.test_service import payload, post_run, table_rows
-from tests.truth import by_key, truth_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)
 # Cost names that do not follow "cost_per_<count>" (beyond §2.2-2.5), and their counts.

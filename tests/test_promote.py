@@ -14,9 +14,9 @@ import requests
 
 from controller.catalog import REPORTS
 from controller.origins import ADVERTISER_WARNING, ALL_ORIGINS, REGULAR
+from tests.support.truth import by_key, truth_rows
 from tests.test_extraction import assert_equals_truth, extract, report_calls
 from tests.test_service import payload, post_run, table_rows
-from tests.truth import by_key, truth_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)
 ORIGINS_FILTER = "campaign_system_origins"

@@ -29,8 +29,8 @@ from controller.reports.custom import CustomReportError, parse
 from local_env.stack import ROOT, ServiceProcess
 from main import create_app
 from tests.fixtures.service import service_settings_for
-from tests.truth import typed_cell
-from tests.warehouse import table_rows
+from tests.support.truth import typed_cell
+from tests.support.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.audience import audience_rows
 
