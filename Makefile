@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NATIVE := controller/tiktok/native/libtiktok_rows.so
 
-.PHONY: demo test lint bench venv native bq-venv clean fuzz fuzz-tools
+.PHONY: demo test test-fast lint bench venv native bq-venv clean fuzz fuzz-tools
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=/path/to/python3.11" % sys.version.split()[0])'
@@ -46,6 +46,11 @@ lint: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP) $(NATIVE) bq-venv lint fuzz-tools
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+
+# The fast tier (tests/support/tiers.py: no local-bigquery, no service, no process, no
+# Airflow): the venv and the native reader only; a test over 30 s fails, so it stays fast.
+test-fast: $(STAMP) $(NATIVE)
+	$(PY) -m pytest -q -m "not integration and not e2e" -n $(TEST_WORKERS) --timeout=30
 
 demo: $(STAMP) $(NATIVE) bq-venv
 	$(PY) -m local_env.demo $(DEMO_ARGS)

@@ -16,6 +16,7 @@ from bench import backfill, cpu, families, memory, rate, report, reports
 from bench import run as bench_run
 from bench.stack import WorldSize
 from controller.reports import registry
+from tests.support.tiers import spawns_processes
 
 # Every level fits in one page; delivery on every day, so row counts are exact.
 TINY_WORLD = WorldSize(advertisers=2, campaigns=1, adgroups=2, ads=3, delivery=1.0)
@@ -26,6 +27,7 @@ def quiet(_message: str) -> None:
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def rate_result(tmp_path_factory: pytest.TempPathFactory) -> rate.RateResult:
     size = rate.RateSize(
         world=TINY_WORLD,
@@ -46,6 +48,7 @@ def cpu_result() -> cpu.CpuResult:
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def memory_result(tmp_path_factory: pytest.TempPathFactory, local_bigquery) -> memory.MemoryResult:
     size = memory.MemorySize(world=TINY_WORLD, small_days=1, large_days=3, jobs_days=1)
     return memory.run(
@@ -69,6 +72,7 @@ def test_rate_scenario_counts_requests_and_no_40100(rate_result: rate.RateResult
     assert rate_result.to_json()["concurrent"]["rate_limited_40100"] == 0
 
 
+@pytest.mark.e2e  # the bench starts the simulator as a process
 def test_families_scenario_compares_all_families_with_app_only(tmp_path: Path):
     size = families.FamiliesSize(
         world=TINY_WORLD, days=3, workers=4, latency=0.05, qps=20, qpm=1200
@@ -169,6 +173,7 @@ def test_cli_sizes_and_a_run_with_every_scenario_skipped(tmp_path: Path, capsys)
     assert json.loads((tmp_path / "latest.json").read_text())["rate"] is None
 
 
+@pytest.mark.e2e  # the bench starts the simulator as a process
 def test_reports_scenario_measures_an_audience_and_an_hourly_report(tmp_path: Path):
     size = reports.ReportsSize(
         world=TINY_WORLD,

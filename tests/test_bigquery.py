@@ -29,7 +29,7 @@ from database.bigquery import (
     make_client,
 )
 from local_env.bigquery_emulator import LocalBigQuery
-from tests.warehouse import table_rows
+from tests.support.warehouse import table_rows
 
 UTC = dt.UTC
 D1, D2, D3, D4 = (dt.date(2024, 3, day) for day in (1, 2, 3, 4))
@@ -403,6 +403,7 @@ def test_concurrent_commits_are_serialised(warehouse, bq_client, tmp_path) -> No
 # --------------------------------------------------------------------------- emulator
 
 
+@pytest.mark.e2e  # a local-bigquery process of its own
 def test_emulator_stop_start_restart_keeps_data(tmp_path: Path) -> None:
     with LocalBigQuery("restart-project", tmp_path / "data") as server:
         endpoint = server.endpoint
@@ -418,7 +419,7 @@ def test_emulator_stop_start_restart_keeps_data(tmp_path: Path) -> None:
 
 
 def test_the_tests_fast_reader_types_rows_like_the_client(bq_client, bq_dataset) -> None:
-    """tests/warehouse.table_rows (one JSON column per row) equals SELECT * row for row."""
+    """tests/support/warehouse.table_rows (one JSON column per row) equals SELECT * row for row."""
     bq_client.create_dataset(bq_dataset)
     types = ["DATE", "TIMESTAMP", "INT64", "FLOAT64", "NUMERIC", "STRING", "BOOL", "DATETIME"]
     schema = [bigquery.SchemaField(f"c_{t.lower()}", t) for t in types]

@@ -12,12 +12,14 @@ import requests
 
 from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT, ServiceProcess, dockerfile_command
+from tests.support.tiers import spawns_processes
 from tiktok_simulator.report import served_rows
 
 TOKEN = "sim-token"
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def gunicorn_service(simulator, local_bigquery, tmp_path_factory):
     log = tmp_path_factory.mktemp("gunicorn") / "service.log"
     env = {
@@ -38,6 +40,7 @@ def test_dockerfile_runs_gunicorn_with_the_config():
     assert re.search(r"^USER 10001$", text, re.MULTILINE)
 
 
+@pytest.mark.e2e  # runs hadolint, a process of its own
 def test_dockerfile_passes_hadolint():
     hadolint = Path(ROOT / ".venv/bin/hadolint")
     result = subprocess.run(

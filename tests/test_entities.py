@@ -23,7 +23,7 @@ from controller.tiktok.entities import ENTITIES
 from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.fixtures.simulator import SIM_TOKEN
-from tests.warehouse import table_rows
+from tests.support.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.entities import advertiser_info
 from tiktok_simulator.metrics import AD, ADGROUP, CAMPAIGN

@@ -14,7 +14,7 @@ from controller.reports.catalog import REPORTS
 from controller.tiktok.client import RetryPolicy, TikTokClient
 from controller.tiktok.origins import ALL_ORIGINS
 from controller.tiktok.rate_limiter import RateLimiter
-from tests.truth import by_key, truth_rows
+from tests.support.truth import by_key, truth_rows
 from tiktok_simulator import SimulatorServer, World
 
 TOKEN = "sim-token"

@@ -22,7 +22,7 @@ from controller.tiktok.accounts import DiscoveryError, discover
 from controller.tiktok.client import TikTokClient
 from controller.tiktok.rate_limiter import RateLimiter
 from tests.fixtures.simulator import SIM_TOKEN
-from tests.hardening_support import (
+from tests.support.hardening import (
     SECRET_TOKEN,
     SECRETS,
     Service,
@@ -30,6 +30,7 @@ from tests.hardening_support import (
     payload,
     service_env,
 )
+from tests.support.tiers import spawns_processes
 
 APP_SECRET = "app-SECRET-d41d8cd98f00b204e9800998ecf8427e"
 ALL_SECRETS = (*SECRETS, APP_SECRET)
@@ -53,6 +54,7 @@ def _watch(service: Service, stop: threading.Event, found: list[str]) -> threadi
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, Service]]:
     root = tmp_path_factory.mktemp("hardening-app-secret")
     sim = Simulator(root / "simulator.log", "--qps", "40", "--qpm", "2400",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.hardening_support import (
+from tests.support.hardening import (
     Service,
     Simulator,
     assert_no_secret,
@@ -24,11 +24,13 @@ from tests.hardening_support import (
     running_stack,
     staging_tables,
 )
+from tests.support.tiers import spawns_processes
 
 TYPES = ["advertiser", "ad"]  # commits are the contended part: two tables are enough
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, Service]]:
     root = tmp_path_factory.mktemp("hardening-concurrency")
     with running_stack(local_bigquery.endpoint, root, "--qps", "40", "--qpm", "2400") as pair:

@@ -25,7 +25,7 @@ from schemathesis import GenerationMode
 from controller.api.models import RunRequest
 from controller.api.openapi import openapi_document
 from main import __version__
-from tests.hardening_support import (
+from tests.support.hardening import (
     SECRET_TOKEN,
     Service,
     Simulator,
@@ -33,6 +33,7 @@ from tests.hardening_support import (
     count,
     service_env,
 )
+from tests.support.tiers import spawns_processes
 
 ADVERTISER = "7000565813154703460"
 BASE = {
@@ -197,6 +198,7 @@ CORPUS: list[tuple[str, dict[str, Any], int, str | None]] = [
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, Service]]:
     root = tmp_path_factory.mktemp("hardening-input")
     sim = Simulator(root / "simulator.log")

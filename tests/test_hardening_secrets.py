@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hardening_support import (
+from tests.support.hardening import (
     SECOND_TOKEN,
     SECRET_TOKEN,
     SECRETS,
@@ -32,11 +32,13 @@ from tests.hardening_support import (
     service_env,
     watch_files,
 )
+from tests.support.tiers import spawns_processes
 
 FAULTS = ["40100", "50000", "503_html", "504", "reset", "truncated", "slow"]
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, FaultProxy, Service]]:
     root = tmp_path_factory.mktemp("hardening-secrets")
     sim = Simulator(root / "simulator.log", "--qps", "40", "--qpm", "2400")

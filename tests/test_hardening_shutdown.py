@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from controller.reports.catalog import REPORTS
-from tests.hardening_support import (
+from tests.support.hardening import (
     ALL_TYPES,
     Service,
     Simulator,
@@ -33,12 +33,15 @@ from tests.hardening_support import (
     table_rows,
     wait_until,
 )
+from tests.support.tiers import spawns_processes
 
 GRACE = 9  # gunicorn.conf.py graceful_timeout
 START, END = date(2025, 5, 2), date(2025, 6, 30)  # two requests per report
+SECOND_CHUNK = date(2025, 6, 1)
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def sim(tmp_path_factory) -> Iterator[Simulator]:
     simulator = Simulator(
         tmp_path_factory.mktemp("hardening-shutdown") / "simulator.log", "--qps", "40"
@@ -77,7 +80,16 @@ def test_sigterm_mid_run_leaves_only_complete_reports_then_a_new_instance_comple
         )
         assert warm.status_code == 200, warm.text
         sim.reset()
-        sim.configure(latency_per_row=0.025)  # ad-level requests take ~3.7 s, advertiser ~0.8 s
+        # The run is certainly mid-run at the SIGTERM, whatever the machine's speed: the
+        # simulator holds the last call the scheduler starts (the second advertiser-level
+        # chunk of the second account) until the service has stopped.
+        sim.hold(
+            {
+                "data_level": REPORTS["advertiser"].data_level,
+                "advertiser_id": advertisers[1],
+                "start_date": SECOND_CHUNK.isoformat(),
+            }
+        )
 
         outcome: dict[str, Any] = {}
 
@@ -94,8 +106,9 @@ def test_sigterm_mid_run_leaves_only_complete_reports_then_a_new_instance_comple
 
         warmed = complete_reports()
         thread.start()
-        wait_until(lambda: complete_reports() > warmed, 20, what="a first complete report")
-        assert thread.is_alive()  # mid-run
+        wait_until(lambda: sim.holds()["waiting"] == 1, 60, what="the held call")
+        wait_until(lambda: complete_reports() > warmed, 60, what="a first complete report")
+        assert thread.is_alive()  # mid-run: the held call cannot have been answered
         signalled = time.monotonic()
         service.process.proc.send_signal(signal.SIGTERM)
         code = service.process.proc.wait(GRACE + 5)
@@ -103,6 +116,7 @@ def test_sigterm_mid_run_leaves_only_complete_reports_then_a_new_instance_comple
         thread.join(30)
     finally:
         service.stop()
+        sim.release()
     print(f"\nHARDENING gunicorn stopped {stopped:.1f} s after SIGTERM")
     assert stopped <= GRACE + 1, f"gunicorn took {stopped:.1f} s to stop"
     assert code == 0, service.log_text()[-3000:]
@@ -137,7 +151,6 @@ def test_sigterm_mid_run_leaves_only_complete_reports_then_a_new_instance_comple
     assert_no_secret(service)
 
     # A new instance completes the run, once.
-    sim.configure(latency_per_row=0.0)
     second = Service(root / "second", env)
     try:
         response = second.post(body)

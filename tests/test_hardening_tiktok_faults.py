@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from controller.reports.catalog import REPORTS
-from tests.hardening_support import (
+from tests.support.hardening import (
     ALL_TYPES,
     SECOND_TOKEN,
     Service,
@@ -26,12 +26,14 @@ from tests.hardening_support import (
     running_stack,
     table_rows,
 )
+from tests.support.tiers import spawns_processes
 
 FAULT_KINDS = ["40100", "40133", "50000", "51010", "503_html", "504", "reset", "truncated", "slow"]
 SLOW_SECONDS = 3.5  # above the service's TIKTOK_READ_TIMEOUT (2 s)
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def stack(local_bigquery, tmp_path_factory) -> Iterator[tuple[Simulator, Service]]:
     root = tmp_path_factory.mktemp("hardening-tiktok")
     with running_stack(local_bigquery.endpoint, root, "--qps", "40", "--qpm", "2400") as pair:

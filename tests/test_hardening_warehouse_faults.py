@@ -24,7 +24,7 @@ from controller.reports.catalog import REPORTS
 from database.bigquery import make_client
 from database.run_log import RUN_LOG_TABLE
 from local_env.bigquery_emulator import LocalBigQuery
-from tests.hardening_support import (
+from tests.support.hardening import (
     FaultProxy,
     Rule,
     Service,
@@ -38,6 +38,7 @@ from tests.hardening_support import (
     staging_tables,
     wait_until,
 )
+from tests.support.tiers import spawns_processes
 
 DEADLINE = 8.0
 TYPES = ["campaign", "ad"]
@@ -47,6 +48,7 @@ TRANSACTION = Rule(method="POST", path=r"^/bigquery/v2/projects/[^/]+/jobs\?", b
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def stack(
     local_bigquery, tmp_path_factory
 ) -> Iterator[tuple[Simulator, FaultProxy, Service, Service]]:
@@ -133,8 +135,9 @@ def test_failed_phase_leaves_tables_unchanged_and_a_retry_loads_once(
         # Persistent: every table reached the phase and the first one was retried.
         assert rule.hits > len(TYPES), f"{phase}: {rule.hits} failed requests"
         count("warehouse_faults_injected", rule.hits)
-        # The service stopped retrying at its run deadline, not at the client's (60-600 s).
-        assert elapsed < DEADLINE + 8, (phase, elapsed)
+        # The service stopped retrying at its run deadline (8 s), not at the client
+        # library's (600 s): a bound far from both, so a busy machine does not fail it.
+        assert elapsed < 60, (phase, elapsed)
         assert snapshot(bq_client, bq_dataset) == before, phase  # exactly as it was
         assert staging_tables(bq_client, bq_dataset) == [], phase
 
@@ -187,6 +190,7 @@ def test_staging_table_whose_delete_fails_expires_within_the_hour(
 
 
 @pytest.fixture(scope="module")
+@spawns_processes
 def own_bigquery(tmp_path_factory) -> Iterator[LocalBigQuery]:
     server = LocalBigQuery("local-project", tmp_path_factory.mktemp("hardening-own-bq"))
     with server:
@@ -208,16 +212,18 @@ def test_warehouse_going_away_mid_run_changes_nothing_and_the_retry_loads_once(
         assert service.post(body).status_code == 200
         before = snapshot(client, "going_away")
 
-        sim.configure(latency=1.0)  # the extraction lasts a while: stop BigQuery during it
-        requests_before = sim.stats(log=False)["requests"]
+        # Every report call waits in the simulator until BigQuery is down, so no report can
+        # be complete (and committed early) before it goes, whatever the machine's speed.
+        sim.hold({"service_type": "AUCTION", "page": "1"}, count=1000)
         outcome: dict = {}
         thread = threading.Thread(target=lambda: outcome.update(r=service.post(body)))
         thread.start()
-        wait_until(
-            lambda: sim.stats(log=False)["requests"] > requests_before, 10, what="extraction"
-        )
-        own_bigquery.stop()
-        thread.join(60)
+        try:
+            wait_until(lambda: sim.holds()["waiting"] > 0, 60, what="extraction")
+            own_bigquery.stop()
+        finally:
+            sim.release()
+        thread.join(120)
         response = outcome["r"]
         result = response.json()
         assert response.status_code == 502, result
@@ -227,7 +233,6 @@ def test_warehouse_going_away_mid_run_changes_nothing_and_the_retry_loads_once(
         own_bigquery.start()
         assert snapshot(client, "going_away") == before
         assert staging_tables(client, "going_away") == []
-        sim.configure(latency=0.0)
         response = service.post(body)
         assert response.status_code == 200, response.text
         assert_tables_hold(client, "going_away", advertisers, TYPES)

@@ -346,6 +346,7 @@ def test_valid_simulator_pages_are_never_declined():
 
 
 @pytest.mark.slow
+@pytest.mark.e2e  # a sanitizer build and fuzz.run as a process
 @pytest.mark.timeout(900)  # the seeds (~3,000 bodies) first, then 60 s of mutations
 def test_a_minute_of_sanitizer_fuzzing_finds_no_mismatch(tmp_path):
     # make fuzz runs the same for as long as asked; this is the smoke run of make test (from

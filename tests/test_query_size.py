@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from controller.reports.catalog import REPORTS
+from tests.support.truth import by_key, truth_rows
 from tests.test_extraction import ONE_REQUEST, assert_equals_truth, extract
 from tests.test_service import payload, post_run, table_rows
-from tests.truth import by_key, truth_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 30)
 MESSAGE = (

@@ -30,8 +30,8 @@ from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT, ServiceProcess
 from main import create_app
 from tests.fixtures.service import service_settings_for
-from tests.truth import typed_cell
-from tests.warehouse import table_rows
+from tests.support.truth import typed_cell
+from tests.support.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.audience import audience_rows
 from tiktok_simulator.report import served_rows
@@ -416,6 +416,7 @@ def test_an_invalid_custom_definition_stops_the_service_at_start(tmp_path, local
 
 
 # --------------------------------------------------------------------------- CSV tool
+@pytest.mark.e2e  # run_local_csv.py as a process
 def test_the_csv_tool_writes_the_new_report_types(simulator, world, tmp_path):
     types = ["campaign_country", "ad_hourly", "adgroup_lifetime", "advertiser_age_gender"]
     env = {**os.environ, "TIKTOK_API_BASE_URL": simulator.base_url}

@@ -15,6 +15,8 @@ from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT
 from tiktok_simulator.report import served_rows
 
+pytestmark = pytest.mark.e2e  # every test runs run_local_csv.py as a process
+
 START, END = "2025-02-01", "2025-02-10"
 
 

@@ -8,8 +8,12 @@ import subprocess
 import sys
 from datetime import date
 
+import pytest
+
 from local_env.stack import ROOT
 from tiktok_simulator.metrics import CAMPAIGN
+
+pytestmark = pytest.mark.e2e  # every test runs run_local_csv.py as a process
 
 
 def test_all_advertisers_and_entity_csvs(sim, sim_world, tmp_path) -> None:

@@ -172,7 +172,7 @@ def test_a_refused_run_log_does_not_fail_the_run(
 @pytest.mark.parametrize("query_name", ["last run", "failed this week", "reconciliation gaps"])
 def test_readme_queries_run(query_name, service, sim, sim_world, bq_client, bq_dataset):
     """The three queries README.md shows run against the table as the service writes it."""
-    from tests.readme_queries import readme_query
+    from tests.support.readme_queries import readme_query
 
     bad, good = sim_world.advertiser_ids[:2]
     sim.remove_permission(bad)

@@ -12,8 +12,8 @@ from controller.reports.catalog import REPORTS
 from database.bigquery import BigQueryWarehouse, make_client
 from main import create_app
 from tests.fixtures.service import service_settings_for
-from tests.truth import by_key, truth_rows
-from tests.warehouse import table_rows
+from tests.support.truth import by_key, truth_rows
+from tests.support.warehouse import table_rows
 
 TOKEN = "sim-token"
 START, END = date(2025, 5, 1), date(2025, 5, 10)

@@ -754,25 +754,70 @@ def test_advertiser_limit(sim: SimulatorServer, sim_world: World) -> None:
 
 
 # --------------------------------------------------------------------------- latency and faults
-def test_latency_does_not_block_other_connections(sim: SimulatorServer, sim_world: World) -> None:
-    sim.configure(latency=0.4, rate_limit=False)
+def test_latency_delays_the_answer(sim: SimulatorServer, sim_world: World) -> None:
+    sim.configure(latency=0.4)
     started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        codes = list(
-            pool.map(
-                lambda _: requests.get(
-                    sim.base_url + "report/integrated/get/",
-                    params=params_for(sim_world),
-                    headers={"Access-Token": SIM_TOKEN},
-                    timeout=5,
-                ).json()["code"],
-                range(8),
-            )
-        )
-    elapsed = time.monotonic() - started
-    assert codes == [0] * 8
-    assert 0.4 <= elapsed < 1.2
-    assert sim.stats()["max_in_flight"] >= 4
+    assert report(sim, params_for(sim_world))["code"] == 0
+    assert time.monotonic() - started >= 0.4  # a lower bound: no machine answers sooner
+
+
+def test_a_waiting_request_does_not_block_other_connections(
+    sim: SimulatorServer, sim_world: World
+) -> None:
+    """One request held in flight (not slept: a hold lasts until released, whatever the
+    machine's speed) while seven others are answered on their own connections."""
+    sim.configure(rate_limit=False)
+    held = sim.hold({"data_level": AD, "start_date": "2025-01-01"})
+    assert held["waiting"] == 0 and held["match"]["data_level"] == AD
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(_patient_report, sim, params_for(sim_world))
+        _wait_for(lambda: sim.holds()["waiting"] == 1)
+        others = [report(sim, params_for(sim_world))["code"] for _ in range(7)]
+        assert others == [0] * 7  # count=1: only the first matching request is held
+        assert not waiting.done() and sim.holds() | {"match": None} == {
+            "match": None,
+            "count": 1,
+            "held": 1,
+            "waiting": 1,
+        }
+        sim.release()
+        assert waiting.result(timeout=10)["code"] == 0
+    assert sim.holds() == {"match": None, "count": 0, "held": 1, "waiting": 0}
+    assert sim.stats()["max_in_flight"] >= 2
+
+
+def test_holds_match_parameters_and_a_reset_releases_them(
+    sim: SimulatorServer, sim_world: World
+) -> None:
+    sim.configure(rate_limit=False)
+    sim.hold({"data_level": CAMPAIGN}, count=2)
+    assert report(sim, params_for(sim_world, level=AD))["code"] == 0  # not matched: not held
+    with ThreadPoolExecutor(2) as pool:
+        waiting = [
+            pool.submit(_patient_report, sim, params_for(sim_world, level=CAMPAIGN))
+            for _ in range(2)
+        ]
+        _wait_for(lambda: sim.holds()["waiting"] == 2)
+        sim.reset()
+        assert [w.result(timeout=10)["code"] for w in waiting] == [0, 0]
+    for plan in ({}, {"match": {}}, {"match": {"a": 1}, "count": 0}, {"match": {"a": 1}, "x": 1}):
+        with pytest.raises(ValueError):
+            sim.app.holds.set_plan(plan)
+
+
+def _patient_report(server: SimulatorServer, params: dict) -> dict:
+    """A report call on its own connection that outwaits any hold a test keeps."""
+    headers = {"Access-Token": SIM_TOKEN}
+    url = server.base_url + "report/integrated/get/"
+    return requests.get(url, params=params, headers=headers, timeout=120).json()
+
+
+def _wait_for(condition, timeout: float = 30.0) -> None:
+    """Poll a condition (not a duration): the timeout only bounds a failing test."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize(
@@ -962,6 +1007,7 @@ def test_control_endpoints(sim: SimulatorServer, sim_world: World) -> None:
     assert _session.get(root + "nothing").status_code == 404
 
 
+@pytest.mark.e2e  # the simulator CLI as a process
 def test_cli_prints_ready_and_serves() -> None:
     command = [
         sys.executable,

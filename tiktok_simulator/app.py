@@ -3,7 +3,8 @@
 Order of checks for an API request, as a gateway in front of TikTok's logic would do it:
 route (HTTP 404/405) -> ``Access-Token`` (40104/40105/40102) -> app rate limit (40100,
 counted at arrival) -> parameters (40002) -> advertiser permission (40001) -> advertiser
-rate limit (40133, optional) -> injected fault -> latency -> data.
+rate limit (40133, optional) -> hold (a test's, ``holds.py``) -> injected fault -> latency
+-> data.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 from . import audience, entities, errors
 from .errors import ApiError
 from .faults import FaultInjector, FaultPlan
+from .holds import Holds
 from .metrics import DEFAULT_METRICS, LEVELS
 from .query import parse_report_query
 from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
@@ -245,6 +247,7 @@ class SimulatorApp:
         self._lock = threading.Lock()
         self.stats = Stats()
         self.faults = FaultInjector()
+        self.holds = Holds()
         self._restore()
 
     def _grants_from(self, tokens: Mapping[str, Iterable[str] | str]) -> dict[str, set[str]]:
@@ -270,6 +273,7 @@ class SimulatorApp:
         """Restore the initial configuration, clear faults, rate windows and stats."""
         with self._lock:
             self._restore()
+        self.holds.release()
         self.stats.reset()
 
     def set_faults(self, plan: dict[str, Any] | FaultPlan | None) -> dict[str, Any]:
@@ -442,6 +446,7 @@ class SimulatorApp:
                 limit = self.settings.advertiser_qps or 0
                 raise errors.advertiser_rate_limited(advertiser_id, current, limit)
         self._check_size(query)
+        self.holds.wait_if_held(params)  # a test pins this request in flight (holds.py)
         fault, slow_seconds = self.faults.draw(query.advertiser_ids)
         fault = None if fault == "ok" else fault
         settings = self.settings
@@ -572,6 +577,9 @@ class SimulatorApp:
             ("POST", "/_sim/reset"): lambda p, _: self.reset() or {"reset": True},
             ("GET", "/_sim/faults"): lambda p, _: self.faults.plan.to_dict(),
             ("POST", "/_sim/faults"): lambda p, b: self.set_faults(b),
+            ("GET", "/_sim/hold"): lambda p, _: self.holds.state(),
+            ("POST", "/_sim/hold"): lambda p, b: self.holds.set_plan(b),
+            ("POST", "/_sim/release"): lambda p, _: self.holds.release(),
             ("GET", "/_sim/config"): lambda p, _: self.config(),
             ("POST", "/_sim/config"): lambda p, b: self.configure(**(b or {})),
             ("GET", "/_sim/truth"): lambda p, _: self._truth(p),

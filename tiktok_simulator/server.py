@@ -246,6 +246,16 @@ class SimulatorServer:
     def configure(self, **changes: Any) -> dict[str, Any]:
         return self.app.configure(**changes)
 
+    def hold(self, match: dict[str, str], count: int = 1) -> dict[str, Any]:
+        """Make the first ``count`` report requests matching ``match`` wait (``holds.py``)."""
+        return self.app.holds.set_plan({"match": match, "count": count})
+
+    def release(self) -> dict[str, Any]:
+        return self.app.holds.release()
+
+    def holds(self) -> dict[str, Any]:
+        return self.app.holds.state()
+
     def revoke_token(self, token: str) -> None:
         self.configure(revoke_token=token)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"  # tests/support/ -> the repo
 _BLOCK = re.compile(r"```sql\n-- (?P<name>[^\n]+)\n(?P<sql>.*?)```", re.DOTALL)
 
 
