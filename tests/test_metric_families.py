@@ -26,7 +26,8 @@ from tests.test_service import payload, post_run, table_rows
 from tiktok_simulator.report import served_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)
-# Cost names that do not follow "cost_per_<count>" (beyond §2.2-2.5), and their counts.
+# Cost names that do not follow "cost_per_<count>", and their counts
+# (docs/tiktok_api_beyond.md §2.2-2.5).
 IRREGULAR_COSTS = {
     "cost_per_page_content_view_event": "page_content_view_events",
     "cost_per_onsite_destination_visit": "onsite_destination_visits",
