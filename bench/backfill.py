@@ -1,9 +1,9 @@
 """Target 5: a simulated agency backfill through the planner and POST /run units.
 
 What the DAG's backfill does, minus Airflow's scheduler: ``POST /plan`` sizes every
-advertiser × report type from page 1 of the window's last 30 days, ``dags.tiktok_backfill``
+advertiser × report type from page 1 of the window's last 30 days, ``dags/tiktok_ads/backfill``
 (the planner the DAG's ``prepare_payload`` calls, pure Python) cuts the window into units,
-and ``parallel`` threads run the units with ``tiktok_backfill.run_unit`` (the DAG's mapped
+and ``parallel`` threads run the units with ``backfill.run_unit`` (the DAG's mapped
 ``call_cloud_run_api``), each POST /run carrying the unit's share of the app's rate
 (``max_qps = APP_QPS / in-flight``, ``max_qpm = APP_QPM // in-flight``, the DAG's
 ``rate_budget``). The service is the Dockerfile's gunicorn command against the simulator
@@ -26,7 +26,6 @@ simulator's.
 from __future__ import annotations
 
 import contextlib
-import math
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,8 @@ from bench.rate import API_PATH as REPORT_API_PATH
 from bench.stack import SIM_TOKEN, Simulator, WorldSize
 from controller.reports.catalog import REPORT_TYPES, REPORTS
 from controller.tiktok.origins import ALL_ORIGINS
-from dags import tiktok_backfill as backfill
+from dags.tiktok_ads import backfill
+from dags.tiktok_ads.fanout import rate_budget
 from database.bigquery import make_client
 from local_env.bigquery_emulator import LocalBigQuery, install
 from local_env.stack import ServiceProcess
@@ -137,12 +137,6 @@ def window(days: int) -> tuple[date, date]:
     return end - timedelta(days=days - 1), end
 
 
-def rate_budget(app_qps: float, app_qpm: int, in_flight: int) -> tuple[float, int]:
-    """A unit's share of the app's tier (the DAG's ``rate_budget``)."""
-    qps = math.floor(app_qps / in_flight * 1000) / 1000
-    return max(qps, 0.001), max(app_qpm // in_flight, 1)
-
-
 def plan(service: str, size: BackfillSize, advertisers: list[str], dataset: str) -> list[dict]:
     """POST /plan on the window's last 30 days, then the planner's units as /run payloads."""
     start, end = window(size.days)
@@ -171,21 +165,13 @@ def plan(service: str, size: BackfillSize, advertisers: list[str], dataset: str)
         batch_size=size.batch_size,
         parallel=size.parallel,
     )
-    max_qps, max_qpm = rate_budget(size.qps, size.qpm, max(1, min(size.parallel, len(units))))
+    max_qps, max_qpm = rate_budget(size.qps, size.qpm, size.parallel, len(units))
     return [
         {
             "label": unit.label,
             "payload": {
                 "access_token": SIM_TOKEN,
-                "advertiser_ids": unit.advertiser_ids,
-                "project_id": PROJECT,
-                "dataset_id": dataset,
-                "report_types": unit.report_types,
-                "start_date": unit.start.isoformat(),
-                "end_date": unit.end.isoformat(),
-                "if_exists": "replace",
-                "max_qps": max_qps,
-                "max_qpm": max_qpm,
+                **backfill.unit_payload(unit, PROJECT, dataset, max_qps, max_qpm),
             },
         }
         for unit in units

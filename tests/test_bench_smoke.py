@@ -212,4 +212,4 @@ def test_backfill_scenario_is_selected_and_sized_by_flags():
     assert sizes["backfill"].world.advertisers == 7 and sizes["backfill"].parallel == 3
     assert sizes["backfill"].days == bench_run.FULL["backfill"].days == 730
     # A unit's share is the DAG's: the units in flight never add up to more than the app's.
-    assert backfill.rate_budget(50, 3000, 3) == (16.666, 1000)
+    assert backfill.rate_budget(50, 3000, 3, 3) == (16.666, 1000)  # 3 in flight, 3 units

@@ -1,7 +1,7 @@
 """The Composer DAG on real Airflow (3.x here), without a scheduler.
 
-Structure tests read the parsed DagBag; the helpers are tested as plain functions; the
-``dag.test()`` runs execute every task in this process and POST to the real service on
+Structure tests read the parsed DagBag (the helpers are tested without Airflow in
+tests/test_dag_package.py); the ``dag.test()`` runs execute every task in this process and POST to the real service on
 127.0.0.1 (TikTok simulator + local BigQuery behind it). Airflow is configured by the
 ``tests.fixtures.airflow`` plugin before anything imports it: this module imports the DAG
 module only inside fixtures.
@@ -13,14 +13,16 @@ import importlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.test_dag_package import SECRET, valid_variables
+
 DAG_ID = "tiktok_ads_to_bigquery"
 TASK_IDS = {"validate_config", "prepare_payload", "call_cloud_run_api", "validate_result"}
-SECRET = "dag-test-secret-token-5f1c"  # never a real token; searched for in XCom and logs
 
 # Raised inside Airflow's in-process execution API (fastapi.testclient), not by the DAG.
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -37,9 +39,11 @@ def parsed_dag(dag_bag: Any) -> Any:
 
 
 @pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch, dag_module: ModuleType) -> Any:
+def variables(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Set Airflow Variables as AIRFLOW_VAR_* (None unsets); every DAG Variable starts unset."""
-    names = (*dag_module.CONFIG_VARIABLES, dag_module.TOKEN_VAR)
+    from tiktok_ads.config import CONFIG_VARIABLES, TOKEN_VAR
+
+    names = (*CONFIG_VARIABLES, TOKEN_VAR)
     for name in names:
         monkeypatch.delenv(f"AIRFLOW_VAR_{name}", raising=False)
 
@@ -53,16 +57,6 @@ def variables(monkeypatch: pytest.MonkeyPatch, dag_module: ModuleType) -> Any:
     return set_variables
 
 
-def valid_variables(url: str = "https://tiktok-ads-api-abc-ew.a.run.app") -> dict[str, str]:
-    return {
-        "TIKTOK_ADS_CLOUD_RUN_URL": url,
-        "TIKTOK_ACCESS_TOKEN": SECRET,
-        "TIKTOK_ADVERTISER_IDS": '["7012345678901234567", "7012345678901234568"]',
-        "GCP_PROJECT": "my-project",
-        "GCP_REGION": "europe-west1",
-    }
-
-
 # --------------------------------------------------------------------------- structure
 
 
@@ -70,6 +64,17 @@ def test_dag_file_imports_without_errors_or_deprecations(dag_bag: Any) -> None:
     assert dag_bag.import_errors == {}
     assert dag_bag.captured_warnings == {}
     assert DAG_ID in dag_bag.dags
+
+
+@pytest.mark.parametrize("syntax", ["glob", "regexp"])  # Airflow 3's default, Airflow 2's
+def test_only_the_dag_file_is_parsed(syntax: str) -> None:
+    """dags/.airflowignore keeps the package beside the DAG out of the scheduler's parse."""
+    from airflow._shared.module_loading.file_discovery import find_path_from_directory
+
+    from tests.fixtures.airflow import DAGS_FOLDER
+
+    found = find_path_from_directory(DAGS_FOLDER, ".airflowignore", syntax)
+    assert [Path(p).name for p in found if p.endswith(".py")] == ["dag_tiktok_ads_to_bigquery.py"]
 
 
 def test_dag_schedule_and_run_policy(parsed_dag: Any) -> None:
@@ -98,241 +103,59 @@ def test_only_the_service_call_retries_and_it_is_mapped(parsed_dag: Any) -> None
     assert type(call).__name__ == "DecoratedMappedOperator"
     assert call.retries == 2
     assert call.retry_delay == timedelta(minutes=5)
-    assert call.max_active_tis_per_dag == 2  # TIKTOK_MAX_PARALLEL_BATCHES unset: the default
+    assert call.pool == "tiktok_ads_api"  # its slots: the POSTs in flight at once
     for task_id in TASK_IDS - {"call_cloud_run_api"}:
         assert parsed_dag.get_task(task_id).retries == 0
 
 
-@pytest.mark.parametrize(("value", "expected"), [("3", 3), ("lots", 2), ("0", 2)])
-def test_parallel_batches_are_read_at_parse_time(
-    monkeypatch: pytest.MonkeyPatch, value: str, expected: int
-) -> None:
-    """A malformed value never breaks the parse: the default applies, validate_config fails."""
+@pytest.mark.parametrize("value", ["3", "lots"])
+def test_parsing_reads_no_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """TIKTOK_MAX_PARALLEL_BATCHES, read at parse time before the pool, is read at run time
+    now (it divides the rate budget); the parse reads no Variable at all (ruff AIR003)."""
+    from airflow.sdk import Variable
+
     from tests.fixtures.airflow import load_dag_bag
 
     monkeypatch.setenv("AIRFLOW_VAR_TIKTOK_MAX_PARALLEL_BATCHES", value)
+    read: list[str] = []
+    monkeypatch.setattr(Variable, "get", lambda name, *a, **k: read.append(name))
     bag = load_dag_bag()
-    assert bag.import_errors == {}
-    assert bag.dags[DAG_ID].get_task("call_cloud_run_api").max_active_tis_per_dag == expected
+    assert bag.import_errors == {} and read == []
+    assert bag.dags[DAG_ID].get_task("call_cloud_run_api").pool == "tiktok_ads_api"
 
 
-# --------------------------------------------------------------------------- helpers
+def test_run_conf_is_declared_as_params(parsed_dag: Any) -> None:
+    """The conf's keys are the DAG's params (the trigger form); the schema rejects what it can
+    at trigger time, validate_config the rest (tests/test_dag_package.py)."""
+    from airflow.sdk.exceptions import ParamValidationError
 
-
-def test_config_errors_are_reported_together(dag_module: ModuleType) -> None:
-    raw = {
-        "TIKTOK_ADS_CLOUD_RUN_URL": "ftp://example.com",
-        "TIKTOK_ADVERTISER_IDS": '["123", 7012345678901234567, "12a"]',
-        "GCP_REGION": "europe-west1",
-        "TIKTOK_REPORT_TYPES": '["ad", "keyword"]',
-        "TIKTOK_BATCH_SIZE": "0",
-        "TIKTOK_APP_QPS": "fast",
-    }
-    _, problems = dag_module.parse_config(raw)
-    text = "; ".join(problems)
-    assert "TIKTOK_ADS_CLOUD_RUN_URL: must be an http(s) URL" in text
-    assert "item 1 is a JSON number" in text
-    assert "item 2 '12a' is not a string of digits" in text
-    assert "GCP_PROJECT: missing" in text
-    assert "TIKTOK_REPORT_TYPES: unknown report types ['keyword']" in text
-    assert "TIKTOK_BATCH_SIZE: must be between 1 and 200" in text
-    assert "TIKTOK_APP_QPS: must be a number" in text
-    assert len(problems) == 6
-
-
-def test_config_defaults_and_normalisation(dag_module: ModuleType) -> None:
-    raw = valid_variables("https://svc.a.run.app/")
-    raw["TIKTOK_ADVERTISER_IDS"] = '["1", "2", "1"]'
-    config, problems = dag_module.parse_config(raw)
-    assert problems == []
-    assert config["service_url"] == "https://svc.a.run.app"
-    assert config["advertiser_ids"] == ["1", "2"]
-    assert config["dataset_id"] == "raw"
-    assert config["report_types"] == ["advertiser", "campaign", "adgroup", "ad"]
-    assert (config["days_reprocess"], config["batch_size"], config["parallel_batches"]) == (
-        3,
-        20,
-        2,
-    )
-    assert (config["app_qps"], config["app_qpm"]) == (10.0, 600)
-    assert "TIKTOK_ACCESS_TOKEN" not in json.dumps(config) and SECRET not in json.dumps(config)
-
-
-def test_service_url_must_be_the_root(dag_module: ModuleType) -> None:
-    with pytest.raises(dag_module.ConfigError, match="root URL"):
-        dag_module.parse_service_url("https://svc.a.run.app/run")
-
-
-def test_window_is_the_three_days_before_the_run_day(dag_module: ModuleType) -> None:
-    scheduled = {"data_interval_end": datetime(2026, 3, 10, 8, tzinfo=UTC)}
-    day = dag_module.run_day(scheduled)
-    assert dag_module.default_window(day, 3) == (date(2026, 3, 7), date(2026, 3, 9))
-    assert dag_module.default_window(day, 1) == (date(2026, 3, 9), date(2026, 3, 9))
-    manual = {
-        "data_interval_end": None,
-        "dag_run": SimpleNamespace(run_after=scheduled["data_interval_end"]),
-    }
-    assert dag_module.run_day(manual) == date(2026, 3, 10)
-
-
-def test_backfill_conf(dag_module: ModuleType) -> None:
-    parse = dag_module.parse_conf_window
-    assert parse(None) is None and parse({}) is None
-    assert parse({"start_date": "2026-01-01", "end_date": "2026-01-31"}) == (
-        date(2026, 1, 1),
-        date(2026, 1, 31),
-    )
-    # Any length back to 2016-01-01: a backfill the DAG plans into units.
-    assert parse({"start_date": "2016-01-01", "end_date": "2025-12-31"}) == (
-        date(2016, 1, 1),
-        date(2025, 12, 31),
-    )
-    conf = {"start_date": "2024-01-01", "end_date": "2025-12-31", "advertiser_ids": ["7"]}
-    assert dag_module.parse_conf(conf | {"report_types": ["ad"]}) == {
-        "window": ["2024-01-01", "2025-12-31"],
-        "advertiser_ids": ["7"],
-        "report_types": ["ad"],
-    }
-    for conf, message in [
-        ({"start_date": "2026-01-31", "end_date": "2026-01-01"}, "after end_date"),
-        ({"start_date": "2026-1-1", "end_date": "2026-01-02"}, "YYYY-MM-DD"),
-        ({"start_date": "2026-02-30", "end_date": "2026-03-02"}, "not a calendar date"),
-        ({"start_date": "2026-01-01"}, "both"),
-        ({"start": "2026-01-01"}, "unknown keys"),
-        ({"start_date": "2015-12-31", "end_date": "2016-01-31"}, "between 2016-01-01"),
-        ({"start_date": "2016-01-01", "end_date": "2016-01-31", "ids": []}, "unknown keys"),
-        ({"start_date": "2016-01-01", "end_date": "2016-01-31", "report_types": []}, "non-empty"),
+    params = parsed_dag.params
+    assert set(params) == {"start_date", "end_date", "advertiser_ids", "report_types"}
+    assert params.validate() == dict.fromkeys(params)  # a scheduled run: every key empty
+    assert params.get_param("start_date").resolve("2024-01-01") == "2024-01-01"
+    assert params.get_param("advertiser_ids").resolve(["7012345678901234567"])
+    for key, bad in [
+        ("start_date", "2024-1-1"),
+        ("advertiser_ids", [7012345678901234567]),  # a JSON number: precision lost
+        ("report_types", "ad"),
     ]:
-        with pytest.raises(dag_module.ConfigError, match=message):
-            parse(conf)
+        with pytest.raises(ParamValidationError):
+            params.get_param(key).resolve(bad)
 
 
-def test_batches_share_the_app_rate_limit(dag_module: ModuleType) -> None:
-    config, _ = dag_module.parse_config(valid_variables())
-    config |= {"advertiser_ids": [str(i) for i in range(5)], "batch_size": 2}
-    config |= {"parallel_batches": 3, "app_qps": 10.0, "app_qpm": 600}
-    requests = dag_module.build_requests(config, date(2026, 3, 7), date(2026, 3, 9))
-    assert [r["payload"]["advertiser_ids"] for r in requests] == [["0", "1"], ["2", "3"], ["4"]]
-    assert {r["payload"]["max_qps"] for r in requests} == {3.333}
-    assert {r["payload"]["max_qpm"] for r in requests} == {200}
-    assert all(r["payload"]["if_exists"] == "replace" for r in requests)
-    assert all("access_token" not in r["payload"] for r in requests)
-    # Fewer batches than parallel slots: each batch may use a larger share.
-    assert dag_module.rate_budget(10.0, 600, 4, 1) == (10.0, 600)
-    # 4 in flight at 10 QPS: 2.5 each, held to 2 by the service (whole requests a second).
-    assert dag_module.rate_share_warning(10.0, 4) == (
-        "TIKTOK_MAX_PARALLEL_BATCHES=4 at TIKTOK_APP_QPS=10: each batch is held to 2 requests "
-        "a second (whole requests), 8 of the app's 10 used; 1, 2, 5, 10 would use all of it"
-    )
-    assert dag_module.rate_share_warning(10.0, 5) is None
-    assert dag_module.rate_share_warning(2.0, 4) is None  # shares below 1 QPS are exact
-
-
-def test_identity_token_only_for_remote_urls(
-    dag_module: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import google.oauth2.id_token
-
-    audiences: list[str] = []
-
-    def fake_fetch(_request: Any, audience: str) -> str:
-        audiences.append(audience)
-        return "id-token"
-
-    monkeypatch.setattr(google.oauth2.id_token, "fetch_id_token", fake_fetch)
-    for local in ("http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080"):
-        assert dag_module.auth_headers(local) == {}
-    headers = dag_module.auth_headers("https://svc.a.run.app")
-    assert headers == {"Authorization": "Bearer id-token"}
-    assert audiences == ["https://svc.a.run.app"]
-
-
-def test_service_answers_map_to_task_outcomes(dag_module: ModuleType) -> None:
+def test_permanent_errors_fail_the_task_without_retry(dag_module: ModuleType) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    item = {"advertiser_id": "1", "report_type": "ad", "destination_table": "T", "inserted_rows": 0}
-    failed = {**item, "status": "error", "error": f"TikTok API error 40105 token {SECRET}"}
-    body = {
-        "status": "partial_success",
-        "message": "",
-        "request_id": "r1",
-        "start_date": "2026-03-07",
-        "end_date": "2026-03-09",
-        "total_inserted_rows": 5,
-        "results": [{**item, "inserted_rows": 5, "status": "success"}, failed],
-        "errors_count": 1,
-    }
-    summary = dag_module.handle_response(207, json.dumps(body), "batch 1/1", SECRET)
-    assert summary["errors_count"] == 1 and summary["http_status"] == 207
-    assert SECRET not in json.dumps(summary)
+    from tiktok_ads.errors import ServiceRejected, ServiceUnavailable
 
-    all_failed = {**body, "status": "error", "results": [failed], "errors_count": 1}
-    with pytest.raises(dag_module.ServiceUnavailable, match="1/ad"):
-        dag_module.handle_response(502, json.dumps(all_failed), "batch 1/1", SECRET)
-    rejected = {
-        "status": "error",
-        "message": "invalid request",
-        "errors": [{"field": "project_id", "message": "not a valid GCP project id"}],
-    }
-    with pytest.raises(AirflowFailException, match="project_id: not a valid"):
-        dag_module.handle_response(400, json.dumps(rejected), "batch 1/1", SECRET)
-    with pytest.raises(AirflowFailException, match=r"roles/run\.invoker"):
-        dag_module.handle_response(403, "<html>Forbidden</html>", "batch 1/1", SECRET)
-    for status in (429, 500, 503):
-        with pytest.raises(dag_module.ServiceUnavailable):
-            dag_module.handle_response(status, "<html>busy</html>", "batch 1/1", SECRET)
+    @dag_module.fail_fast
+    def call(error: Exception) -> None:
+        raise error
 
-
-def _answer(results: list[dict[str, Any]], errors_count: int, status: str = "Ok") -> str:
-    return json.dumps(
-        {
-            "status": status,
-            "message": "Extração concluída",
-            "request_id": "r1",
-            "start_date": "2026-03-07",
-            "end_date": "2026-03-09",
-            "total_inserted_rows": sum(item["inserted_rows"] for item in results),
-            "results": results,
-            "errors_count": errors_count,
-        }
-    )
-
-
-def test_batches_are_judged_by_their_items_not_by_one_word(dag_module: ModuleType) -> None:
-    def item(advertiser: str, report_type: str, status: str = "success") -> dict[str, Any]:
-        return {
-            "advertiser_id": advertiser,
-            "report_type": report_type,
-            "destination_table": f"raw.{report_type}",
-            "inserted_rows": 350 if status == "success" else 0,
-            "status": status,
-            **({"error": "TikTok API error 40001: no permission"} if status != "success" else {}),
-        }
-
-    payload = {"advertiser_ids": ["1", "2"], "report_types": ["campaign", "ad"]}
-    every = [item(a, r) for a in ("1", "2") for r in ("campaign", "ad")]
-
-    def judge(text: str, http_status: int = 200) -> dict[str, Any]:
-        summary = dag_module.handle_response(http_status, text, "batch 1/2", SECRET)
-        summary["missing"] = dag_module.missing_pairs(payload, summary["results"])
-        return dag_module.check_results([summary])
-
-    # The service's contract: "Ok", every item success, errors_count 0 → the run passes.
-    passed = judge(_answer(every, 0))
-    assert passed["failures"] == [] and passed["total_inserted_rows"] == 4 * 350
-    # Any other word with the same items passes too: the word is not what is judged.
-    assert judge(_answer(every, 0, status="success"))["failures"] == []
-    # A partial batch fails naming each failed pair.
-    partial = [*every[:3], item("2", "ad", "error")]
-    assert judge(_answer(partial, 1, "partial_success"), 207)["failures"] == [
-        "2/ad: TikTok API error 40001: no permission"
-    ]
-    # A requested report the answer leaves out has not loaded, even under "Ok".
-    assert judge(_answer(every[:3], 0))["failures"] == ["2/ad: missing from the service's answer"]
-    # errors_count counting failures no item shows fails the batch too.
-    assert judge(_answer(every, 2))["failures"] == [
-        "batch 1/2: errors_count 2 but 0 failed report(s) listed (request_id r1)"
-    ]
+    with pytest.raises(AirflowFailException, match="plan: the service rejected"):
+        call(ServiceRejected("plan: the service rejected the request (HTTP 400)"))
+    with pytest.raises(ServiceUnavailable):  # left to the task's retries
+        call(ServiceUnavailable("batch 1/1: HTTP 503 from the service"))
 
 
 # --------------------------------------------------------------------------- dag.test()

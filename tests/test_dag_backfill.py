@@ -2,7 +2,7 @@
 
 Real Airflow (``dag.test()``), the real service (in a thread), the simulator and local
 BigQuery, as in ``tests/test_dag.py`` (whose fixtures are reused). The planner's pure
-functions (``dags/tiktok_backfill.py``) are tested first, without Airflow.
+functions (``dags/tiktok_ads/backfill.py``) are tested first, without Airflow.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import pytest
 from werkzeug.serving import make_server
 
 from controller.reports.catalog import REPORTS
-from dags import tiktok_backfill as backfill
 from main import create_app
 from tests import test_dag
 from tests.fixtures.service import ServiceHandle, service_settings_for
-from tests.hardening_support import snapshot, table_rows
+from tests.support.hardening import snapshot, table_rows
+from tests.support.truth import by_key, truth_rows
 from tests.test_dag import SECRET, UNKNOWN_ADVERTISER, run_dag, run_xcoms, task_logs
-from tests.truth import by_key, truth_rows
+from tiktok_ads import backfill
 
 # tests/test_dag.py's fixtures (registered under their own names: e2e, runnable_dag, ...).
 e2e, runnable_dag, variables = test_dag.e2e, test_dag.runnable_dag, test_dag.variables

@@ -11,7 +11,6 @@ import pytest
 
 from tests.test_dag import (  # noqa: F401 (fixtures)
     SECRET,
-    dag_module,
     run_dag,
     run_xcoms,
     runnable_dag,
@@ -19,6 +18,9 @@ from tests.test_dag import (  # noqa: F401 (fixtures)
     variables,
 )
 from tests.test_entities import app_service  # noqa: F401 (fixture)
+from tiktok_ads import config as config_module
+from tiktok_ads import fanout
+from tiktok_ads import windows as dag_windows
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -43,6 +45,7 @@ def test_discovered_advertisers_fan_out_and_lost_ones_are_reported(
         TIKTOK_BQ_DATASET=bq_dataset,
         TIKTOK_BATCH_SIZE="1",
         TIKTOK_REPORT_TYPES='["advertiser"]',
+        TIKTOK_SETTLEMENT_DAYS="0",  # a run on a Monday must not turn into a weekly settlement
     )  # TIKTOK_ADVERTISER_IDS and TIKTOK_ENTITY_TYPES unset: discovery, all four entity types
     first, second, closed = sim_world.advertiser_ids  # the third is seeded STATUS_DISABLE
     day = datetime.now(UTC).date() - timedelta(days=1)
@@ -73,7 +76,7 @@ def test_discovered_advertisers_fan_out_and_lost_ones_are_reported(
     assert SECRET not in logs
 
 
-def test_auto_settlement_sizes_each_advertisers_window(dag_module: Any) -> None:  # noqa: F811
+def test_auto_settlement_sizes_each_advertisers_window() -> None:
     raw = {
         "TIKTOK_ADS_CLOUD_RUN_URL": "https://svc.a.run.app",
         "GCP_PROJECT": "my-project",
@@ -82,13 +85,13 @@ def test_auto_settlement_sizes_each_advertisers_window(dag_module: Any) -> None:
         "TIKTOK_ENTITY_TYPES": "[]",
         "TIKTOK_REPORT_TYPES": '["ad"]',
     }
-    config, problems = dag_module.parse_config(raw)
+    config, problems = config_module.parse_config(raw)
     assert problems == [] and config["settlement_days"] == "auto"
     monday = datetime(2026, 11, 23).date()
-    assert dag_module.is_settlement_day(monday, config)
-    assert dag_module.scheduled_window(monday, config)[0] == monday - timedelta(days=28)
+    assert dag_windows.is_settlement_day(monday, config)
+    assert dag_windows.scheduled_window(monday, config)[0] == monday - timedelta(days=28)
     days = {"1": 28, "2": 7, "3": 0, "4": 7}  # 0: no delivery, the daily window only
-    requests = dag_module.build_auto_settlement(config, monday, days)
+    requests = fanout.build_auto_settlement(config, monday, days)
     windows = {
         (
             tuple(r["payload"]["advertiser_ids"]),

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from types import ModuleType
 from typing import Any
 
 from controller.reports.catalog import REPORTS
+from tests.support.truth import by_key, truth_rows
 from tests.test_dag import (  # noqa: F401  (fixtures used by name)
-    dag_module,
     e2e,
     run_dag,
     run_xcoms,
@@ -27,7 +26,9 @@ from tests.test_dag import (  # noqa: F401  (fixtures used by name)
     variables,
 )
 from tests.test_service import table_rows
-from tests.truth import by_key, truth_rows
+from tiktok_ads import config as config_module
+from tiktok_ads import fanout
+from tiktok_ads import windows as dag_windows
 from tiktok_simulator.metrics import AD, ADVERTISER, CAMPAIGN
 from tiktok_simulator.report import served_rows
 from tiktok_simulator.settlement import attributed_per_mille, is_attributed
@@ -104,48 +105,47 @@ def test_metric_kinds() -> None:
 # --------------------------------------------------------------------------- DAG window
 
 
-def _config(dag_module: ModuleType, **variables: str) -> dict[str, Any]:
-    config, problems = dag_module.parse_config({**valid_variables(), **variables})
+def _config(**variables: str) -> dict[str, Any]:
+    config, problems = config_module.parse_config({**valid_variables(), **variables})
     assert problems == []
     return config
 
 
-def test_settlement_window_on_its_weekday_only(dag_module: ModuleType) -> None:
+def test_settlement_window_on_its_weekday_only() -> None:
     monday, tuesday = date(2026, 3, 9), date(2026, 3, 10)
-    config = _config(dag_module)
+    config = _config()
     assert (config["settlement_days"], config["settlement_weekday"]) == (28, 0)
-    assert dag_module.scheduled_window(monday, config) == (
+    assert dag_windows.scheduled_window(monday, config) == (
         date(2026, 2, 9),
         date(2026, 3, 8),
         7,
     )
-    assert dag_module.scheduled_window(tuesday, config) == (
+    assert dag_windows.scheduled_window(tuesday, config) == (
         date(2026, 3, 7),
         date(2026, 3, 9),
         None,
     )
-    sunday = _config(dag_module, TIKTOK_SETTLEMENT_WEEKDAY="6", TIKTOK_SETTLEMENT_DAYS="14")
-    assert dag_module.scheduled_window(date(2026, 3, 15), sunday)[:2] == (
+    sunday = _config(TIKTOK_SETTLEMENT_WEEKDAY="6", TIKTOK_SETTLEMENT_DAYS="14")
+    assert dag_windows.scheduled_window(date(2026, 3, 15), sunday)[:2] == (
         date(2026, 3, 1),
         date(2026, 3, 14),
     )
-    assert dag_module.scheduled_window(monday, sunday)[2] is None
-    off = _config(dag_module, TIKTOK_SETTLEMENT_DAYS="0")
-    assert dag_module.scheduled_window(monday, off) == (date(2026, 3, 6), date(2026, 3, 8), None)
+    assert dag_windows.scheduled_window(monday, sunday)[2] is None
+    off = _config(TIKTOK_SETTLEMENT_DAYS="0")
+    assert dag_windows.scheduled_window(monday, off) == (date(2026, 3, 6), date(2026, 3, 8), None)
     # Not longer than the daily window: nothing to settle, the daily window runs.
-    short = _config(dag_module, TIKTOK_SETTLEMENT_DAYS="3")
-    assert dag_module.scheduled_window(monday, short)[2] is None
+    short = _config(TIKTOK_SETTLEMENT_DAYS="3")
+    assert dag_windows.scheduled_window(monday, short)[2] is None
 
 
-def test_settlement_posts_fit_the_deadline_and_share_the_budget(dag_module: ModuleType) -> None:
+def test_settlement_posts_fit_the_deadline_and_share_the_budget() -> None:
     config = _config(
-        dag_module,
         TIKTOK_ADVERTISER_IDS=json.dumps([str(i) for i in range(5)]),
         TIKTOK_BATCH_SIZE="2",
         TIKTOK_MAX_PARALLEL_BATCHES="4",
     )
-    start, end, span = dag_module.scheduled_window(date(2026, 3, 9), config)
-    requests = dag_module.build_requests(config, start, end, span)
+    start, end, span = dag_windows.scheduled_window(date(2026, 3, 9), config)
+    requests = fanout.build_requests(config, start, end, span)
     # 3 batches x 4 spans of 7 days: every day of D-28..D-1 once per advertiser.
     assert len(requests) == 12
     windows = sorted({(r["payload"]["start_date"], r["payload"]["end_date"]) for r in requests})
@@ -167,8 +167,8 @@ def test_settlement_posts_fit_the_deadline_and_share_the_budget(dag_module: Modu
     assert {r["payload"]["if_exists"] for r in requests} == {"replace"}
 
 
-def test_settlement_variables_are_validated(dag_module: ModuleType) -> None:
-    _, problems = dag_module.parse_config(
+def test_settlement_variables_are_validated() -> None:
+    _, problems = config_module.parse_config(
         {**valid_variables(), "TIKTOK_SETTLEMENT_WEEKDAY": "7", "TIKTOK_SETTLEMENT_DAYS": "-1"}
     )
     assert problems == [

@@ -1,6 +1,9 @@
-"""Backfill units for the tiktok_ads_to_bigquery DAG: planned from the service, adaptive, resumable.
+"""A backfill of any length: units planned from the service, adaptive, resumable.
 
-Pure Python (no Airflow import), deployed next to the DAG file; the DAG's tasks call it.
+The workflow's prepare_payload plans the units (``plan_backfill``), each mapped
+call_cloud_run_api runs one (``run_unit`` with ``unit_post``), and validate_result records
+what loaded (``record_done``) in the resume state the workflow keeps in a Variable
+(``state_name``). bench/backfill.py runs the same planner and payloads without Airflow.
 
 Planning. ``POST /plan`` answers, per (advertiser, report type), the rows TikTok reports
 for a short sample span (``page_info.total_number`` of page 1: one request each) and how
@@ -39,7 +42,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-EARLIEST_DATE = date(2016, 1, 1)  # TikTok's reporting data starts no earlier
+from .config import MAX_ADVERTISERS_PER_REQUEST, Config
+from .fanout import CallRequest, rate_budget, split_batches
+from .results import missing_pairs, summarize
+from .service import ServiceClient, handle_response
+
+BACKFILL_STATE_PREFIX = "TIKTOK_BACKFILL_STATE_"  # + the conf's key: what a backfill loaded
 PLAN_SAMPLE_DAYS = 30
 MAX_UNIT_DAYS = 366  # the service's cap on one request's window
 # A unit should take at most this share of the service's deadline at its rate share. The
@@ -405,13 +413,13 @@ def run_unit(
             outcome.failures.append(f"{part['start_date']}..{part['end_date']}: {missing}")
         # Report types left with the same advertisers go again together.
         groups: dict[tuple[str, ...], list[str]] = {}
-        for report_type, advertisers in unfinished.items():
-            groups.setdefault(tuple(sorted(advertisers)), []).append(report_type)
-        for advertisers, types in groups.items():
-            rest = {**part, "advertiser_ids": list(advertisers), "report_types": types}
+        for report_type, still in unfinished.items():
+            groups.setdefault(tuple(sorted(still)), []).append(report_type)
+        for members, types in groups.items():
+            rest = {**part, "advertiser_ids": list(members), "report_types": types}
             halves = split_part(rest)
             if halves is None:
-                pair = (advertisers[0], types[0])
+                pair = (members[0], types[0])
                 outcome.failures.append(
                     f"{pair[0]}/{','.join(types)} {part['start_date']}: still unfinished as one "
                     f"advertiser × one day: {reasons.get(pair, 'unfinished')}"
@@ -435,3 +443,148 @@ def run_unit(
             f"{left} report-days; {len(outcome.failures)} failure(s)"
         )
     return outcome
+
+
+# --------------------------------------------------------------------------- the workflow's glue
+
+
+def _advertiser_list(conf: Mapping[str, Any], config: Config) -> list[str]:
+    """The backfill's advertisers: the conf's, else the Variables' (the DAG resolves "all" by
+    discovery before a backfill is planned, so a string here is a bug, not an input)."""
+    advertisers = conf.get("advertiser_ids") or config["advertiser_ids"]
+    if isinstance(advertisers, str):
+        raise TypeError(f"advertiser_ids must be resolved before planning, not {advertisers!r}")
+    return list(advertisers)
+
+
+def plan_backfill(
+    config: Config,
+    conf: Mapping[str, Any],
+    client: ServiceClient,
+    parallel: int,
+    state: Mapping[str, list[list[str]]],
+) -> tuple[list[CallRequest], int]:
+    """Size every advertiser × report type with /plan, then cut the window into units; the
+    call requests of those ``state`` (the resume state) does not show as loaded, and the
+    number of items sized.
+
+    The sample is the window's last (at most) 30 days: recent days are the busiest of an
+    account's history, so older spans are over- rather than under-estimated.
+    """
+    start, end = (date.fromisoformat(day) for day in conf["window"])
+    sample_start = max(start, end - timedelta(days=PLAN_SAMPLE_DAYS - 1))
+    advertisers = _advertiser_list(conf, config)
+    report_types = conf.get("report_types") or config["report_types"]
+    items: list[dict[str, Any]] = []
+    max_qps, max_qpm = rate_budget(config["app_qps"], config["app_qpm"], 1, 1)
+    for batch in split_batches(advertisers, MAX_ADVERTISERS_PER_REQUEST):
+        items += client.plan(
+            {
+                "advertiser_ids": batch,
+                "report_types": report_types,
+                "start_date": sample_start.isoformat(),
+                "end_date": end.isoformat(),
+                "max_qps": max_qps,
+                "max_qpm": max_qpm,
+            }
+        )
+    return build_units(config, conf, items, state, parallel), len(items)
+
+
+def state_name(config: Config, conf: Mapping[str, Any]) -> str:
+    """The Variable holding what a backfill (this conf, this destination) already loaded."""
+    key = conf_key(
+        {
+            "conf": conf,
+            "project_id": config["project_id"],
+            "dataset_id": config["dataset_id"],
+            "advertiser_ids": conf.get("advertiser_ids") or config["advertiser_ids"],
+            "report_types": conf.get("report_types") or config["report_types"],
+        }
+    )
+    return BACKFILL_STATE_PREFIX + key
+
+
+def parse_state(raw: str | None) -> dict[str, list[list[str]]]:
+    """The resume state from its Variable's text; unset or unreadable: nothing loaded yet."""
+    try:
+        return json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+
+
+def unit_payload(
+    unit: Unit, project_id: str, dataset_id: str, max_qps: float, max_qpm: int
+) -> dict[str, Any]:
+    """The unit's POST /run body (without the access token, which the caller adds)."""
+    return {
+        "advertiser_ids": unit.advertiser_ids,
+        "project_id": project_id,
+        "dataset_id": dataset_id,
+        "report_types": unit.report_types,
+        "start_date": unit.start.isoformat(),
+        "end_date": unit.end.isoformat(),
+        "if_exists": "replace",
+        "max_qps": max_qps,
+        "max_qpm": max_qpm,
+    }
+
+
+def build_units(
+    config: Config,
+    conf: Mapping[str, Any],
+    items: list[dict[str, Any]],
+    state: Mapping[str, list[list[str]]],
+    parallel: int,
+) -> list[CallRequest]:
+    """The backfill's units as call requests, minus those a previous run already loaded."""
+    start, end = (date.fromisoformat(day) for day in conf["window"])
+    advertisers = _advertiser_list(conf, config)
+    report_types = conf.get("report_types") or config["report_types"]
+    share = config["app_qps"] / parallel  # each unit's share when ``parallel`` run at once
+    units = plan_units(
+        items,
+        advertisers,
+        report_types,
+        start,
+        end,
+        max_qps=min(share, config["app_qpm"] / parallel / 60),
+        unit_seconds=config["run_deadline_seconds"] * UNIT_DEADLINE_SHARE,
+        batch_size=config["batch_size"],
+        parallel=parallel,
+    )
+    todo = [unit for unit in units if not is_done(state, unit)]
+    max_qps, max_qpm = rate_budget(config["app_qps"], config["app_qpm"], parallel, len(todo))
+    return [
+        {
+            "service_url": config["service_url"],
+            "label": unit.label,
+            "unit": unit.to_json(),
+            "payload": unit_payload(
+                unit, config["project_id"], config["dataset_id"], max_qps, max_qpm
+            ),
+        }
+        for unit in todo
+    ]
+
+
+def unit_post(
+    client: ServiceClient, request: CallRequest
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """POST one part of a unit; per-item answers (200, 207, 502) come back as summaries."""
+
+    def post(payload: Mapping[str, Any]) -> dict[str, Any]:
+        status, text = client.run(payload)
+        label = f"{request['label']} ({payload['start_date']}..{payload['end_date']})"
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if status in (200, 207, 502) and isinstance(body, dict) and "results" in body:
+            summary = summarize(status, body, label, client.token)
+        else:
+            summary = handle_response(status, text, label, client.token)  # raises for 4xx/5xx
+        summary["missing"] = missing_pairs(payload, summary["results"])
+        return summary
+
+    return post
