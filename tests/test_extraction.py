@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, date, datetime
 
@@ -337,9 +338,10 @@ def test_success_without_page_info_is_an_empty_page_not_a_retry(sim, sim_world):
     assert len(report_calls(sim)) == 1
 
 
-def test_an_advertiser_limit_40133_is_learnt_and_kept(sim, sim_world):
+def test_an_advertiser_limit_40133_is_learnt_and_kept(sim, sim_world, caplog):
     # TikTok limits each advertiser too (40133, "reaches QPS limit N"): after the first such
     # answer the client paces that advertiser at N while the app pace stays 10/s.
+    caplog.set_level(logging.WARNING, logger="controller.tiktok.client")
     sim.configure(advertiser_qps=2)
     advertiser = sim_world.advertiser_ids[0]
     items = [(advertiser, spec) for spec in REPORTS.values()]
@@ -358,9 +360,15 @@ def test_an_advertiser_limit_40133_is_learnt_and_kept(sim, sim_world):
         )
     codes = [e["code"] for e in sim.stats()["log"] if e["path"].endswith("integrated/get/")]
     assert codes.count(0) == sum(r.requests for r in results) >= 16
-    # Only requests already in flight when the first 40133 came back (8 workers) are refused.
+    # The limit was met (the third request of the first second) and learnt once, at the N
+    # TikTok named, and kept: a pace that was forgotten or lowered again would be learnt
+    # again. How many requests TikTok refuses after that is not asserted: those already in
+    # flight are refused, and on a loaded machine a paced request can still arrive in the
+    # same second of TikTok's window as the previous one (the retry policy absorbs both).
     refused = [i for i, code in enumerate(codes) if code == 40133]
-    assert 1 <= len(refused) <= 8 and refused[-1] < 2 + 8
+    assert refused and refused[0] <= 2, codes
+    learnt = [r for r in caplog.records if r.getMessage().endswith("(40133): pacing it")]
+    assert [(r.fields["advertiser_id"], r.fields["qps"]) for r in learnt] == [(advertiser, 2.0)]
 
 
 def test_a_page_short_of_its_page_info_is_asked_for_again(big_sim, big_world):
