@@ -11,6 +11,8 @@ pytest_plugins = [
     "tests.fixtures.bigquery",
     "tests.fixtures.service",
     "tests.fixtures.airflow",
+    "tests.fixtures.dag",
+    "tests.fixtures.clock",
 ]
 
 

@@ -4,24 +4,31 @@ Structure tests read the parsed DagBag (the helpers are tested without Airflow i
 tests/test_dag_package.py); the ``dag.test()`` runs execute every task in this process and POST to the real service on
 127.0.0.1 (TikTok simulator + local BigQuery behind it). Airflow is configured by the
 ``tests.fixtures.airflow`` plugin before anything imports it: this module imports the DAG
-module only inside fixtures.
+module only inside fixtures. The fixtures that run the DAG (``variables``, ``runnable_dag``,
+``e2e``) are the ``tests.fixtures.dag`` plugin's, the helpers tests/support/dag_runs.py's.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.test_dag_package import SECRET, valid_variables
+from tests.support.dag_runs import (
+    DAG_ID,
+    SECRET,
+    UNKNOWN_ADVERTISER,
+    run_dag,
+    run_xcoms,
+    task_logs,
+    valid_variables,
+)
 
-DAG_ID = "tiktok_ads_to_bigquery"
 TASK_IDS = {"validate_config", "prepare_payload", "call_cloud_run_api", "validate_result"}
 
 # Raised inside Airflow's in-process execution API (fastapi.testclient), not by the DAG.
@@ -36,25 +43,6 @@ def dag_module() -> ModuleType:
 @pytest.fixture(scope="session")
 def parsed_dag(dag_bag: Any) -> Any:
     return dag_bag.dags[DAG_ID]
-
-
-@pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Set Airflow Variables as AIRFLOW_VAR_* (None unsets); every DAG Variable starts unset."""
-    from tiktok_ads.config import CONFIG_VARIABLES, TOKEN_VAR
-
-    names = (*CONFIG_VARIABLES, TOKEN_VAR)
-    for name in names:
-        monkeypatch.delenv(f"AIRFLOW_VAR_{name}", raising=False)
-
-    def set_variables(**values: str | None) -> None:
-        for name, value in values.items():
-            if value is None:
-                monkeypatch.delenv(f"AIRFLOW_VAR_{name}", raising=False)
-            else:
-                monkeypatch.setenv(f"AIRFLOW_VAR_{name}", value)
-
-    return set_variables
 
 
 # --------------------------------------------------------------------------- structure
@@ -161,34 +149,6 @@ def test_permanent_errors_fail_the_task_without_retry(dag_module: ModuleType) ->
 # --------------------------------------------------------------------------- dag.test()
 
 
-@pytest.fixture
-def runnable_dag(airflow_db: None) -> Iterator[Any]:
-    """A freshly parsed DAG with retries off, so a failing run does not wait out delays."""
-    from tests.fixtures.airflow import load_dag_bag
-
-    dag = load_dag_bag().dags[DAG_ID]
-    for task in dag.tasks:
-        task.retries = 0
-    yield dag
-
-
-def run_dag(dag: Any, day: date, conf: dict[str, Any] | None = None) -> tuple[Any, dict]:
-    """dag.test() for the run of ``day`` (08:00 UTC); the run and its task states by task."""
-    run = dag.test(
-        logical_date=datetime(day.year, day.month, day.day, 8, tzinfo=UTC), run_conf=conf
-    )
-    states: dict[str, list[str]] = {}
-    for ti in run.get_task_instances():
-        states.setdefault(ti.task_id, []).append(str(ti.state))
-    return run, {task_id: sorted(values) for task_id, values in states.items()}
-
-
-def task_logs(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
-    """What the run logged: Airflow's own output (stdout/stderr) and stdlib log records."""
-    out = capfd.readouterr()
-    return "\n".join((out.out, out.err, caplog.text))
-
-
 def test_missing_variable_fails_validate_config(
     runnable_dag: Any,
     variables: Any,
@@ -221,45 +181,6 @@ def test_bad_backfill_conf_fails_validate_config(
 
 
 # --------------------------------------------------------------------------- end to end
-
-UNKNOWN_ADVERTISER = "7999999999999999999"  # no token is granted it: the simulator answers 40001
-
-
-@pytest.fixture
-def e2e(
-    runnable_dag: Any,
-    variables: Any,
-    service: Any,
-    sim: Any,
-    local_bigquery: Any,
-    bq_dataset: str,
-) -> Any:
-    """Variables pointing at the real service; the simulator (reset by ``sim``) grants SECRET."""
-    sim.configure(add_token={"token": SECRET, "advertiser_ids": "*"})
-    variables(
-        TIKTOK_ADS_CLOUD_RUN_URL=service.url,
-        TIKTOK_ACCESS_TOKEN=SECRET,
-        GCP_PROJECT=local_bigquery.project,
-        GCP_REGION="us-central1",
-        TIKTOK_BQ_DATASET=bq_dataset,
-        TIKTOK_MAX_PARALLEL_BATCHES="2",
-        TIKTOK_ENTITY_TYPES="[]",  # reports only here; tests/test_dag_discovery.py runs entities
-        TIKTOK_SETTLEMENT_DAYS="0",  # runs of today must not turn into a weekly settlement
-    )
-    return SimpleNamespace(dag=runnable_dag, set=variables, simulator=sim, dataset=bq_dataset)
-
-
-def run_xcoms(run: Any) -> dict[tuple[str, int], Any]:
-    """The run's XCom values, read back from the metadata DB."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(XComModel).where(XComModel.dag_id == run.dag_id, XComModel.run_id == run.run_id)
-        ).all()
-        return {(row.task_id, row.map_index): row.value for row in rows}
 
 
 def metadata_db_text() -> str:

@@ -1,32 +1,25 @@
 """The DAG's backfill: planned from POST /plan, split into units, adaptive and resumable.
 
 Real Airflow (``dag.test()``), the real service (in a thread), the simulator and local
-BigQuery, as in ``tests/test_dag.py`` (whose fixtures are reused). The planner's pure
-functions (``dags/tiktok_ads/backfill.py``) are tested first, without Airflow.
+BigQuery, as in ``tests/test_dag.py`` (with the same fixtures, the ``tests.fixtures.dag``
+plugin's). The planner's pure functions (``dags/tiktok_ads/backfill.py``) are tested first,
+without Airflow.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from werkzeug.serving import make_server
 
 from controller.reports.catalog import REPORTS
-from main import create_app
-from tests import test_dag
-from tests.fixtures.service import ServiceHandle, service_settings_for
+from tests.fixtures.service import ServiceHandle, serve, service_settings_for
+from tests.support.dag_runs import SECRET, UNKNOWN_ADVERTISER, run_dag, run_xcoms, task_logs
 from tests.support.hardening import snapshot, table_rows
 from tests.support.truth import by_key, truth_rows
-from tests.test_dag import SECRET, UNKNOWN_ADVERTISER, run_dag, run_xcoms, task_logs
 from tiktok_ads import backfill
-
-# tests/test_dag.py's fixtures (registered under their own names: e2e, runnable_dag, ...).
-e2e, runnable_dag, variables = test_dag.e2e, test_dag.runnable_dag, test_dag.variables
-dag_module = test_dag.dag_module
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -284,16 +277,6 @@ def test_multi_year_backfill_loads_the_ground_truth_within_the_rate_limit_and_re
     assert snapshot(bq_client, e2e.dataset) == before
 
 
-def serve(settings) -> Iterator[ServiceHandle]:
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield ServiceHandle(f"http://127.0.0.1:{server.server_port}", settings)
-    finally:
-        server.shutdown()
-
-
 def core_settings(simulator, local_bigquery, **overrides):
     return service_settings_for(
         simulator, local_bigquery, tiktok_metric_families=FAMILIES, **overrides
@@ -303,24 +286,27 @@ def core_settings(simulator, local_bigquery, **overrides):
 @pytest.fixture
 def core_service(simulator, local_bigquery) -> Iterator[ServiceHandle]:
     """The service at the simulator's default limits (10 QPS)."""
-    yield from serve(core_settings(simulator, local_bigquery))
+    with serve(core_settings(simulator, local_bigquery)) as handle:
+        yield handle
 
 
 @pytest.fixture
 def fast_service(simulator, local_bigquery) -> Iterator[ServiceHandle]:
     """The service for an app of 50 QPS / 3,000 QPM (the simulator is set to the same)."""
-    yield from serve(core_settings(simulator, local_bigquery, tiktok_qps=50.0, tiktok_qpm=3000))
+    settings = core_settings(simulator, local_bigquery, tiktok_qps=50.0, tiktok_qpm=3000)
+    with serve(settings) as handle:
+        yield handle
 
 
 @pytest.fixture
 def short_deadline_service(simulator, local_bigquery) -> Iterator[ServiceHandle]:
     """The service with a 3-s deadline at 3 QPS: the one unit planned for 540 s cannot finish
     in one POST (its 16 requests take over 5 s)."""
-    yield from serve(
-        core_settings(
-            simulator, local_bigquery, run_deadline_seconds=3.0, tiktok_qps=3.0, tiktok_qpm=180
-        )
+    settings = core_settings(
+        simulator, local_bigquery, run_deadline_seconds=3.0, tiktok_qps=3.0, tiktok_qpm=180
     )
+    with serve(settings) as handle:
+        yield handle
 
 
 def test_unit_that_hits_the_deadline_is_split_and_completes(

@@ -9,15 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_dag import (  # noqa: F401 (fixtures)
-    SECRET,
-    run_dag,
-    run_xcoms,
-    runnable_dag,
-    task_logs,
-    variables,
-)
-from tests.test_entities import app_service  # noqa: F401 (fixture)
+from tests.support.dag_runs import SECRET, run_dag, run_xcoms, task_logs
 from tiktok_ads import config as config_module
 from tiktok_ads import fanout
 from tiktok_ads import windows as dag_windows
@@ -26,9 +18,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.te
 
 
 def test_discovered_advertisers_fan_out_and_lost_ones_are_reported(
-    runnable_dag: Any,  # noqa: F811 (the imported fixture)
-    variables: Any,  # noqa: F811 (the imported fixture)
-    app_service: str,  # noqa: F811 (the imported fixture)
+    runnable_dag: Any,
+    variables: Any,
+    app_service: str,
     sim: Any,
     sim_world: Any,
     local_bigquery: Any,
@@ -114,9 +106,9 @@ def test_auto_settlement_sizes_each_advertisers_window() -> None:
 
 
 def test_auto_settlement_run_asks_the_service_for_each_advertisers_days(
-    runnable_dag: Any,  # noqa: F811 (the imported fixture)
-    variables: Any,  # noqa: F811 (the imported fixture)
-    app_service: str,  # noqa: F811 (the imported fixture)
+    runnable_dag: Any,
+    variables: Any,
+    app_service: str,
     sim: Any,
     sim_world: Any,
     local_bigquery: Any,

@@ -16,21 +16,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.dag_runs import SECRET, valid_variables
 from tiktok_ads import config as cfg
 from tiktok_ads import errors, fanout, results, service, windows
 
-SECRET = "dag-test-secret-token-5f1c"  # never a real token; searched for in XCom and logs
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-
-
-def valid_variables(url: str = "https://tiktok-ads-api-abc-ew.a.run.app") -> dict[str, str]:
-    return {
-        "TIKTOK_ADS_CLOUD_RUN_URL": url,
-        "TIKTOK_ACCESS_TOKEN": SECRET,
-        "TIKTOK_ADVERTISER_IDS": '["7012345678901234567", "7012345678901234568"]',
-        "GCP_PROJECT": "my-project",
-        "GCP_REGION": "europe-west1",
-    }
 
 
 def test_the_package_imports_without_airflow() -> None:

@@ -9,43 +9,23 @@ rerun adds nothing.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from controller.tiktok.accounts import iana_zone
 from controller.tiktok.entities import ENTITIES
-from main import create_app
-from tests.fixtures.service import service_settings_for
+from tests.fixtures.service import APP_SECRET
 from tests.fixtures.simulator import SIM_TOKEN
 from tests.support.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.entities import advertiser_info
 from tiktok_simulator.metrics import AD, ADGROUP, CAMPAIGN
 
-APP_ID, APP_SECRET = "1234567890", "sim-app-secret"
 LEVELS = {"campaigns": CAMPAIGN, "adgroups": ADGROUP, "ads": AD}
 ENTITY_TYPES = ["campaigns", "adgroups", "ads"]
-
-
-@pytest.fixture(scope="module")
-def app_service(simulator, local_bigquery) -> Iterator[str]:
-    """The service with the developer app's credentials (discovery enabled)."""
-    settings = service_settings_for(
-        simulator, local_bigquery, tiktok_app_id=APP_ID, tiktok_app_secret=APP_SECRET
-    )
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
 
 
 def run(url: str, project: str, dataset: str, **body: Any) -> requests.Response:

@@ -14,9 +14,10 @@ import requests
 
 from controller.reports.catalog import REPORTS
 from controller.tiktok.origins import ADVERTISER_WARNING, ALL_ORIGINS, REGULAR
+from tests.support.extraction_calls import assert_equals_truth, extract, report_calls
+from tests.support.service_calls import payload, post_run
 from tests.support.truth import by_key, truth_rows
-from tests.test_extraction import assert_equals_truth, extract, report_calls
-from tests.test_service import payload, post_run, table_rows
+from tests.support.warehouse import table_rows
 from tiktok_simulator.report import served_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 10)

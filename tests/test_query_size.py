@@ -14,9 +14,10 @@ import pytest
 import requests
 
 from controller.reports.catalog import REPORTS
+from tests.support.extraction_calls import ONE_REQUEST, assert_equals_truth, extract
+from tests.support.service_calls import payload, post_run
 from tests.support.truth import by_key, truth_rows
-from tests.test_extraction import ONE_REQUEST, assert_equals_truth, extract
-from tests.test_service import payload, post_run, table_rows
+from tests.support.warehouse import table_rows
 
 START, END = date(2025, 3, 1), date(2025, 3, 30)
 MESSAGE = (

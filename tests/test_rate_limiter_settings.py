@@ -5,26 +5,9 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings, SettingsError, load_settings
-from controller.tiktok import rate_limiter
 from controller.tiktok.factory import request_concurrency
 from controller.tiktok.rate_limiter import RateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = FakeClock()
-    monkeypatch.setattr(
-        rate_limiter.time, "sleep", lambda seconds: setattr(fake, "now", fake.now + seconds)
-    )
-    return fake
+from tests.support.clock import FakeClock
 
 
 def _starts(limiter: RateLimiter, clock: FakeClock, count: int) -> list[float]:

@@ -11,28 +11,10 @@ import pytest
 
 from controller.reports.catalog import REPORTS
 from controller.scheduling import PriorityPool, page_priority
-from controller.tiktok import rate_limiter
 from controller.tiktok.http_gate import gate, gated_adapter
 from controller.tiktok.rate_limiter import MARGIN_STEP, NARROW_EVERY, RateLimiter
-from tests.test_extraction import extract, report_calls
+from tests.support.extraction_calls import extract, report_calls
 from tiktok_simulator.ratelimit import QPS_WINDOW_SECONDS, AppRateLimiter, SlidingWindow
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = FakeClock()
-    monkeypatch.setattr(
-        rate_limiter.time, "sleep", lambda seconds: setattr(fake, "now", fake.now + seconds)
-    )
-    return fake
 
 
 def test_margin_widens_after_40100_and_narrows_slowly(clock):

@@ -18,8 +18,8 @@ import pytest
 from controller.reconciliation import Reconciler
 from controller.reports.catalog import REPORTS
 from database.run_log import RUN_LOG_TABLE
+from tests.support.service_calls import END, START, payload, post_run
 from tests.support.truth import truth_rows
-from tests.test_service import END, START, payload, post_run
 
 METRICS = ("spend", "impressions", "clicks", "conversion")
 

@@ -15,12 +15,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import UTC, date, datetime
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec
@@ -28,8 +26,7 @@ from controller.reports.custom import CustomReportError
 from controller.reports.registry import parse_custom
 from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT, ServiceProcess
-from main import create_app
-from tests.fixtures.service import service_settings_for
+from tests.fixtures.service import serve, service_settings_for
 from tests.support.truth import typed_cell
 from tests.support.warehouse import table_rows
 from tiktok_simulator import SimulatorServer, World
@@ -66,18 +63,11 @@ def simulator(world):
         yield server
 
 
-def _serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 @pytest.fixture(scope="module")
 def service(simulator, local_bigquery):
     settings = service_settings_for(simulator, local_bigquery, tiktok_qps=30.0, tiktok_qpm=1800)
-    server = _serve(create_app(settings))
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serve(settings) as handle:
+        yield handle.url
 
 
 def run(url: str, project: str, dataset: str, advertisers, report_types, start=START, end=None):
@@ -299,9 +289,8 @@ def custom_service(simulator, local_bigquery, tmp_path):
     settings = service_settings_for(
         simulator, local_bigquery, tiktok_custom_reports_file=str(path), tiktok_qps=30.0
     )
-    server = _serve(create_app(settings))
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serve(settings) as handle:
+        yield handle.url
     registry.set_custom([])
 
 

@@ -18,7 +18,8 @@ from database.bigquery import BigQueryWarehouse, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE
 from main import __version__, create_app
 from tests.fixtures.service import service_settings_for
-from tests.test_service import payload, post_run, table_rows
+from tests.support.service_calls import payload, post_run
+from tests.support.warehouse import table_rows
 
 TYPES = ["advertiser", "campaign"]
 

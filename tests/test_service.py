@@ -12,29 +12,9 @@ from controller.reports.catalog import REPORTS
 from database.bigquery import BigQueryWarehouse, make_client
 from main import create_app
 from tests.fixtures.service import service_settings_for
+from tests.support.service_calls import END, START, TOKEN, payload, post_run
 from tests.support.truth import by_key, truth_rows
 from tests.support.warehouse import table_rows
-
-TOKEN = "sim-token"
-START, END = date(2025, 5, 1), date(2025, 5, 10)
-
-
-def payload(project: str, dataset: str, advertisers, **extra) -> dict:
-    body = {
-        "access_token": TOKEN,
-        "advertiser_ids": list(advertisers),
-        "project_id": project,
-        "dataset_id": dataset,
-        "if_exists": "replace",
-        "start_date": START.isoformat(),
-        "end_date": END.isoformat(),
-    }
-    body.update(extra)
-    return body
-
-
-def post_run(service, body: dict) -> requests.Response:
-    return requests.post(f"{service.url}/run", json=body, timeout=300)
 
 
 @pytest.fixture

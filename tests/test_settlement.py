@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the DAG test fixtures are imported and used by name)
 """Attribution settlement: the simulator's "as of" layer, the DAG's weekly window, end to end.
 
 TikTok books a conversion on the day of the impression for up to 28 days (click window), and
@@ -16,16 +15,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from controller.reports.catalog import REPORTS
+from tests.support.dag_runs import run_dag, run_xcoms, valid_variables
 from tests.support.truth import by_key, truth_rows
-from tests.test_dag import (  # noqa: F401  (fixtures used by name)
-    e2e,
-    run_dag,
-    run_xcoms,
-    runnable_dag,
-    valid_variables,
-    variables,
-)
-from tests.test_service import table_rows
+from tests.support.warehouse import table_rows
 from tiktok_ads import config as config_module
 from tiktok_ads import fanout
 from tiktok_ads import windows as dag_windows

@@ -12,20 +12,27 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from tests.fixtures.simulator import SIM_TOKEN
+from tests.support.simulator_calls import (
+    ID_DIM,
+    INVALID_METRICS,
+    STATUS_FIELD,
+    all_pages,
+    call,
+    params_for,
+    report,
+    session,
+    status_all,
+)
 from tiktok_simulator import METRICS, Kind, SimulatorServer, World, metrics_for_level
 from tiktok_simulator.metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, LEVELS
 from tiktok_simulator.report import served_rows
 
 REPO = Path(__file__).resolve().parent.parent
-ID_DIM = {ADVERTISER: "advertiser_id", CAMPAIGN: "campaign_id", ADGROUP: "adgroup_id", AD: "ad_id"}
-STATUS_FIELD = {CAMPAIGN: "campaign_status", ADGROUP: "adgroup_status", AD: "ad_status"}
-INVALID_METRICS = "Please correct the information in invalid metric fields and try again. "
 RATE_LIMITED = (
     "Due to too many requests, requests from App [1234567890] are temporarily restricted."
 )
@@ -34,66 +41,6 @@ THROTTLE = (
     "sorting by create time desc order."
 )
 REQUEST_ID = re.compile(r"\d{14}[0-9A-F]{18}")
-
-_session = requests.Session()
-
-
-def status_all(level: str) -> str:
-    return json.dumps(
-        [{"field_name": STATUS_FIELD[level], "filter_type": "IN", "filter_value": '["STATUS_ALL"]'}]
-    )
-
-
-def params_for(world: World, level: str = AD, advertiser: int = 0, **overrides: Any) -> dict:
-    """A valid daily report request; ``None`` in ``overrides`` removes a parameter."""
-    params: dict[str, Any] = {
-        "advertiser_id": world.advertiser_ids[advertiser],
-        "service_type": "AUCTION",
-        "report_type": "BASIC",
-        "data_level": level,
-        "dimensions": json.dumps([ID_DIM[level], "stat_time_day"]),
-        "metrics": json.dumps(["spend", "impressions"]),
-        "start_date": "2025-01-01",
-        "end_date": "2025-01-30",
-        "page_size": "1000",
-    }
-    params.update(overrides)
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def call(
-    server: SimulatorServer, params: dict, token: str | None = SIM_TOKEN, **kw: Any
-) -> requests.Response:
-    headers = {} if token is None else {"Access-Token": token}
-    return _session.get(
-        server.base_url + "report/integrated/get/", params=params, headers=headers, timeout=10, **kw
-    )
-
-
-def report(server: SimulatorServer, params: dict, token: str | None = SIM_TOKEN) -> dict:
-    response = call(server, params, token)
-    assert response.status_code == 200
-    return response.json()
-
-
-def all_pages(server: SimulatorServer, params: dict, page_size: int) -> tuple[list, list]:
-    rows, infos = [], []
-    page = 1
-    while True:
-        body = report(server, {**params, "page": str(page), "page_size": str(page_size)})
-        assert body["code"] == 0, body
-        rows += body["data"]["list"]
-        infos.append(body["data"]["page_info"])
-        if page >= body["data"]["page_info"]["total_page"]:
-            return rows, infos
-        page += 1
-
-
-@pytest.fixture
-def api(sim: SimulatorServer) -> SimulatorServer:
-    """The simulator without the app rate limit, for tests that fire many requests."""
-    sim.configure(rate_limit=False)
-    return sim
 
 
 # --------------------------------------------------------------------------- world
@@ -191,18 +138,18 @@ def test_permission_per_advertiser(sim: SimulatorServer, sim_world: World) -> No
 
 def test_wrong_path_and_method_are_plain_http_errors(simulator: SimulatorServer) -> None:
     url = simulator.base_url + "report/integrated/get"
-    response = _session.get(url, headers={"Access-Token": SIM_TOKEN}, timeout=5)
+    response = session.get(url, headers={"Access-Token": SIM_TOKEN}, timeout=5)
     assert (response.status_code, response.text) == (404, "404 page not found")
-    response = _session.post(url + "/", headers={"Access-Token": SIM_TOKEN}, timeout=5)
+    response = session.post(url + "/", headers={"Access-Token": SIM_TOKEN}, timeout=5)
     assert response.status_code == 405
     with pytest.raises(ValueError):
         response.json()
-    assert _session.get(simulator.base_url + "campaign/nope/", timeout=5).status_code == 404
+    assert session.get(simulator.base_url + "campaign/nope/", timeout=5).status_code == 404
 
 
 def test_any_host_header_is_served(simulator: SimulatorServer, sim_world: World) -> None:
     headers = {"Access-Token": SIM_TOKEN, "Host": "sandbox-ads.tiktok.com"}
-    response = _session.get(
+    response = session.get(
         simulator.base_url + "report/integrated/get/",
         params=params_for(sim_world),
         headers=headers,
@@ -691,7 +638,7 @@ def test_advertiser_info(api: SimulatorServer, sim_world: World) -> None:
     url = api.base_url + "advertiser/info/"
     headers = {"Access-Token": SIM_TOKEN}
     ids = list(sim_world.advertiser_ids)
-    body = _session.get(url, params={"advertiser_ids": json.dumps(ids)}, headers=headers).json()
+    body = session.get(url, params={"advertiser_ids": json.dumps(ids)}, headers=headers).json()
     assert body["code"] == 0
     assert [a["advertiser_id"] for a in body["data"]["list"]] == ids
     # By default every field but company_name_editable (docs/tiktok_api_beyond.md §7.2).
@@ -699,10 +646,10 @@ def test_advertiser_info(api: SimulatorServer, sim_world: World) -> None:
         body["data"]["list"][0]
     )
     assert "company_name_editable" not in body["data"]["list"][0]
-    missing = _session.get(url, headers=headers).json()
+    missing = session.get(url, headers=headers).json()
     assert missing["code"] == 40002
     api.remove_permission(ids[2])
-    denied = _session.get(url, params={"advertiser_ids": json.dumps(ids)}, headers=headers).json()
+    denied = session.get(url, params={"advertiser_ids": json.dumps(ids)}, headers=headers).json()
     assert denied["code"] == 40001 and ids[2] in denied["message"]
 
 
@@ -964,28 +911,28 @@ def test_stats_log_without_token(sim: SimulatorServer, sim_world: World) -> None
 
 def test_control_endpoints(sim: SimulatorServer, sim_world: World) -> None:
     root = sim.url + "/_sim/"
-    assert _session.post(root + "config", json={"qps": 2, "latency": 0}).json()["qps"] == 2
-    assert _session.post(root + "config", json={"qps": 0}).status_code == 400
-    assert _session.post(root + "config", json={"colour": 1}).status_code == 400
-    assert _session.post(root + "faults", json={"queue": ["50000"]}).json()["queue"] == ["50000"]
-    assert _session.post(root + "faults", json={"queue": ["nope"]}).status_code == 400
+    assert session.post(root + "config", json={"qps": 2, "latency": 0}).json()["qps"] == 2
+    assert session.post(root + "config", json={"qps": 0}).status_code == 400
+    assert session.post(root + "config", json={"colour": 1}).status_code == 400
+    assert session.post(root + "faults", json={"queue": ["50000"]}).json()["queue"] == ["50000"]
+    assert session.post(root + "faults", json={"queue": ["nope"]}).status_code == 400
     assert report(sim, params_for(sim_world))["code"] == 50000
-    stats = _session.get(root + "stats").json()
+    stats = session.get(root + "stats").json()
     assert stats["codes"] == {"50000": 1} and len(stats["log"]) == 1
-    assert "log" not in _session.get(root + "stats", params={"log": "false"}).json()
-    _session.post(root + "config", json={"revoke_token": SIM_TOKEN})
+    assert "log" not in session.get(root + "stats", params={"log": "false"}).json()
+    session.post(root + "config", json={"revoke_token": SIM_TOKEN})
     assert report(sim, params_for(sim_world))["code"] == 40105
-    _session.post(
+    session.post(
         root + "config",
         json={"restore_token": SIM_TOKEN, "remove_permission": sim_world.advertiser_ids[0]},
     )
     assert report(sim, params_for(sim_world))["code"] == 40001
-    assert _session.post(root + "reset").json() == {"reset": True}
+    assert session.post(root + "reset").json() == {"reset": True}
     assert report(sim, params_for(sim_world))["code"] == 0
-    assert _session.get(root + "config").json()["qps"] == 10
-    world = _session.get(root + "world").json()
+    assert session.get(root + "config").json()["qps"] == 10
+    world = session.get(root + "world").json()
     assert world["advertiser_ids"] == list(sim_world.advertiser_ids)
-    truth = _session.get(
+    truth = session.get(
         root + "truth",
         params={
             "advertiser_id": sim_world.advertiser_ids[2],
@@ -1004,7 +951,7 @@ def test_control_endpoints(sim: SimulatorServer, sim_world: World) -> None:
         ["adgroup_name", "spend"],
     )
     assert truth["rows"] == expected and truth["total_number"] == len(expected)
-    assert _session.get(root + "nothing").status_code == 404
+    assert session.get(root + "nothing").status_code == 404
 
 
 @pytest.mark.e2e  # the simulator CLI as a process

@@ -10,22 +10,22 @@ from decimal import Decimal
 
 import pytest
 
-from tests.test_simulator import INVALID_METRICS, all_pages, params_for, report, status_all
+from tests.support.simulator_calls import (
+    ID_DIM,
+    INVALID_METRICS,
+    all_pages,
+    params_for,
+    report,
+    status_all,
+)
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.audience import VALUES, audience_rows
 from tiktok_simulator.metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, LEVELS
 from tiktok_simulator.report import served_rows
 
-ID_DIM = {ADVERTISER: "advertiser_id", CAMPAIGN: "campaign_id", ADGROUP: "adgroup_id", AD: "ad_id"}
 ADDITIVE = ("spend", "impressions", "clicks", "conversion", "video_play_actions", "likes")
 CONFLICT = "Conflict occurs. The input params including metrics and dimensions have no relation."
 START, END = date(2025, 3, 1), date(2025, 3, 4)
-
-
-@pytest.fixture
-def api(sim: SimulatorServer) -> SimulatorServer:
-    sim.configure(rate_limit=False)
-    return sim
 
 
 def _sums(rows, keys: tuple[str, ...]) -> dict[tuple, dict[str, Decimal]]:
