@@ -47,6 +47,7 @@ from controller.tiktok.query_size import (
 )
 from controller.tiktok.reader import (
     NormalizationError,
+    OddValues,
     finish,
     join_metric_groups,
     page_reader,
@@ -124,6 +125,8 @@ class _Item:
     spec: ReportSpec
     result: ItemResult
     pending: int = 0
+    # attribute values that did not fit their type, loaded as null: warnings once it is done
+    odd: OddValues = field(default_factory=OddValues)
 
 
 class Extraction:
@@ -354,7 +357,7 @@ class Extraction:
             def convert(rows: Any, metrics: list[str] = metrics) -> pa.Table:
                 # Runs on one of the client's few decode threads, not on this request thread:
                 # the decoded page, its typing and its spooling stay in those threads.
-                table = page_to_table(spec, metrics, rows)
+                table = page_to_table(spec, metrics, rows, item.odd)
                 if whole and len(table):
                     self._emit(item, table)
                 return table
@@ -439,7 +442,7 @@ class Extraction:
                     end,
                     page,
                     deadline=self._deadline,
-                    convert=functools.partial(page_to_table, spec, names),
+                    convert=functools.partial(page_to_table, spec, names, odd=item.odd),
                     read=read,
                     campaign_ids=scope,
                     origins=origins,
@@ -618,6 +621,7 @@ class Extraction:
             finished = item.pending == 0
             if finished and item.result.status == "running":
                 item.result.status = "success"
+                item.result.warnings += item.odd.warnings(item.spec.report_type)
             all_done = self._outstanding == 0
         if finished and self._on_item_done:
             self._on_item_done(item.result)

@@ -49,6 +49,11 @@ OPTIONAL_METRICS = frozenset(
     m for name, family in FAMILIES.items() if name != ALWAYS for m in family.metrics
 )
 
+# Attribute metrics typed as numbers: settings of the object (budgets), not its delivery. Like
+# the string attributes, a value of theirs that does not fit the type loads as null with a
+# warning (``controller.tiktok.reader.OddValues``): one odd budget must not cost the spend.
+NUMERIC_ATTRIBUTES = frozenset({"campaign_budget", "budget"})
+
 # Cash and voucher split of spend: the API accepts them only at AUCTION_ADVERTISER, daily.
 ADVERTISER_ONLY = {"cash_spend": F, "voucher_spend": F}
 
@@ -133,6 +138,12 @@ class ReportSpec:
 
     def metric_type(self, name: str) -> MetricType:
         return S if name in self.attributes else self.metrics[name]
+
+    def is_attribute(self, name: str) -> bool:
+        """Whether ``name`` describes the object (a name, id, enum or budget) rather than
+        measures its delivery: an attribute value that does not fit its type loads as null
+        with a warning, while a delivery metric that does not parse fails the report."""
+        return name in self.attributes or name in NUMERIC_ATTRIBUTES
 
     @property
     def by_entity(self) -> bool:

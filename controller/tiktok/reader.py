@@ -8,10 +8,18 @@ metric per page (or worse, per cell) would cost more than the JSON decoding itse
 strings from the JSON to the warehouse: they exceed 2**53, so any float or int on their way
 would change or break them. ``"-"`` (TikTok's "not applicable") and missing values become
 nulls.
+
+Attributes (names, ids, enums, budgets: ``ReportSpec.is_attribute``) describe an object; a
+value of theirs that does not fit the column's type (a budget written as a word, an object
+where a name belongs) loads as null and is counted in ``OddValues``, which the item turns
+into a warning: one odd value must not cost the spend of every row. Delivery metrics stay
+strict: one that does not parse fails its report, nothing of it loaded. The native reader
+declines every such page (it types only what parses exactly), so this is Python's alone.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -19,6 +27,7 @@ from itertools import chain, pairwise
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,6 +42,7 @@ _NATIVE_KINDS = {
     MetricType.INT: native.INT64,
     MetricType.FLOAT: native.FLOAT64,
 }
+_SHOWN_CHARS = 40  # an odd value is quoted in its warning up to this length
 _orders: dict[tuple[int, int], pa.Array] = {}
 _schemas: dict[str, tuple[ReportSpec, pa.Schema]] = {}
 
@@ -50,8 +60,15 @@ def _strings(values: list[Any]) -> pa.Array:
 
 
 def _typed(name: str, values: list[Any], kind: MetricType) -> pa.Array:
-    strings = _strings(values)
-    strings = pc.if_else(pc.is_in(strings, _NOT_APPLICABLE), pa.scalar(None, pa.string()), strings)
+    return _cast(name, _nulled(_strings(values)), kind)
+
+
+def _nulled(strings: pa.Array) -> pa.Array:
+    """``"-"`` and ``""`` (TikTok's "not applicable") as nulls."""
+    return pc.if_else(pc.is_in(strings, _NOT_APPLICABLE), pa.scalar(None, pa.string()), strings)
+
+
+def _cast(name: str, strings: pa.Array, kind: MetricType) -> pa.Array:
     if kind is MetricType.STRING:
         return strings
     target = ARROW_TYPES[kind]
@@ -64,6 +81,70 @@ def _typed(name: str, values: list[Any], kind: MetricType) -> pa.Array:
             raise NormalizationError(
                 f"metric {name}: value not a {kind.value} number ({exc})"
             ) from None
+
+
+class OddValues:
+    """Attribute values that did not fit their column's type and loaded as null, per column:
+    the first such value and how many rows held one. One per item, shared by its pages (typed
+    on several decode threads at once), read into the item's warnings when it is done."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._columns: dict[str, tuple[MetricType, str, int]] = {}
+
+    def add(self, column: str, kind: MetricType, value: str, rows: int) -> None:
+        with self._lock:
+            _, first, count = self._columns.get(column, (kind, value, 0))
+            self._columns[column] = (kind, first, count + rows)
+
+    def warnings(self, report_type: str) -> list[str]:
+        """One warning per column: its name, the first odd value (truncated), the row count."""
+        with self._lock:
+            columns = sorted(self._columns.items())
+        return [
+            f"{report_type} attribute {column}: {rows} row(s) held a value that is not "
+            f"{'a string' if kind is MetricType.STRING else 'a ' + kind.value + ' number'} "
+            f"(e.g. {_shown(value)}), loaded as null"
+            for column, (kind, value, rows) in columns
+        ]
+
+
+def _shown(value: str) -> str:
+    """``value`` quoted, cut at ``_SHOWN_CHARS`` (a warning names it, never carries a blob)."""
+    if len(value) > _SHOWN_CHARS:
+        value = value[:_SHOWN_CHARS] + "..."
+    return repr(value)
+
+
+def _attribute(name: str, values: list[Any], kind: MetricType, odd: OddValues) -> pa.Array:
+    """An attribute column: values that do not fit ``kind`` become nulls, counted in ``odd``.
+
+    The fitting values are cast exactly as ``_typed`` casts them; only the odd ones (a
+    distinct value at a time, on the rare page that has any) are looked at one by one.
+    """
+    if kind is MetricType.STRING:
+        nested = [v for v in values if isinstance(v, dict | list)]
+        if nested:  # an object or array where a name or enum belongs
+            odd.add(name, kind, orjson.dumps(nested[0]).decode(), len(nested))
+            values = [None if isinstance(v, dict | list) else v for v in values]
+        return _typed(name, values, kind)
+    strings = _nulled(_strings(values))
+    try:
+        return _cast(name, strings, kind)
+    except NormalizationError:
+        pass
+    bad = [v for v in pc.unique(strings).drop_null().to_pylist() if not _fits(name, v, kind)]
+    mask = pc.fill_null(pc.is_in(strings, value_set=pa.array(bad, pa.string())), False)
+    odd.add(name, kind, strings.filter(mask)[0].as_py(), pc.sum(mask).as_py())
+    return _cast(name, pc.if_else(mask, pa.scalar(None, pa.string()), strings), kind)
+
+
+def _fits(name: str, value: str, kind: MetricType) -> bool:
+    try:
+        _cast(name, pa.array([value], pa.string()), kind)
+    except NormalizationError:
+        return False
+    return True
 
 
 def _column_major(rows: int, width: int) -> pa.Array:
@@ -116,11 +197,21 @@ def _numeric_block(
 
 
 def _metric_columns(
-    spec: ReportSpec, metrics: list[str], values: list[dict[str, Any]]
+    spec: ReportSpec, metrics: list[str], values: list[dict[str, Any]], odd: OddValues | None
 ) -> dict[str, pa.Array]:
-    """Typed columns of ``metrics``: numeric ones in bulk when possible, others one by one."""
+    """Typed columns of ``metrics``: numeric ones in bulk when possible, others one by one.
+
+    Attributes are typed leniently when ``odd`` can carry what did not fit (a caller without
+    one keeps them strict), and never in the bulk block, whose one failing value would send
+    the whole page down the slow path.
+    """
+    lenient = {name for name in metrics if odd is not None and spec.is_attribute(name)}
     numeric = sorted(
-        (name for name in metrics if spec.metric_type(name) is not MetricType.STRING),
+        (
+            name
+            for name in metrics
+            if spec.metric_type(name) is not MetricType.STRING and name not in lenient
+        ),
         key=lambda name: spec.metric_type(name) is MetricType.FLOAT,  # stable: INT, then FLOAT
     )
     block = None
@@ -130,6 +221,10 @@ def _metric_columns(
     for name in metrics:
         if block is not None and name in block:
             columns[name] = block[name]
+        elif odd is not None and name in lenient:
+            columns[name] = _attribute(
+                name, [m.get(name) for m in values], spec.metric_type(name), odd
+            )
         else:
             columns[name] = _typed(name, [m.get(name) for m in values], spec.metric_type(name))
     return columns
@@ -183,11 +278,16 @@ def page_reader(
 
 
 def page_to_table(
-    spec: ReportSpec, metrics: list[str], rows: list[dict[str, Any]] | native.NativeRows
+    spec: ReportSpec,
+    metrics: list[str],
+    rows: list[dict[str, Any]] | native.NativeRows,
+    odd: OddValues | None = None,
 ) -> pa.Table:
     """Type one page of rows holding ``metrics`` (all, or one group of the level's metrics).
 
-    ``rows`` are the decoded JSON rows, or the columns ``page_reader`` already typed.
+    ``rows`` are the decoded JSON rows, or the columns ``page_reader`` already typed (which
+    parsed exactly, so hold no odd value). Attribute values that do not fit load as null and
+    are counted in ``odd``; without ``odd`` they fail the page like a metric.
     """
     names = spec.dimensions
     if isinstance(rows, native.NativeRows):
@@ -202,7 +302,8 @@ def page_to_table(
             else _strings([d.get(name) for d in dimensions])
             for name in names
         ]
-        metric_columns = _metric_columns(spec, metrics, [row.get("metrics") or {} for row in rows])
+        metric_rows = [row.get("metrics") or {} for row in rows]
+        metric_columns = _metric_columns(spec, metrics, metric_rows, odd)
     columns: dict[str, pa.Array] = {}
     for name, column in zip(names, dimension_columns, strict=True):
         if column.null_count:
