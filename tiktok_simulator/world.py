@@ -13,7 +13,8 @@ them unless the ``campaign_system_origins`` filter asks for them. Every third ad
 second, fifth, ...) is web-only: its App-leg metrics are "0", as TikTok shows a pixel advertiser's.
 
 Upgraded Smart+ campaigns (docs/tiktok_api_gmv_smartplus.md §2; opt-in with
-``smart_plus_campaigns_per_advertiser``) follow the Promote ones: one ad group each, whose ads
+``smart_plus_campaigns_per_advertiser``; advertisers at even positions only, so a world holds
+accounts with and without them) follow the Promote ones: one ad group each, whose ads
 (what Ads Manager shows, ``ad_id_v2``) have ``creatives_per_smart_plus_ad`` creatives each. A creative is
 what the ``ad_id`` dimension reports (``campaign_automation_type``
 ``UPGRADED_SMART_PLUS_CREATIVE``, its ad's ``ad_id_v2``), so an ``ad_id`` report holds one row
@@ -400,7 +401,7 @@ class World:
             adgroup.ads.append(ad)
             campaign.ads.append(ad)
         smart_plus_ads: list[Entity] = []
-        for s in range(self.smart_plus_campaigns_per_advertiser):
+        for s in range(self.smart_plus_campaigns_per_advertiser if index % 2 == 0 else 0):
             c = self.campaigns_per_advertiser + self.promote_campaigns_per_advertiser + s
             campaign = self._campaign(advertiser, index, c, automation=UPGRADED_SMART_PLUS)
             campaigns.append(campaign)

@@ -31,7 +31,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from controller.reports.catalog import ARROW_TYPES, MetricType, ReportSpec, arrow_schema
+from controller.reports.catalog import (
+    ARROW_TYPES,
+    SMART_PLUS_AD_ID,
+    SMART_PLUS_CREATIVES,
+    MetricType,
+    ReportSpec,
+    arrow_schema,
+)
 from controller.tiktok import native
 
 _NOT_APPLICABLE = pa.array(["-", ""], type=pa.string())
@@ -420,3 +427,31 @@ def _row_codes(key_table: pa.Table) -> pa.Array:
         codes = pc.cast(pc.dictionary_encode(combined).indices, pa.int64())  # stays < rows
     assert codes is not None
     return codes
+
+
+def without_creatives(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """``table`` without the ``ad_id`` rows of Upgraded Smart+ creatives, and the campaigns
+    they belong to, whose ads are then read by ``ad_id_v2``
+    (docs/tiktok_api_gmv_smartplus.md §2). A table without ``campaign_automation_type`` or ``campaign_id`` (TikTok refused
+    them) is kept whole: creatives then stay rows, as before Upgraded Smart+ existed."""
+    if not len(table) or not {"campaign_automation_type", "campaign_id"} <= set(table.column_names):
+        return table, []
+    creative = pc.fill_null(
+        pc.equal(table.column("campaign_automation_type"), SMART_PLUS_CREATIVES), False
+    )
+    if not pc.any(creative).as_py():
+        return table, []
+    campaigns = pc.unique(table.column("campaign_id").filter(creative)).drop_null()
+    return table.filter(pc.invert(creative)), sorted(campaigns.to_pylist())
+
+
+def ad_rows(table: pa.Table, metrics: list[str]) -> pa.Table:
+    """A page read by ``ad_id_v2`` as rows of the ad level: its ``ad_id`` is the ad's
+    ``ad_id_v2`` (an Upgraded Smart+ ad has no ``ad_id`` of its own; its creatives do), and
+    ``ad_id_v2`` a column only where the metric group holds it (groups are joined on the
+    dimensions, so no two may share a column)."""
+    ids = table.column(SMART_PLUS_AD_ID)
+    table = table.drop_columns([SMART_PLUS_AD_ID]).add_column(0, "ad_id", ids)
+    if SMART_PLUS_AD_ID in metrics:
+        table = table.append_column(SMART_PLUS_AD_ID, ids)
+    return table
