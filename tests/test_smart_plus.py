@@ -21,6 +21,7 @@ from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.support.truth import by_key, typed_cell
 from tests.support.warehouse import table_rows
+from tests.test_extraction import extract
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.metrics import ADGROUP
 from tiktok_simulator.report import served_rows
@@ -181,3 +182,13 @@ def test_tkt004_holds_ads_and_tkt043_creatives(
     assert again["errors_count"] == 0
     expected = [row for adv in advertisers for row in _core(AD_SPEC, ad_truth(world, adv))]
     assert by_key(AD_SPEC, _loaded(bq_client, bq_dataset, AD_SPEC)) == by_key(AD_SPEC, expected)
+
+
+def test_every_family_joins_the_ads_read_by_ad_id_v2(server, world):
+    # three requests per window and metric group, joined on the dimensions, for both kinds
+    smart = world.advertiser_ids[0]
+    results, tables = extract(server, [(smart, AD_SPEC)], START, END, qps=50)
+    assert [(r.status, r.warnings) for r in results] == [("success", [])]
+    got = tables[("ad", smart)].drop_columns(["_extracted_at"]).to_pylist()
+    assert by_key(AD_SPEC, got) == by_key(AD_SPEC, ad_truth(world, smart))
+    assert results[0].requests == 2 * 3 * 2  # windows x metric groups x (ad_id, ad_id_v2)
