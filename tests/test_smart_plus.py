@@ -192,3 +192,15 @@ def test_every_family_joins_the_ads_read_by_ad_id_v2(server, world):
     got = tables[("ad", smart)].drop_columns(["_extracted_at"]).to_pylist()
     assert by_key(AD_SPEC, got) == by_key(AD_SPEC, ad_truth(world, smart))
     assert results[0].requests == 2 * 3 * 2  # windows x metric groups x (ad_id, ad_id_v2)
+
+
+def test_ads_read_by_ad_id_v2_shrink_like_the_rest_on_40067(server, world):
+    smart = world.advertiser_ids[0]
+    server.configure(query_size_limit=600)  # days x metrics: a 30-day window is too large
+    try:
+        results, tables = extract(server, [(smart, AD_SPEC)], START, END, qps=50, families=["core"])
+    finally:
+        server.configure(query_size_limit=None)
+    assert [(r.status, r.warnings) for r in results] == [("success", [])]
+    got = tables[("ad", smart)].drop_columns(["_extracted_at"]).to_pylist()
+    assert by_key(AD_SPEC, got) == by_key(AD_SPEC, _core(AD_SPEC, ad_truth(world, smart)))
