@@ -141,6 +141,8 @@ def _attribute(name: str, values: list[Any], kind: MetricType, odd: OddValues) -
     except NormalizationError:
         pass
     bad = [v for v in pc.unique(strings).drop_null().to_pylist() if not _fits(name, v, kind)]
+    if not bad:  # each value fits alone, not all together: no value to blame, so strict
+        return _cast(name, strings, kind)
     mask = pc.fill_null(pc.is_in(strings, value_set=pa.array(bad, pa.string())), False)
     odd.add(name, kind, strings.filter(mask)[0].as_py(), pc.sum(mask).as_py())
     return _cast(name, pc.if_else(mask, pa.scalar(None, pa.string()), strings), kind)
