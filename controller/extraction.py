@@ -29,7 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from controller.reports.catalog import REPORTS, ReportSpec
+from controller.reports.catalog import REPORTS, SMART_PLUS_AD_ID, ReportSpec
 from controller.scheduling import PriorityPool, page_priority
 from controller.tiktok.client import (
     Page,
@@ -47,10 +47,13 @@ from controller.tiktok.query_size import (
 )
 from controller.tiktok.reader import (
     NormalizationError,
+    OddValues,
+    ad_rows,
     finish,
     join_metric_groups,
     page_reader,
     page_to_table,
+    without_creatives,
 )
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,10 @@ class _Chunk:
     pending: int = 0
     # (metric group, campaign scope, origins) -> the total_number page 1 counted
     totals: dict[tuple[int, Scope, Origins], int] = field(default_factory=dict)
+    # read by ``ad_id_v2`` (the Upgraded Smart+ ads of an ``ads_as_shown`` report)
+    by_ad_id_v2: bool = False
+    # campaigns whose Upgraded Smart+ ads of these days are already asked for by ad_id_v2
+    smart_plus: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -124,6 +131,8 @@ class _Item:
     spec: ReportSpec
     result: ItemResult
     pending: int = 0
+    # attribute values that did not fit their type, loaded as null: warnings once it is done
+    odd: OddValues = field(default_factory=OddValues)
 
 
 class Extraction:
@@ -341,6 +350,9 @@ class Extraction:
             with self._lock:
                 metrics = self._groups[spec.report_type][group]
                 read = self._readers[spec.report_type][group]
+            wire, asked, typed = self._wire(item, chunk, metrics)
+            if chunk.by_ad_id_v2:
+                read = page_reader(wire, asked)
             if page == 1 and len(origins) > 1 and not self._origins.combined:
                 # queued before TikTok refused the combined filter: not sent again as is
                 for single in self._origins.requests(spec.by_entity):
@@ -351,12 +363,12 @@ class Extraction:
                 self._read_shrunk(item, chunk, group, scope, origins, metrics, whole)
                 return None
 
-            def convert(rows: Any, metrics: list[str] = metrics) -> pa.Table:
+            def convert(rows: Any, typed: Callable[[Any], pa.Table] = typed) -> pa.Table:
                 # Runs on one of the client's few decode threads, not on this request thread:
                 # the decoded page, its typing and its spooling stay in those threads.
-                table = page_to_table(spec, metrics, rows)
+                table = typed(rows)
                 if whole and len(table):
-                    self._emit(item, table)
+                    self._emit(item, chunk, table)
                 return table
 
             with self._lock:
@@ -365,9 +377,9 @@ class Extraction:
                     item.result.warnings.append(ADVERTISER_WARNING)
             try:
                 return self._client.fetch_page(
-                    spec,
+                    wire,
                     item.result.advertiser_id,
-                    metrics,
+                    asked,
                     chunk.start,
                     chunk.end,
                     page,
@@ -425,21 +437,22 @@ class Extraction:
         spec, advertiser_id = item.spec, item.result.advertiser_id
 
         def fetch(names: list[str], start: date, end: date) -> pa.Table:
-            read = page_reader(spec, names)
+            wire, asked, typed = self._wire(item, chunk, names)
+            read = page_reader(wire, asked)
             tables: list[pa.Table] = []
             page, total_page, counted = 1, 1, None
             while page <= total_page:
                 with self._lock:
                     item.result.requests += 1
                 result = self._client.fetch_page(
-                    spec,
+                    wire,
                     advertiser_id,
-                    names,
+                    asked,
                     start,
                     end,
                     page,
                     deadline=self._deadline,
-                    convert=functools.partial(page_to_table, spec, names),
+                    convert=typed,
                     read=read,
                     campaign_ids=scope,
                     origins=origins,
@@ -481,7 +494,7 @@ class Extraction:
         )
         if whole:
             if len(table):
-                self._emit(item, table)
+                self._emit(item, chunk, table)
         elif len(table):
             with self._lock:
                 chunk.parts[group].append(table)
@@ -582,9 +595,52 @@ class Extraction:
         parts = [pa.concat_tables(tables) for tables in chunk.parts if tables]
         chunk.parts = []
         if parts:
-            self._emit(item, join_metric_groups(item.spec, parts))
+            self._emit(item, chunk, join_metric_groups(item.spec, parts))
 
-    def _emit(self, item: _Item, table: pa.Table) -> None:
+    def _wire(
+        self, item: _Item, chunk: _Chunk, names: list[str]
+    ) -> tuple[ReportSpec, list[str], Callable[[Any], pa.Table]]:
+        """What to ask TikTok for a chunk's metric group ``names`` (the report, the metrics)
+        and how to type its pages: by ``ad_id_v2`` for a chunk of Upgraded Smart+ ads, whose
+        rows then carry the ad level's columns (``reader.ad_rows``)."""
+        spec = item.spec
+        if not chunk.by_ad_id_v2:
+            return spec, names, functools.partial(page_to_table, spec, names, odd=item.odd)
+        wire = spec.by_ad_id_v2()
+        asked = [name for name in names if name != SMART_PLUS_AD_ID]
+
+        def typed(rows: Any) -> pa.Table:
+            return ad_rows(page_to_table(wire, asked, rows, item.odd), names)
+
+        return wire, asked, typed
+
+    def _read_smart_plus_ads(self, item: _Item, chunk: _Chunk, campaigns: list[str]) -> None:
+        """Ask for the Upgraded Smart+ ads of ``campaigns`` over the chunk's days by
+        ``ad_id_v2`` (their creatives' ``ad_id`` rows are left out of the report): a chunk of
+        its own, in parts of at most 30 campaigns, only for campaigns not asked for yet. An
+        account without such campaigns costs no request more."""
+        with self._lock:
+            new = [c for c in campaigns if c not in chunk.smart_plus]
+            chunk.smart_plus.update(new)
+        if not new:
+            return
+        groups = len(self._groups[item.spec.report_type])
+        ads = _Chunk(chunk.start, chunk.end, [[] for _ in range(groups)], by_ad_id_v2=True)
+        ads.pending += 1  # held open while its requests are queued
+        for i in range(0, len(new), CAMPAIGNS_PER_PART):
+            part = tuple(new[i : i + CAMPAIGNS_PER_PART])
+            for group in range(groups):
+                for origins in self._origins.requests(item.spec.by_entity):
+                    self._submit(item, ads, group, 1, part, origins)
+        self._release_chunk(item, ads)
+
+    def _emit(self, item: _Item, chunk: _Chunk, table: pa.Table) -> None:
+        if item.spec.ads_as_shown and not chunk.by_ad_id_v2:
+            table, campaigns = without_creatives(table)
+            if campaigns:
+                self._read_smart_plus_ads(item, chunk, campaigns)
+            if not len(table):
+                return
         typed = finish(item.spec, table, item.result.advertiser_id, self._extracted_at)
         self._sink(item.spec, item.result.advertiser_id, typed)
         with self._lock:
@@ -618,6 +674,7 @@ class Extraction:
             finished = item.pending == 0
             if finished and item.result.status == "running":
                 item.result.status = "success"
+                item.result.warnings += item.odd.warnings(item.spec.report_type)
             all_done = self._outstanding == 0
         if finished and self._on_item_done:
             self._on_item_done(item.result)

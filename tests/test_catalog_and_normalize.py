@@ -33,13 +33,14 @@ def test_catalog_levels_tables_and_metric_limits():
         "advertiser": 260,
         "campaign": 261,
         "adgroup": 266,
-        "ad": 269,
+        "ad": 271,
     }
     assert "cash_spend" in REPORTS["advertiser"].metric_names
     assert "cash_spend" not in REPORTS["campaign"].metric_names
     assert REPORTS["ad"].attributes == (
         "campaign_name", "campaign_id", "adgroup_name", "adgroup_id", "ad_name",
-        "objective_type", "placement_type", "promotion_type", "ad_text", "currency",
+        "objective_type", "placement_type", "promotion_type", "ad_text", "ad_id_v2",
+        "campaign_automation_type", "currency",
     )  # fmt: skip
     assert REPORTS["campaign"].attributes == ("campaign_name", "objective_type", "currency")
     assert REPORTS["adgroup"].metric_type("budget") is MetricType.FLOAT
@@ -81,7 +82,7 @@ def test_metric_families_are_data_and_selectable():
         *spec.attributes, "campaign_budget", "budget", *FAMILIES["core"].metrics
     ]  # fmt: skip
     seed = ["engagement", "video", "conversion", "in_app"]  # what the seed asked for
-    assert [len(g) for g in spec.metric_groups(families=seed)] == [100, 3]
+    assert [len(g) for g in spec.metric_groups(families=seed)] == [100, 5]
     assert "cash_spend" in REPORTS["advertiser"].requested_metrics(["core"])
     # exact names of the note (docs/tiktok_api_beyond.md §2), including its irregular spellings
     web = FAMILIES["website"].metrics

@@ -173,7 +173,7 @@ def test_fewer_families_ask_less_and_keep_every_column(sim, sim_world):
     result, tables = extract(sim, [(advertiser, spec)], families=("in_app",))
     assert result[0].status == "success"
     calls = report_calls(sim)
-    assert [len(c["metrics"].split(",")) for c in calls] == [73]  # attributes, core, in_app
+    assert [len(c["metrics"].split(",")) for c in calls] == [75]  # attributes, core, in_app
     table = tables[("ad", advertiser)]
     assert table.schema.names == arrow_schema(spec).names  # every family's column
     assert table.column("complete_payment").null_count == len(table) > 0

@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--campaigns", type=int, default=2, help="campaigns per advertiser")
     add("--adgroups", type=int, default=2, help="ad groups per campaign")
     add("--ads", type=int, default=3, help="ads per ad group")
+    add(
+        "--smart-plus-campaigns",
+        type=int,
+        default=0,
+        help="Upgraded Smart+ campaigns per advertiser (advertisers at even positions)",
+    )
+    add("--creatives", type=int, default=3, help="creatives per Upgraded Smart+ ad")
     add("--start", default="2025-01-01", help="first day with delivery")
     add("--end", default="2026-12-31", help="last day with delivery")
     add("--delivery-probability", type=float, default=0.7)
@@ -68,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         end=args.end,
         delivery_probability=args.delivery_probability,
         deleted_fraction=args.deleted_fraction,
+        smart_plus_campaigns_per_advertiser=args.smart_plus_campaigns,
+        creatives_per_smart_plus_ad=args.creatives,
     )
     tokens = dict(_token(spec) for spec in args.token) if args.token else None
     server = SimulatorServer(

@@ -119,6 +119,10 @@ class Settings:
     # of one level then hold different rows, which their join must neither lose nor
     # duplicate. (A request with spend keeps every row that delivered.)
     sparse_parts: bool = False
+    # metric name -> a word served instead of its value on every report row that holds it
+    # (e.g. {"campaign_budget": "unlimited"}): an attribute must then load as null with a
+    # warning, a delivery metric fail its report (TikTok's values are not guaranteed typed).
+    worded_metrics: dict[str, str] = field(default_factory=dict)
 
     def update(self, key: str, value: Any) -> None:
         if key in ("qps", "qpm", "throttle_threshold", "attribution_days"):
@@ -151,6 +155,12 @@ class Settings:
         elif key in ("rate_limit", "count_rejected", "sandbox", "mixed_origins", "sparse_parts"):
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be a boolean")
+        elif key == "worded_metrics":
+            if not isinstance(value, dict) or not all(
+                isinstance(v, str) and v for v in value.values()
+            ):
+                raise ValueError(f"{key} must map metric names to non-empty words")
+            value = {str(k): v for k, v in value.items()}
         elif key in ("app_id", "app_secret"):
             value = str(value)
         elif key in ("refused_metrics", "dropped_campaigns"):
@@ -166,6 +176,18 @@ class Settings:
 SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 # Fault kinds that shape a normal report answer rather than replace it (see ``faults``).
 PAGE_FAULTS = frozenset({"ok", "slow", "truncated", "short_page", "drift"})
+
+
+def _worded(rows: list[dict[str, Any]], words: dict[str, str]) -> list[dict[str, Any]]:
+    """``rows`` with each metric of ``words`` written as its word (``worded_metrics``)."""
+    if not words:
+        return rows
+    worded = []
+    for row in rows:
+        metrics = row.get("metrics") or {}
+        changed = {name: word for name, word in words.items() if name in metrics}
+        worded.append({**row, "metrics": {**metrics, **changed}} if changed else row)
+    return worded
 
 
 def _positive_int(key: str, value: Any) -> int:
@@ -497,6 +519,7 @@ class SimulatorApp:
         total = len(selection.keys)
         first = (query.page - 1) * query.page_size
         rows = builder.rows(query, selection, first, min(first + query.page_size, total))
+        rows = _worded(rows, self.settings.worded_metrics)
         if fault == "short_page":
             rows = rows[:-1]
         elif fault == "drift":  # the report grew while it was being paged

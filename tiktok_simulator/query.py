@@ -38,7 +38,6 @@ SERVICE_TYPES = ("AUCTION", "RESERVATION")
 # not model.
 UNSUPPORTED_DIMENSIONS = frozenset(
     {
-        "ad_id_v2",
         "country_code",
         "ad_type",
         "custom_event_type",
@@ -76,9 +75,10 @@ ID_FILTER_LEVELS = {
     "campaign_ids": (CAMPAIGN, ADGROUP, AD),
     "adgroup_ids": (ADGROUP, AD),
     "ad_ids": (AD,),
+    "ad_ids_v2": (AD,),  # Upgraded Smart+ ads (docs/tiktok_api_gmv_smartplus.md §2)
 }
 UNSUPPORTED_FILTER_FIELDS = frozenset(
-    {"buying_type", "campaign_automation_type", "promotion_type", "ad_ids_v2", "country_code"}
+    {"buying_type", "campaign_automation_type", "promotion_type", "country_code"}
 )
 STATUS_VALUES = ("STATUS_ALL", "STATUS_NOT_DELETE")
 # Promote campaigns are hidden unless this filter asks for them (docs/tiktok_api_beyond.md §1.1).
@@ -237,7 +237,7 @@ def _dimensions(params: Mapping[str, str], data_level: str) -> tuple[tuple[str, 
         raise param_error("dimensions: Shorter than minimum length 1.")
     if _duplicates(dimensions):
         raise param_error(f"dimensions: Duplicate dimensions: {_duplicates(dimensions)!r}.")
-    known = set(ID_DIMENSIONS.values()) | set(TIME_DIMENSIONS)
+    known = {*ID_DIMENSIONS.values(), *TIME_DIMENSIONS, "ad_id_v2"}
     unknown = [d for d in dimensions if d not in known and d not in UNSUPPORTED_DIMENSIONS]
     if unknown:
         raise param_error(
@@ -247,8 +247,8 @@ def _dimensions(params: Mapping[str, str], data_level: str) -> tuple[tuple[str, 
     unsupported = [d for d in dimensions if d in UNSUPPORTED_DIMENSIONS]
     if unsupported:
         raise param_error(f"dimensions: {unsupported!r} not supported by simulator.")
-    expected = ID_DIMENSIONS[data_level]
-    wrong_ids = [d for d in dimensions if d in ID_DIMENSIONS.values() and d != expected]
+    expected = _id_dimension(dimensions, data_level)
+    wrong_ids = [d for d in dimensions if d in known - set(TIME_DIMENSIONS) and d != expected]
     if wrong_ids:
         raise param_error(
             f"dimensions: {wrong_ids!r} cannot be used with data_level {data_level}; the only id "
@@ -260,6 +260,16 @@ def _dimensions(params: Mapping[str, str], data_level: str) -> tuple[tuple[str, 
     if len(time_dimensions) > 1:
         raise param_error("dimensions: stat_time_day and stat_time_hour cannot be used together.")
     return tuple(dimensions), (time_dimensions[0] if time_dimensions else None)
+
+
+def _id_dimension(dimensions: list[str], data_level: str) -> str:
+    """The level's id dimension: at AUCTION_AD ``ad_id`` (a row per creative of an Upgraded
+    Smart+ ad) or ``ad_id_v2`` (a row per ad), never both (docs/tiktok_api_gmv_smartplus.md §2)."""
+    if data_level != AD or "ad_id_v2" not in dimensions:
+        return ID_DIMENSIONS[data_level]
+    if "ad_id" in dimensions:
+        raise param_error("dimensions: ad_id and ad_id_v2 cannot be used together.")
+    return "ad_id_v2"
 
 
 def _dates(params: Mapping[str, str], time_dimension: str | None) -> tuple[date, date]:
@@ -317,6 +327,8 @@ def _filtering(params: Mapping[str, str], data_level: str) -> dict[str, Any]:
             result["origins"] = _origins_filter(values)
         else:
             result[field_name] = _id_filter(field_name, values, data_level)
+    if "ad_ids" in result and "ad_ids_v2" in result:
+        raise param_error("filtering: ad_ids and ad_ids_v2 cannot be used together.")
     return result
 
 
@@ -468,6 +480,7 @@ def parse_report_query(params: Mapping[str, str], lifetime: tuple[date, date]) -
         campaign_ids=filters.get("campaign_ids"),
         adgroup_ids=filters.get("adgroup_ids"),
         ad_ids=filters.get("ad_ids"),
+        ad_ids_v2=filters.get("ad_ids_v2"),
         multi_advertiser=multi,
         lifetime=query_lifetime,
         page=page,

@@ -33,7 +33,7 @@ from .metrics import (
     zeroed_bases,
 )
 from .settlement import ATTRIBUTION_DAYS, is_final, settler
-from .world import DEFAULT_ORIGINS, ORIGINS, Entity, World, as_date
+from .world import AD_V2, DEFAULT_ORIGINS, ORIGINS, Entity, World, as_date
 
 ID_DIMENSIONS: dict[str, str] = {
     ADVERTISER: "advertiser_id",
@@ -63,6 +63,7 @@ class ReportQuery:
     campaign_ids: frozenset[str] | None = None
     adgroup_ids: frozenset[str] | None = None
     ad_ids: frozenset[str] | None = None
+    ad_ids_v2: frozenset[str] | None = None  # Upgraded Smart+ ad ids (and classic ads' v2 ids)
     multi_advertiser: bool = False
     lifetime: bool = False
     page: int = 1
@@ -87,7 +88,16 @@ class ReportQuery:
 
     @property
     def id_dimension(self) -> str:
+        """The level's id, or ``ad_id_v2`` at AUCTION_AD when asked for (one row per ad as
+        Ads Manager shows it, an Upgraded Smart+ ad's creatives summed)."""
+        if self.data_level == AD and "ad_id_v2" in self.dimensions:
+            return "ad_id_v2"
         return ID_DIMENSIONS[self.data_level]
+
+    @property
+    def entity_level(self) -> str:
+        """Which objects the rows are (``world.Account.entities``)."""
+        return AD_V2 if self.id_dimension == "ad_id_v2" else self.data_level
 
     @property
     def output_metrics(self) -> tuple[str, ...]:
@@ -108,6 +118,8 @@ class ReportQuery:
             self.campaign_ids,
             self.adgroup_ids,
             self.ad_ids,
+            self.ad_ids_v2,
+            self.entity_level,
             self.hidden_campaigns,
             self.as_of,
             self.attribution_days,
@@ -170,7 +182,7 @@ class ReportBuilder:
         throttled = False
         for advertiser_id in sorted(query.advertiser_ids, key=int):
             account = self.world.account(advertiser_id)
-            in_scope = [e for e in account.entities(query.data_level) if _in_scope(e, query)]
+            in_scope = [e for e in account.entities(query.entity_level) if _in_scope(e, query)]
             if query.data_level == AD and max_ads is not None and len(in_scope) >= max_ads:
                 # Only the most recently created ads are served; ids grow with creation time.
                 throttled = True
@@ -394,6 +406,8 @@ def _in_scope(entity: Entity, query: ReportQuery) -> bool:
     if query.campaign_ids is not None and entity.campaign_id not in query.campaign_ids:
         return False
     if query.adgroup_ids is not None and entity.adgroup_id not in query.adgroup_ids:
+        return False
+    if query.ad_ids_v2 is not None and entity.attributes.get("ad_id_v2") not in query.ad_ids_v2:
         return False
     return query.ad_ids is None or entity.id in query.ad_ids
 

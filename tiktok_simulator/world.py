@@ -12,6 +12,15 @@ account's regular ones: one ad group and one ad each, ``campaign_system_origin``
 them unless the ``campaign_system_origins`` filter asks for them. Every third advertiser (the
 second, fifth, ...) is web-only: its App-leg metrics are "0", as TikTok shows a pixel advertiser's.
 
+Upgraded Smart+ campaigns (docs/tiktok_api_gmv_smartplus.md §2; opt-in with
+``smart_plus_campaigns_per_advertiser``; advertisers at even positions only, so a world holds
+accounts with and without them) follow the Promote ones: one ad group each, whose ads
+(what Ads Manager shows, ``ad_id_v2``) have ``creatives_per_smart_plus_ad`` creatives each. A creative is
+what the ``ad_id`` dimension reports (``campaign_automation_type``
+``UPGRADED_SMART_PLUS_CREATIVE``, its ad's ``ad_id_v2``), so an ``ad_id`` report holds one row
+per creative; the ``ad_id_v2`` dimension reports the ad, summing its creatives. A classic ad is
+one row either way, its ``ad_id_v2`` its own second id.
+
 IDs are digit strings above 2**53 (16, 18 and 19 digits, mostly odd), so a client that
 round-trips them through a float corrupts them; the very first campaign is 2**53 + 1.
 Names contain commas, quotes and non-ASCII text to exercise CSV quoting downstream.
@@ -98,6 +107,11 @@ DEFAULT_ORIGINS = frozenset({REGULAR})  # what a report shows without the origin
 # read "0"), and the App leg of a web-only advertiser.
 PROMOTE_ZERO_LEGS = frozenset({"app", "web", "onsite", "shop", "attribution", "paid"})
 WEB_ONLY_ZERO_LEGS = frozenset({"app"})
+MANUAL = "MANUAL"
+UPGRADED_SMART_PLUS = "UPGRADED_SMART_PLUS"
+SMART_PLUS_CREATIVE = "UPGRADED_SMART_PLUS_CREATIVE"  # an ad_id row of an Upgraded Smart+ ad
+# Not a TikTok data level: the key of the ``ad_id_v2`` rows of AUCTION_AD in ``Account.entities``.
+AD_V2 = "AUCTION_AD_V2"
 
 
 T = TypeVar("T")
@@ -105,6 +119,30 @@ T = TypeVar("T")
 
 def _pick(options: Sequence[T], key: int) -> T:
     return options[key % len(options)]
+
+
+def _is_creative(ad: Entity) -> bool:
+    return ad.attributes.get("campaign_automation_type") == SMART_PLUS_CREATIVE
+
+
+def _under_v2(ad: Entity) -> Entity:
+    """A classic ad as the ``ad_id_v2`` dimension reports it: the same ad, its second id."""
+    return Entity(
+        level=AD,
+        id=ad.attributes["ad_id_v2"],
+        name=ad.name,
+        key=ad.key,
+        deleted=ad.deleted,
+        own_deleted=ad.own_deleted,
+        attributes=ad.attributes,
+        campaign_id=ad.campaign_id,
+        adgroup_id=ad.adgroup_id,
+        scale=ad.scale,
+        create_index=ad.create_index,
+        ads=[ad],
+        origin=ad.origin,
+        zero_legs=ad.zero_legs,
+    )
 
 
 def _money_text(cents: int) -> str:
@@ -144,7 +182,12 @@ class Account:
     advertiser: Entity
     campaigns: list[Entity]
     adgroups: list[Entity]
-    ads: list[Entity]
+    ads: list[Entity]  # what the ``ad_id`` dimension reports: classic ads and creatives
+    # Upgraded Smart+ ads (``ad_id_v2``), each summing its creatives (``ads``)
+    smart_plus_ads: list[Entity] = field(default_factory=list)
+    # what the ``ad_id_v2`` dimension reports: every classic ad under its ``ad_id_v2``, and
+    # the Upgraded Smart+ ads; ordered by id
+    ads_v2: list[Entity] = field(default_factory=list)
 
     def entities(self, data_level: str) -> list[Entity]:
         return {
@@ -152,6 +195,7 @@ class Account:
             CAMPAIGN: self.campaigns,
             ADGROUP: self.adgroups,
             AD: self.ads,
+            AD_V2: self.ads_v2,
         }[data_level]
 
 
@@ -170,6 +214,8 @@ class World:
         delivery_probability: float = 0.7,
         deleted_fraction: float = 0.15,
         promote_campaigns_per_advertiser: int = 1,
+        smart_plus_campaigns_per_advertiser: int = 0,
+        creatives_per_smart_plus_ad: int = 3,
     ) -> None:
         if not 1 <= advertisers <= 999:
             raise ValueError("advertisers must be between 1 and 999")
@@ -183,7 +229,16 @@ class World:
             raise ValueError("too many ads per advertiser (ids would collide)")
         if not 0 <= promote_campaigns_per_advertiser <= 999:
             raise ValueError("promote_campaigns_per_advertiser must be between 0 and 999")
-        if campaigns_per_advertiser + promote_campaigns_per_advertiser > 99_999:
+        if not 0 <= smart_plus_campaigns_per_advertiser <= 999:
+            raise ValueError("smart_plus_campaigns_per_advertiser must be between 0 and 999")
+        if not 1 <= creatives_per_smart_plus_ad <= 50:
+            raise ValueError("creatives_per_smart_plus_ad must be between 1 and 50")
+        if (
+            campaigns_per_advertiser
+            + promote_campaigns_per_advertiser
+            + smart_plus_campaigns_per_advertiser
+            > 99_999
+        ):
             raise ValueError("too many campaigns per advertiser (ids would collide)")
         if not 0.0 <= delivery_probability <= 1.0 or not 0.0 <= deleted_fraction <= 1.0:
             raise ValueError("probabilities must be within [0, 1]")
@@ -198,6 +253,8 @@ class World:
         self.delivery_probability = delivery_probability
         self.deleted_fraction = deleted_fraction
         self.promote_campaigns_per_advertiser = promote_campaigns_per_advertiser
+        self.smart_plus_campaigns_per_advertiser = smart_plus_campaigns_per_advertiser
+        self.creatives_per_smart_plus_ad = creatives_per_smart_plus_ad
         self._start_ord = self.start.toordinal()
         self._end_ord = self.end.toordinal()
         self._threshold = int(delivery_probability * (1 << 64))
@@ -223,6 +280,8 @@ class World:
             "delivery_probability": self.delivery_probability,
             "deleted_fraction": self.deleted_fraction,
             "promote_campaigns_per_advertiser": self.promote_campaigns_per_advertiser,
+            "smart_plus_campaigns_per_advertiser": self.smart_plus_campaigns_per_advertiser,
+            "creatives_per_smart_plus_ad": self.creatives_per_smart_plus_ad,
             "advertiser_ids": list(self.advertiser_ids),
         }
 
@@ -341,17 +400,40 @@ class World:
             ads.append(ad)
             adgroup.ads.append(ad)
             campaign.ads.append(ad)
+        smart_plus_ads: list[Entity] = []
+        for s in range(self.smart_plus_campaigns_per_advertiser if index % 2 == 0 else 0):
+            c = self.campaigns_per_advertiser + self.promote_campaigns_per_advertiser + s
+            campaign = self._campaign(advertiser, index, c, automation=UPGRADED_SMART_PLUS)
+            campaigns.append(campaign)
+            adgroup = self._adgroup(campaign, index, len(adgroups))
+            adgroups.append(adgroup)
+            for _ in range(self.ads_per_adgroup):
+                smart = self._smart_plus_ad(adgroup, index, len(smart_plus_ads))
+                smart_plus_ads.append(smart)
+                for k in range(self.creatives_per_smart_plus_ad):
+                    creative = self._creative(self._ad(adgroup, index, len(ads)), smart, k)
+                    ads.append(creative)
+                    smart.ads.append(creative)
+                    adgroup.ads.append(creative)
+                    campaign.ads.append(creative)
         if index % 3 == 1:  # web-only (``is_web_only``)
             for ad in ads:
                 ad.zero_legs = ad.zero_legs | WEB_ONLY_ZERO_LEGS
         advertiser.ads = ads
-        return Account(advertiser, campaigns, adgroups, ads)
+        classic = [_under_v2(ad) for ad in ads if not _is_creative(ad)]
+        ads_v2 = sorted([*classic, *smart_plus_ads], key=lambda e: int(e.id))
+        return Account(advertiser, campaigns, adgroups, ads, smart_plus_ads, ads_v2)
 
     def _is_deleted(self, key: int) -> bool:
         return (key >> 3) % 10_000 < self._deleted_threshold
 
     def _campaign(
-        self, advertiser: Entity, adv_index: int, c: int, origin: str = REGULAR
+        self,
+        advertiser: Entity,
+        adv_index: int,
+        c: int,
+        origin: str = REGULAR,
+        automation: str = MANUAL,
     ) -> Entity:
         key = hash_of(advertiser.key, 2, c)
         if adv_index == 0 and c == 0:
@@ -362,6 +444,8 @@ class World:
         name = f"{_pick(_CAMPAIGN_NAMES, key)} #{c + 1}"
         if origin == PROMOTE:
             name = f"Promote: {name}"
+        elif automation == UPGRADED_SMART_PLUS:
+            name = f"Smart+: {name}"
         budget = (
             "-" if key % 3 == 0 or origin == PROMOTE else _money_text((key >> 5) % 500_000 + 5_000)
         )
@@ -373,7 +457,7 @@ class World:
             "campaign_budget": budget,
             "campaign_dedicate_type": "GENERAL",
             "app_promotion_type": "UNSET",
-            "campaign_automation_type": "MANUAL",
+            "campaign_automation_type": automation,
         }
         # Returned on Promote objects only (docs/tiktok_api_beyond.md §1.1 "Marker").
         if origin == PROMOTE:
@@ -469,6 +553,52 @@ class World:
             zero_legs=PROMOTE_ZERO_LEGS if adgroup.origin == PROMOTE else frozenset(),
         )
         ad.ads = [ad]
+        return ad
+
+    def _smart_plus_ad(self, adgroup: Entity, adv_index: int, s: int) -> Entity:
+        """An Upgraded Smart+ ad: what Ads Manager shows and ``ad_id_v2`` reports; its
+        delivery is its creatives' (``ads``), added to it by ``_build_account``."""
+        key = hash_of(adgroup.key, 6, s)
+        number = 1_850_000_000_000_000_000 + (adv_index * 1_000_000 + s) * 1_000 + key % 1_000
+        own_deleted = self._is_deleted(key)
+        name = f"Smart+ ad {_pick(_AD_NAMES, key)} #{s + 1}"
+        attributes = {
+            **adgroup.attributes,
+            "adgroup_id": adgroup.id,
+            "ad_name": name,
+            "ad_text": "Try it today",
+            "call_to_action": _pick(_CTAS, key >> 5),
+            "ad_profile_image": "-",
+            "ad_url": f"https://example.com/smart?ad={s + 1}",
+            "image_mode": "VIDEO",
+            "ad_id_v2": str(number),
+            "is_smart_creative": "False",
+        }
+        del attributes["is_aco"]
+        return Entity(
+            level=AD,
+            id=str(number),
+            name=name,
+            key=key,
+            deleted=adgroup.deleted or own_deleted,
+            own_deleted=own_deleted,
+            attributes=attributes,
+            campaign_id=adgroup.campaign_id,
+            adgroup_id=adgroup.id,
+            create_index=s,
+            origin=adgroup.origin,
+        )
+
+    @staticmethod
+    def _creative(ad: Entity, smart: Entity, k: int) -> Entity:
+        """``ad`` made the ``k``-th creative of ``smart``: its ad's id and status, its name."""
+        ad.name = f"{smart.name} · creative {k + 1}"
+        ad.attributes.update(
+            ad_name=ad.name,
+            ad_id_v2=smart.id,
+            campaign_automation_type=SMART_PLUS_CREATIVE,
+        )
+        ad.deleted, ad.own_deleted = smart.deleted, smart.own_deleted
         return ad
 
     # ------------------------------------------------------------------ delivery

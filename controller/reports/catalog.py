@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
@@ -49,6 +49,17 @@ OPTIONAL_METRICS = frozenset(
     m for name, family in FAMILIES.items() if name != ALWAYS for m in family.metrics
 )
 
+# At AUCTION_AD, ``ad_id`` reports an Upgraded Smart+ ad's creatives, ``ad_id_v2`` the ad
+# (docs/tiktok_api_gmv_smartplus.md §2); ``campaign_automation_type`` tells them apart.
+SMART_PLUS_AD_ID = "ad_id_v2"
+SMART_PLUS_ADS = "UPGRADED_SMART_PLUS"
+SMART_PLUS_CREATIVES = "UPGRADED_SMART_PLUS_CREATIVE"
+
+# Attribute metrics typed as numbers: settings of the object (budgets), not its delivery. Like
+# the string attributes, a value of theirs that does not fit the type loads as null with a
+# warning (``controller.tiktok.reader.OddValues``): one odd budget must not cost the spend.
+NUMERIC_ATTRIBUTES = frozenset({"campaign_budget", "budget"})
+
 # Cash and voucher split of spend: the API accepts them only at AUCTION_ADVERTISER, daily.
 ADVERTISER_ONLY = {"cash_spend": F, "voucher_spend": F}
 
@@ -83,6 +94,9 @@ class ReportSpec:
     breakdowns: tuple[str, ...] = ()  # dimensions besides the id and time, e.g. ("age", "gender")
     granularity: str = "day"  # day, hour or lifetime
     families: tuple[str, ...] = ()  # metric families the metrics were chosen from
+    # One row per ad as Ads Manager shows it (TKT004): the ``ad_id`` rows of Upgraded Smart+
+    # creatives are left out and their ads read by ``ad_id_v2`` (``controller.smart_plus``).
+    ads_as_shown: bool = False
 
     @property
     def time_dimension(self) -> str | None:
@@ -131,8 +145,24 @@ class ReportSpec:
             *(m for m in self.metrics if m not in OPTIONAL_METRICS or m in chosen),
         ]
 
+    def by_ad_id_v2(self) -> ReportSpec:
+        """This ad-level report asked by ``ad_id_v2``: one row per Upgraded Smart+ ad (its
+        creatives summed). ``ad_id_v2`` is then the dimension, so not asked as a metric too."""
+        return replace(
+            self,
+            id_dimension=SMART_PLUS_AD_ID,
+            attributes=tuple(a for a in self.attributes if a != SMART_PLUS_AD_ID),
+            ads_as_shown=False,
+        )
+
     def metric_type(self, name: str) -> MetricType:
         return S if name in self.attributes else self.metrics[name]
+
+    def is_attribute(self, name: str) -> bool:
+        """Whether ``name`` describes the object (a name, id, enum or budget) rather than
+        measures its delivery: an attribute value that does not fit its type loads as null
+        with a warning, while a delivery metric that does not parse fails the report."""
+        return name in self.attributes or name in NUMERIC_ATTRIBUTES
 
     @property
     def by_entity(self) -> bool:
@@ -245,11 +275,15 @@ REPORTS: dict[str, ReportSpec] = {
                 "placement_type",
                 "promotion_type",
                 "ad_text",
+                # which ad a creative belongs to, and which kind of campaign it is in
+                SMART_PLUS_AD_ID,
+                "campaign_automation_type",
             ),
             _ADGROUP_BUDGET,
         ),
     )
 }
+REPORTS["ad"] = replace(REPORTS["ad"], ads_as_shown=True)
 REPORT_TYPES: tuple[str, ...] = tuple(REPORTS)
 
 # Columns every row carries besides the dimensions and metrics.

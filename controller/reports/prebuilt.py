@@ -16,6 +16,8 @@ filter, so deleted objects are included as in the seed tables.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from controller.reports.catalog import REPORTS, ReportSpec
 from controller.reports.rules import LEVEL_FAMILIES, family_metrics, metric_types
 
@@ -99,4 +101,12 @@ def _prebuilt() -> list[ReportSpec]:
     ]
 
 
-PREBUILT: dict[str, ReportSpec] = {spec.report_type: spec for spec in _prebuilt()}
+def _creatives() -> ReportSpec:
+    """``ad_creative``: the ad level's ``ad_id`` rows as TikTok serves them, an Upgraded Smart+
+    ad's creatives each a row with the ``ad_id_v2`` of their ad (TKT004 holds the ads)."""
+    seed = REPORTS["ad"]
+    name = "ad_creative"
+    return replace(seed, report_type=name, table=table_name(43, name), ads_as_shown=False)
+
+
+PREBUILT: dict[str, ReportSpec] = {spec.report_type: spec for spec in [*_prebuilt(), _creatives()]}

@@ -8,10 +8,18 @@ metric per page (or worse, per cell) would cost more than the JSON decoding itse
 strings from the JSON to the warehouse: they exceed 2**53, so any float or int on their way
 would change or break them. ``"-"`` (TikTok's "not applicable") and missing values become
 nulls.
+
+Attributes (names, ids, enums, budgets: ``ReportSpec.is_attribute``) describe an object; a
+value of theirs that does not fit the column's type (a budget written as a word, an object
+where a name belongs) loads as null and is counted in ``OddValues``, which the item turns
+into a warning: one odd value must not cost the spend of every row. Delivery metrics stay
+strict: one that does not parse fails its report, nothing of it loaded. The native reader
+declines every such page (it types only what parses exactly), so this is Python's alone.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -19,10 +27,18 @@ from itertools import chain, pairwise
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from controller.reports.catalog import ARROW_TYPES, MetricType, ReportSpec, arrow_schema
+from controller.reports.catalog import (
+    ARROW_TYPES,
+    SMART_PLUS_AD_ID,
+    SMART_PLUS_CREATIVES,
+    MetricType,
+    ReportSpec,
+    arrow_schema,
+)
 from controller.tiktok import native
 
 _NOT_APPLICABLE = pa.array(["-", ""], type=pa.string())
@@ -33,6 +49,7 @@ _NATIVE_KINDS = {
     MetricType.INT: native.INT64,
     MetricType.FLOAT: native.FLOAT64,
 }
+_SHOWN_CHARS = 40  # an odd value is quoted in its warning up to this length
 _orders: dict[tuple[int, int], pa.Array] = {}
 _schemas: dict[str, tuple[ReportSpec, pa.Schema]] = {}
 
@@ -50,8 +67,15 @@ def _strings(values: list[Any]) -> pa.Array:
 
 
 def _typed(name: str, values: list[Any], kind: MetricType) -> pa.Array:
-    strings = _strings(values)
-    strings = pc.if_else(pc.is_in(strings, _NOT_APPLICABLE), pa.scalar(None, pa.string()), strings)
+    return _cast(name, _nulled(_strings(values)), kind)
+
+
+def _nulled(strings: pa.Array) -> pa.Array:
+    """``"-"`` and ``""`` (TikTok's "not applicable") as nulls."""
+    return pc.if_else(pc.is_in(strings, _NOT_APPLICABLE), pa.scalar(None, pa.string()), strings)
+
+
+def _cast(name: str, strings: pa.Array, kind: MetricType) -> pa.Array:
     if kind is MetricType.STRING:
         return strings
     target = ARROW_TYPES[kind]
@@ -64,6 +88,72 @@ def _typed(name: str, values: list[Any], kind: MetricType) -> pa.Array:
             raise NormalizationError(
                 f"metric {name}: value not a {kind.value} number ({exc})"
             ) from None
+
+
+class OddValues:
+    """Attribute values that did not fit their column's type and loaded as null, per column:
+    the first such value and how many rows held one. One per item, shared by its pages (typed
+    on several decode threads at once), read into the item's warnings when it is done."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._columns: dict[str, tuple[MetricType, str, int]] = {}
+
+    def add(self, column: str, kind: MetricType, value: str, rows: int) -> None:
+        with self._lock:
+            _, first, count = self._columns.get(column, (kind, value, 0))
+            self._columns[column] = (kind, first, count + rows)
+
+    def warnings(self, report_type: str) -> list[str]:
+        """One warning per column: its name, the first odd value (truncated), the row count."""
+        with self._lock:
+            columns = sorted(self._columns.items())
+        return [
+            f"{report_type} attribute {column}: {rows} row(s) held a value that is not "
+            f"{'a string' if kind is MetricType.STRING else 'a ' + kind.value + ' number'} "
+            f"(e.g. {_shown(value)}), loaded as null"
+            for column, (kind, value, rows) in columns
+        ]
+
+
+def _shown(value: str) -> str:
+    """``value`` quoted, cut at ``_SHOWN_CHARS`` (a warning names it, never carries a blob)."""
+    if len(value) > _SHOWN_CHARS:
+        value = value[:_SHOWN_CHARS] + "..."
+    return repr(value)
+
+
+def _attribute(name: str, values: list[Any], kind: MetricType, odd: OddValues) -> pa.Array:
+    """An attribute column: values that do not fit ``kind`` become nulls, counted in ``odd``.
+
+    The fitting values are cast exactly as ``_typed`` casts them; only the odd ones (a
+    distinct value at a time, on the rare page that has any) are looked at one by one.
+    """
+    if kind is MetricType.STRING:
+        nested = [v for v in values if isinstance(v, dict | list)]
+        if nested:  # an object or array where a name or enum belongs
+            odd.add(name, kind, orjson.dumps(nested[0]).decode(), len(nested))
+            values = [None if isinstance(v, dict | list) else v for v in values]
+        return _typed(name, values, kind)
+    strings = _nulled(_strings(values))
+    try:
+        return _cast(name, strings, kind)
+    except NormalizationError:
+        pass
+    bad = [v for v in pc.unique(strings).drop_null().to_pylist() if not _fits(name, v, kind)]
+    if not bad:  # each value fits alone, not all together: no value to blame, so strict
+        return _cast(name, strings, kind)
+    mask = pc.fill_null(pc.is_in(strings, value_set=pa.array(bad, pa.string())), False)
+    odd.add(name, kind, strings.filter(mask)[0].as_py(), pc.sum(mask).as_py())
+    return _cast(name, pc.if_else(mask, pa.scalar(None, pa.string()), strings), kind)
+
+
+def _fits(name: str, value: str, kind: MetricType) -> bool:
+    try:
+        _cast(name, pa.array([value], pa.string()), kind)
+    except NormalizationError:
+        return False
+    return True
 
 
 def _column_major(rows: int, width: int) -> pa.Array:
@@ -116,11 +206,21 @@ def _numeric_block(
 
 
 def _metric_columns(
-    spec: ReportSpec, metrics: list[str], values: list[dict[str, Any]]
+    spec: ReportSpec, metrics: list[str], values: list[dict[str, Any]], odd: OddValues | None
 ) -> dict[str, pa.Array]:
-    """Typed columns of ``metrics``: numeric ones in bulk when possible, others one by one."""
+    """Typed columns of ``metrics``: numeric ones in bulk when possible, others one by one.
+
+    Attributes are typed leniently when ``odd`` can carry what did not fit (a caller without
+    one keeps them strict), and never in the bulk block, whose one failing value would send
+    the whole page down the slow path.
+    """
+    lenient = {name for name in metrics if odd is not None and spec.is_attribute(name)}
     numeric = sorted(
-        (name for name in metrics if spec.metric_type(name) is not MetricType.STRING),
+        (
+            name
+            for name in metrics
+            if spec.metric_type(name) is not MetricType.STRING and name not in lenient
+        ),
         key=lambda name: spec.metric_type(name) is MetricType.FLOAT,  # stable: INT, then FLOAT
     )
     block = None
@@ -130,6 +230,10 @@ def _metric_columns(
     for name in metrics:
         if block is not None and name in block:
             columns[name] = block[name]
+        elif odd is not None and name in lenient:
+            columns[name] = _attribute(
+                name, [m.get(name) for m in values], spec.metric_type(name), odd
+            )
         else:
             columns[name] = _typed(name, [m.get(name) for m in values], spec.metric_type(name))
     return columns
@@ -183,11 +287,16 @@ def page_reader(
 
 
 def page_to_table(
-    spec: ReportSpec, metrics: list[str], rows: list[dict[str, Any]] | native.NativeRows
+    spec: ReportSpec,
+    metrics: list[str],
+    rows: list[dict[str, Any]] | native.NativeRows,
+    odd: OddValues | None = None,
 ) -> pa.Table:
     """Type one page of rows holding ``metrics`` (all, or one group of the level's metrics).
 
-    ``rows`` are the decoded JSON rows, or the columns ``page_reader`` already typed.
+    ``rows`` are the decoded JSON rows, or the columns ``page_reader`` already typed (which
+    parsed exactly, so hold no odd value). Attribute values that do not fit load as null and
+    are counted in ``odd``; without ``odd`` they fail the page like a metric.
     """
     names = spec.dimensions
     if isinstance(rows, native.NativeRows):
@@ -202,7 +311,8 @@ def page_to_table(
             else _strings([d.get(name) for d in dimensions])
             for name in names
         ]
-        metric_columns = _metric_columns(spec, metrics, [row.get("metrics") or {} for row in rows])
+        metric_rows = [row.get("metrics") or {} for row in rows]
+        metric_columns = _metric_columns(spec, metrics, metric_rows, odd)
     columns: dict[str, pa.Array] = {}
     for name, column in zip(names, dimension_columns, strict=True):
         if column.null_count:
@@ -319,3 +429,31 @@ def _row_codes(key_table: pa.Table) -> pa.Array:
         codes = pc.cast(pc.dictionary_encode(combined).indices, pa.int64())  # stays < rows
     assert codes is not None
     return codes
+
+
+def without_creatives(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """``table`` without the ``ad_id`` rows of Upgraded Smart+ creatives, and the campaigns
+    they belong to, whose ads are then read by ``ad_id_v2``
+    (docs/tiktok_api_gmv_smartplus.md §2). A table without ``campaign_automation_type`` or ``campaign_id`` (TikTok refused
+    them) is kept whole: creatives then stay rows, as before Upgraded Smart+ existed."""
+    if not len(table) or not {"campaign_automation_type", "campaign_id"} <= set(table.column_names):
+        return table, []
+    creative = pc.fill_null(
+        pc.equal(table.column("campaign_automation_type"), SMART_PLUS_CREATIVES), False
+    )
+    if not pc.any(creative).as_py():
+        return table, []
+    campaigns = pc.unique(table.column("campaign_id").filter(creative)).drop_null()
+    return table.filter(pc.invert(creative)), sorted(campaigns.to_pylist())
+
+
+def ad_rows(table: pa.Table, metrics: list[str]) -> pa.Table:
+    """A page read by ``ad_id_v2`` as rows of the ad level: its ``ad_id`` is the ad's
+    ``ad_id_v2`` (an Upgraded Smart+ ad has no ``ad_id`` of its own; its creatives do), and
+    ``ad_id_v2`` a column only where the metric group holds it (groups are joined on the
+    dimensions, so no two may share a column)."""
+    ids = table.column(SMART_PLUS_AD_ID)
+    table = table.drop_columns([SMART_PLUS_AD_ID]).add_column(0, "ad_id", ids)
+    if SMART_PLUS_AD_ID in metrics:
+        table = table.append_column(SMART_PLUS_AD_ID, ids)
+    return table

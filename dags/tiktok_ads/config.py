@@ -34,6 +34,7 @@ REPORT_TYPES = (
     ),
     *(f"{level}_hourly" for level in SEED_REPORT_TYPES),
     *(f"{level}_lifetime" for level in SEED_REPORT_TYPES[1:]),
+    "ad_creative",  # TKT043: the ad level's creative rows (Upgraded Smart+)
 )
 # Account info and entity history (the service's TKT010..TKT013), loaded before the reports.
 ENTITY_TYPES = ("advertiser_info", "campaigns", "adgroups", "ads")

@@ -1,0 +1,206 @@
+"""Upgraded Smart+ (issue 20, point 2; docs/tiktok_api_gmv_smartplus.md §2).
+
+TKT004 holds one row per ad as Ads Manager shows it: a classic ad by its ``ad_id``, an
+Upgraded Smart+ ad by its ``ad_id_v2`` (its creatives summed, read by ``ad_id_v2`` for the
+campaigns whose creatives the ``ad_id`` rows show); its spend equals the ad group level.
+``ad_creative`` (TKT043) holds TikTok's ``ad_id`` rows, each creative with its ``ad_id_v2``.
+An account without Upgraded Smart+ costs no request more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from controller.reports import registry
+from controller.tiktok.origins import ALL_ORIGINS
+from main import create_app
+from tests.fixtures.service import service_settings_for
+from tests.support.truth import by_key, typed_cell
+from tests.support.warehouse import table_rows
+from tests.test_extraction import extract
+from tiktok_simulator import SimulatorServer, World
+from tiktok_simulator.metrics import ADGROUP
+from tiktok_simulator.report import served_rows
+
+START, END = date(2025, 5, 1), date(2025, 6, 9)  # 40 days: two request windows
+AD_SPEC, CREATIVES, ADGROUPS = (registry.get(n) for n in ("ad", "ad_creative", "adgroup"))
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    # advertiser 0 runs Upgraded Smart+ campaigns (2 ads of 3 creatives each); 1 does not
+    return World(
+        seed=30,
+        advertisers=2,
+        campaigns_per_advertiser=2,
+        adgroups_per_campaign=1,
+        ads_per_adgroup=2,
+        smart_plus_campaigns_per_advertiser=2,
+        creatives_per_smart_plus_ad=3,
+        deleted_fraction=0.2,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(world: World) -> Iterator[SimulatorServer]:
+    with SimulatorServer(world) as running:
+        running.configure(qps=50, qpm=3000)
+        yield running
+
+
+def _typed(spec, advertiser: str, raw: dict, id_value: str) -> dict:
+    row = {
+        spec.id_dimension: id_value,
+        "stat_time_day": raw["dimensions"]["stat_time_day"],
+        "date": date.fromisoformat(raw["dimensions"]["stat_time_day"][:10]),
+        "_advertiser_id": advertiser,
+        "_report_type": spec.report_type,
+    }
+    for name in spec.metric_names:
+        row[name] = typed_cell(spec.metric_type(name), raw["metrics"].get(name))
+    return row
+
+
+def _served(world: World, advertiser: str, spec, dimension: str) -> list[dict]:
+    metrics = [m for m in spec.metric_names if m != dimension]
+    return served_rows(
+        world,
+        advertiser,
+        spec.data_level,
+        START,
+        END,
+        metrics=metrics,
+        dimensions=(dimension, "stat_time_day"),
+        origins=ALL_ORIGINS,
+    )
+
+
+def creative_truth(world: World, advertiser: str) -> list[dict]:
+    """TikTok's ``ad_id`` rows: classic ads and Upgraded Smart+ creatives."""
+    return [
+        _typed(CREATIVES, advertiser, r, r["dimensions"]["ad_id"])
+        for r in _served(world, advertiser, CREATIVES, "ad_id")
+    ]
+
+
+def ad_truth(world: World, advertiser: str) -> list[dict]:
+    """One row per ad as Ads Manager shows it."""
+    kind = "campaign_automation_type"
+    rows = [
+        _typed(AD_SPEC, advertiser, r, r["dimensions"]["ad_id"])
+        for r in _served(world, advertiser, AD_SPEC, "ad_id")
+        if r["metrics"][kind] != "UPGRADED_SMART_PLUS_CREATIVE"
+    ]
+    for raw in _served(world, advertiser, AD_SPEC, "ad_id_v2"):
+        if raw["metrics"][kind] == "UPGRADED_SMART_PLUS":
+            ad_id_v2 = raw["dimensions"]["ad_id_v2"]
+            raw["metrics"]["ad_id_v2"] = ad_id_v2
+            rows.append(_typed(AD_SPEC, advertiser, raw, ad_id_v2))
+    return rows
+
+
+def _spend(rows) -> Decimal:
+    return sum((Decimal(str(r["spend"])) for r in rows), Decimal(0)).quantize(Decimal("0.01"))
+
+
+def test_the_truth_has_ads_creatives_and_adds_up(world: World) -> None:
+    smart, classic = world.advertiser_ids
+    ads, creatives = ad_truth(world, smart), creative_truth(world, smart)
+    assert len(creatives) > len(ads)
+    ids = {r["ad_id"] for r in ads}
+    assert {ad.id for ad in world.account(smart).smart_plus_ads} <= ids
+    assert ids.isdisjoint(r["ad_id"] for r in creatives if r["ad_id_v2"] in ids - {None})
+    adgroups = served_rows(world, smart, ADGROUP, START, END, ["spend"], origins=ALL_ORIGINS)
+    assert _spend(ads) == _spend(creatives) == _spend(r["metrics"] for r in adgroups)
+    assert len(ad_truth(world, classic)) == len(creative_truth(world, classic))
+
+
+def _run(app, bq_client, dataset: str, advertisers, report_types) -> dict:
+    body = {
+        "access_token": "sim-token",
+        "advertiser_ids": list(advertisers),
+        "project_id": bq_client.project,
+        "dataset_id": dataset,
+        "if_exists": "replace",
+        "start_date": START.isoformat(),
+        "end_date": END.isoformat(),
+        "report_types": report_types,
+        "metric_families": ["core"],
+    }
+    response = app.post("/run", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def _loaded(bq_client, dataset: str, spec) -> list[dict]:
+    rows = table_rows(bq_client, dataset, spec.table)
+    for row in rows:
+        row.pop("_extracted_at")
+    return rows
+
+
+def _core(spec, rows: list[dict]) -> list[dict]:
+    """Rows with the columns a ``core`` run loads (the others null)."""
+    asked = set(spec.requested_metrics(["core"]))
+    return [
+        {k: (v if k not in spec.metric_names or k in asked else None) for k, v in r.items()}
+        for r in rows
+    ]
+
+
+def test_tkt004_holds_ads_and_tkt043_creatives(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    reports = ["adgroup", "ad", "ad_creative"]
+    advertisers = world.advertiser_ids
+    body = _run(app, bq_client, bq_dataset, advertisers, reports)
+    assert body["errors_count"] == 0
+    assert body["reconciliation"] == []  # the ad level adds up to the ad group level
+    for spec, truth in ((AD_SPEC, ad_truth), (CREATIVES, creative_truth)):
+        expected = [row for adv in advertisers for row in _core(spec, truth(world, adv))]
+        assert by_key(spec, _loaded(bq_client, bq_dataset, spec)) == by_key(spec, expected)
+    smart = world.advertiser_ids[0]
+    ads = [r for r in _loaded(bq_client, bq_dataset, AD_SPEC) if r["_advertiser_id"] == smart]
+    adgroups = [r for r in _loaded(bq_client, bq_dataset, ADGROUPS) if r["_advertiser_id"] == smart]
+    assert _spend(ads) == _spend(adgroups)
+    # one row per ad and day: the Smart+ ads, not their creatives
+    smart_rows = [r for r in ads if r["campaign_automation_type"] == "UPGRADED_SMART_PLUS"]
+    assert smart_rows and all(r["ad_id"] == r["ad_id_v2"] for r in smart_rows)
+    assert not [r for r in ads if r["campaign_automation_type"] == "UPGRADED_SMART_PLUS_CREATIVE"]
+    # requests: the ad level asks the ad_id_v2 rows only where creatives showed up
+    items = {(r["advertiser_id"], r["report_type"]): r for r in body["results"]}
+    for advertiser, extra in ((smart, 2), (world.advertiser_ids[1], 0)):
+        ad_requests = items[(advertiser, "ad")]["requests"]
+        assert ad_requests == items[(advertiser, "ad_creative")]["requests"] + extra
+    # replace twice leaves the same rows
+    again = _run(app, bq_client, bq_dataset, advertisers, ["ad"])
+    assert again["errors_count"] == 0
+    expected = [row for adv in advertisers for row in _core(AD_SPEC, ad_truth(world, adv))]
+    assert by_key(AD_SPEC, _loaded(bq_client, bq_dataset, AD_SPEC)) == by_key(AD_SPEC, expected)
+
+
+def test_every_family_joins_the_ads_read_by_ad_id_v2(server, world):
+    # three requests per window and metric group, joined on the dimensions, for both kinds
+    smart = world.advertiser_ids[0]
+    results, tables = extract(server, [(smart, AD_SPEC)], START, END, qps=50)
+    assert [(r.status, r.warnings) for r in results] == [("success", [])]
+    got = tables[("ad", smart)].drop_columns(["_extracted_at"]).to_pylist()
+    assert by_key(AD_SPEC, got) == by_key(AD_SPEC, ad_truth(world, smart))
+    assert results[0].requests == 2 * 3 * 2  # windows x metric groups x (ad_id, ad_id_v2)
+
+
+def test_ads_read_by_ad_id_v2_shrink_like_the_rest_on_40067(server, world):
+    smart = world.advertiser_ids[0]
+    server.configure(query_size_limit=600)  # days x metrics: a 30-day window is too large
+    try:
+        results, tables = extract(server, [(smart, AD_SPEC)], START, END, qps=50, families=["core"])
+    finally:
+        server.configure(query_size_limit=None)
+    assert [(r.status, r.warnings) for r in results] == [("success", [])]
+    got = tables[("ad", smart)].drop_columns(["_extracted_at"]).to_pylist()
+    assert by_key(AD_SPEC, got) == by_key(AD_SPEC, _core(AD_SPEC, ad_truth(world, smart)))
