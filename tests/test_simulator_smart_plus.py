@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.test_simulator import params_for, report
+from tests.support.simulator_calls import params_for, report
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.metrics import AD, ADGROUP, CAMPAIGN
 from tiktok_simulator.report import served_rows

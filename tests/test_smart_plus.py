@@ -19,9 +19,9 @@ from controller.reports import registry
 from controller.tiktok.origins import ALL_ORIGINS
 from main import create_app
 from tests.fixtures.service import service_settings_for
+from tests.support.extraction_calls import extract
 from tests.support.truth import by_key, typed_cell
 from tests.support.warehouse import table_rows
-from tests.test_extraction import extract
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.metrics import ADGROUP
 from tiktok_simulator.report import served_rows
