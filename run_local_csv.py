@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=settings.tiktok_concurrency,
         extracted_at=now,
         families=args.metric_families or settings.tiktok_metric_families,
+        row_bound=settings.tiktok_chunk_row_bound,
         on_item_done=item_done,
         on_request_done=progress.request_done,
     )
