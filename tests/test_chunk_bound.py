@@ -18,6 +18,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from config.allocators import tune_allocators
 from controller.extraction import Extraction
 from controller.reports.catalog import REPORTS
 from controller.tiktok.client import TikTokClient
@@ -177,3 +178,10 @@ def test_run_over_the_bound_loads_exactly_the_truth(
     expected = by_key(spec, truth_rows(wide_world, spec, advertiser, START, END))
     assert len(expected) > 2 * 1200
     assert_sparse_truth(spec, loaded, expected)
+
+
+def test_the_service_gives_arrow_the_system_allocator():
+    # Arrow's bundled mimalloc kept what the ~26 threads of a run freed: a long run's peak
+    # grew with its length (config/allocators.py). create_app and the CSV tool tune it.
+    tune_allocators()
+    assert pa.default_memory_pool().backend_name == "system"
