@@ -348,8 +348,8 @@ class Extraction:
         only, as its other pages wait for them. True also when it was replaced already.
         """
         days = (chunk.end - chunk.start).days + 1
-        if item.spec.lifetime or days == 1:
-            return False
+        if item.spec.lifetime or item.spec.time_dimension is None or days == 1:
+            return False  # rows without a day would be summed per window: never split
         with self._lock:
             if chunk.replaced:
                 return True
