@@ -48,12 +48,13 @@ def wide_world() -> World:
 
 @pytest.fixture(scope="module")
 def wide_sim(wide_world) -> SimulatorServer:
-    with SimulatorServer(wide_world) as server:
-        server.configure(qps=1000, qpm=60000)
+    with SimulatorServer(wide_world, qps=1000, qpm=60000) as server:
         yield server
 
 
-def _extract(server, items, row_bound: int) -> tuple[Extraction, dict[str, pa.Table]]:
+def _extract(
+    server, items, row_bound: int, start: date = START, end: date = END
+) -> tuple[Extraction, dict[str, pa.Table]]:
     client = TikTokClient(
         server.base_url, TOKEN, RateLimiter(1000, 60000), retry=FAST_RETRY, read_timeout=10.0
     )
@@ -65,8 +66,8 @@ def _extract(server, items, row_bound: int) -> tuple[Extraction, dict[str, pa.Ta
     extraction = Extraction(
         client,
         items,
-        START,
-        END,
+        start,
+        end,
         sink=sink,
         workers=8,
         extracted_at=datetime(2026, 11, 25, tzinfo=UTC),
@@ -80,6 +81,7 @@ def _extract(server, items, row_bound: int) -> tuple[Extraction, dict[str, pa.Ta
 def test_a_chunk_over_the_bound_holds_at_most_the_bound_and_loads_the_truth(wide_sim, wide_world):
     # Each metric group without spend lacks a different quarter of the rows: the join of
     # every window must still keep each row exactly once.
+    wide_sim.reset()  # this test's requests only in the log
     wide_sim.configure(sparse_parts=True)
     advertiser, spec = wide_world.advertiser_ids[0], REPORTS["ad"]
     bound = 1200
@@ -157,6 +159,7 @@ def bounded_service(wide_sim, local_bigquery):
 def test_run_over_the_bound_loads_exactly_the_truth(
     bounded_service, wide_sim, wide_world, bq_client, bq_dataset
 ):
+    wide_sim.reset()  # this test's requests only in the log
     wide_sim.configure(sparse_parts=True)
     advertiser, spec = wide_world.advertiser_ids[0], REPORTS["ad"]
     body = {
@@ -185,3 +188,23 @@ def test_the_service_gives_arrow_the_system_allocator():
     # grew with its length (config/allocators.py). create_app and the CSV tool tune it.
     tune_allocators()
     assert pa.default_memory_pool().backend_name == "system"
+
+
+def test_two_chunks_over_the_bound_each_read_in_windows_load_exactly_the_truth(
+    wide_sim, wide_world
+):
+    # 45 days: a 30-day and a 15-day chunk, both over the bound, read in windows side by side.
+    wide_sim.reset()  # this test's requests only in the log
+    wide_sim.configure(sparse_parts=False)
+    advertiser, spec = wide_world.advertiser_ids[0], REPORTS["ad"]
+    start, end, bound = date(2025, 4, 1), date(2025, 5, 15), 1500
+    extraction, tables = _extract(wide_sim, [(advertiser, spec)], bound, start, end)
+    [result] = extraction.results
+    assert result.status == "success", result.error
+    expected = by_key(spec, truth_rows(wide_world, spec, advertiser, start, end))
+    got = by_key(spec, tables[advertiser].drop_columns(["_extracted_at"]).to_pylist())
+    assert got == expected and result.rows == len(expected) > 3 * bound
+    width = sum(len(group) for group in spec.metric_groups())
+    assert extraction.peak_held <= 2 * bound * width  # one window per chunk at a time
+    windows = {(c["start_date"], c["end_date"]) for c in report_calls(wide_sim)}
+    assert len(windows) > 4
