@@ -14,6 +14,11 @@ file in 10,000-row row groups and uploaded in 16 MiB chunks, so the file, not me
 RSS also holds what the allocators keep after a free (glibc arenas, Arrow's mimalloc heaps,
 per thread), which is why the peak is measured from outside rather than estimated.
 
+The wide runs (``MemorySize.wide_world``) read one big account at the default width (every
+metric family, 3 requests a page, joined per chunk) over 3 and 12 days: its chunks are over
+``TIKTOK_CHUNK_ROW_BOUND`` and read as date windows, so the 12-day peak must stay within
+1.25× the 3-day one (``config/allocators.py`` says why the allocators matter there).
+
 The BigQuery side is counted from the emulator's job list: at most one load job and one DML
 statement per table and run, whatever the number of advertisers.
 """
