@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 
+from config.allocators import tune_allocators
 from config.logging import configure_logging, register_secret
 from config.settings import Settings, get_settings
 from config.version import SERVICE_VERSION
@@ -53,6 +54,7 @@ def create_app(
     """Build the app; tests pass their own settings (simulator URL, emulator endpoint)."""
     settings = checked_settings(settings or get_settings())
     configure_logging(settings.log_level)
+    tune_allocators()  # a long run's peak memory must not grow with its length
     register_secret(settings.tiktok_access_token)
     register_secret(settings.tiktok_app_secret)  # TikTok wants it in a query string
     load_custom_reports(settings)

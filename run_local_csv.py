@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from config.allocators import tune_allocators
 from config.logging import register_secret
 from config.settings import SettingsError, load_settings
 from controller.entity_csv import write_entity_csvs
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parse_args(argv, settings.days_reprocess, settings.tiktok_custom_reports_file)
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    tune_allocators()  # a long extraction's peak memory must not grow with its length
     limiter = app_limiter(settings.tiktok_qps, settings.tiktok_qpm, settings.tiktok_rate_margin)
     client = build_client(settings, args.access_token, limiter)
     if args.advertiser_ids == "all":
@@ -323,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=settings.tiktok_concurrency,
         extracted_at=now,
         families=args.metric_families or settings.tiktok_metric_families,
+        row_bound=settings.tiktok_chunk_row_bound,
         on_item_done=item_done,
         on_request_done=progress.request_done,
     )

@@ -14,6 +14,11 @@ file in 10,000-row row groups and uploaded in 16 MiB chunks, so the file, not me
 RSS also holds what the allocators keep after a free (glibc arenas, Arrow's mimalloc heaps,
 per thread), which is why the peak is measured from outside rather than estimated.
 
+The wide runs (``MemorySize.wide_world``) read one big account at the default width (every
+metric family, 3 requests a page, joined per chunk) over 3 and 12 days: its chunks are over
+``TIKTOK_CHUNK_ROW_BOUND`` and read as date windows, so the 12-day peak must stay within
+1.25× the 3-day one (``config/allocators.py`` says why the allocators matter there).
+
 The BigQuery side is counted from the emulator's job list: at most one load job and one DML
 statement per table and run, whatever the number of advertisers.
 """
@@ -46,6 +51,9 @@ SAMPLE_SECONDS = 0.05
 
 # 4 advertisers × 1,000 ads, delivering on 90 % of the days: ~3,600 ad rows a day.
 MEMORY_WORLD = WorldSize(advertisers=4, campaigns=10, adgroups=10, ads=10, delivery=0.9)
+# One big account at the default width (every family: 3 requests a page): 15,000 ads (under
+# TikTok's 20,000-ad cap) delivering on 90 % of the days, ~13,500 ad rows a day.
+WIDE_WORLD = WorldSize(advertisers=1, campaigns=10, adgroups=10, ads=150, delivery=0.9)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,10 @@ class MemorySize:
     jobs_days: int = 3  # the all-report-types run that counts BigQuery jobs per table
     qps: int = 1000
     qpm: int = 60000
+    # One big account at the default width over wide_days[0] and wide_days[1] days: its peak
+    # RSS must not grow with its rows (README "Memory at full width"). None: not run.
+    wide_world: WorldSize | None = None
+    wide_days: tuple[int, int] = (3, 12)
 
 
 @dataclass
@@ -155,6 +167,15 @@ class MemoryResult:
     small: ServiceRun
     large: ServiceRun
     jobs: ServiceRun
+    wide_small: ServiceRun | None = None  # one big account, default width, fewer days
+    wide_large: ServiceRun | None = None  # the same account over 4× the days
+
+    @property
+    def wide_growth(self) -> float | None:
+        """Peak RSS of the big account's long run ÷ its short run's (the target is ≤ 1.25)."""
+        if self.wide_small is None or self.wide_large is None:
+            return None
+        return self.wide_large.peak_worker_rss / self.wide_small.peak_worker_rss
 
     @property
     def growth(self) -> float:
@@ -167,6 +188,9 @@ class MemoryResult:
             "large": self.large.to_json(),
             "jobs": self.jobs.to_json(),
             "peak_rss_ratio_large_to_small": round(self.growth, 3),
+            "wide_small": self.wide_small.to_json() if self.wide_small else None,
+            "wide_large": self.wide_large.to_json() if self.wide_large else None,
+            "wide_peak_rss_ratio": None if self.wide_growth is None else round(self.wide_growth, 3),
         }
 
 
@@ -282,24 +306,56 @@ def run(
             ("large", ["ad"], size.large_days),
             ("jobs", list(REPORT_TYPES), size.jobs_days),
         ]
-        for label, report_types, days in plan:
-            expected = size.world.expected_ad_rows(days)
-            progress(
-                f"memory: POST /run {label}: {'+'.join(report_types)}, {days} days"
-                f" (≈{expected:,} ad rows), fresh gunicorn"
-            )
-            log_path = log_dir / f"service-{label}.log"
-            log_path.unlink(missing_ok=True)
-            service = ServiceProcess(log_path, env)
-            try:
-                runs[label] = post_run(
-                    service, bigquery, sim, label=label, report_types=report_types, days=days
+        _measure(plan, size.world, sim, bigquery, env, log_dir, runs, progress)
+        if size.wide_world is not None:
+            wide = stack.enter_context(
+                Simulator(
+                    log_dir / "simulator-memory-wide.log",
+                    size.wide_world,
+                    qps=size.qps,
+                    qpm=size.qpm,
                 )
-            finally:
-                service.stop()
-            r = runs[label]
-            progress(
-                f"memory: {label}: HTTP {r.status}, {r.rows:,} rows in {r.wall_seconds:.1f} s,"
-                f" peak RSS {r.peak_worker_rss / MIB:.0f} MiB (worker)"
             )
-    return MemoryResult(small=runs["small"], large=runs["large"], jobs=runs["jobs"])
+            wide_plan = [(f"wide{days}", ["ad"], days) for days in size.wide_days]
+            wide_env = {**env, "TIKTOK_API_BASE_URL": wide.base_url}
+            _measure(wide_plan, size.wide_world, wide, bigquery, wide_env, log_dir, runs, progress)
+    return MemoryResult(
+        small=runs["small"],
+        large=runs["large"],
+        jobs=runs["jobs"],
+        wide_small=runs.get(f"wide{size.wide_days[0]}"),
+        wide_large=runs.get(f"wide{size.wide_days[1]}"),
+    )
+
+
+def _measure(
+    plan: list[tuple[str, list[str], int]],
+    world: WorldSize,
+    sim: Simulator,
+    bigquery: LocalBigQuery,
+    env: dict[str, str],
+    log_dir: Path,
+    runs: dict[str, ServiceRun],
+    progress: Any,
+) -> None:
+    """One POST /run per (label, report types, days), each in a fresh gunicorn."""
+    for label, report_types, days in plan:
+        expected = world.expected_ad_rows(days)
+        progress(
+            f"memory: POST /run {label}: {'+'.join(report_types)}, {days} days"
+            f" (≈{expected:,} ad rows), fresh gunicorn"
+        )
+        log_path = log_dir / f"service-{label}.log"
+        log_path.unlink(missing_ok=True)
+        service = ServiceProcess(log_path, env)
+        try:
+            runs[label] = post_run(
+                service, bigquery, sim, label=label, report_types=report_types, days=days
+            )
+        finally:
+            service.stop()
+        r = runs[label]
+        progress(
+            f"memory: {label}: HTTP {r.status}, {r.rows:,} rows in {r.wall_seconds:.1f} s,"
+            f" peak RSS {r.peak_worker_rss / MIB:.0f} MiB (worker)"
+        )

@@ -15,7 +15,8 @@ Scenarios (see each module's docstring for what is measured and why):
   rate    bench/rate.py    10 QPS / 600 QPM, 1 s latency: sustained rate, 40100s, speed-up
   reports bench/reports.py the same for an AUDIENCE (ad_country) and an hourly (ad_hourly) report
   cpu     bench/cpu.py     µs of CPU per row from raw JSON bytes to Parquet bytes
-  memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table
+  memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table;
+          one big account at the default width over 3 and 12 days (peak must not grow)
   families bench/families.py every metric family vs the App-only set: requests, wall time
   backfill bench/backfill.py 50 advertisers × 2 years × 4 reports through the DAG's planner
           and POST /run units at the planned parallelism (scaled TikTok): wall ÷ minimum
@@ -45,7 +46,7 @@ FULL = {
     "rate": rate.RateSize(),
     "reports": reports.ReportsSize(),
     "cpu": cpu.CpuSize(),
-    "memory": memory.MemorySize(),
+    "memory": memory.MemorySize(wide_world=memory.WIDE_WORLD),
     "families": families.FamiliesSize(),
     "backfill": backfill.BackfillSize(),
 }
@@ -65,6 +66,7 @@ QUICK = {
         small_days=3,
         large_days=28,
         jobs_days=2,
+        wide_world=WorldSize(advertisers=1, campaigns=10, adgroups=10, ads=20, delivery=0.9),
     ),
     "families": families.FamiliesSize(
         world=WorldSize(advertisers=2, campaigns=2, adgroups=5, ads=10, delivery=0.8), days=30
@@ -123,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     memory_flags.add_argument("--small-days", type=int, help="window of the small run (28: ~100k)")
     memory_flags.add_argument("--large-days", type=int, help="window of the large run (278: ~1M)")
     memory_flags.add_argument("--jobs-days", type=int, help="all-report-types run's window (3)")
+    memory_flags.add_argument(
+        "--skip-wide-memory",
+        action="store_true",
+        help="no runs of one big account at the default width (3 and 12 days)",
+    )
     backfill_flags = parser.add_argument_group("backfill scenario")
     backfill_flags.add_argument("--backfill-advertisers", type=int, help="advertisers (50)")
     backfill_flags.add_argument("--backfill-days", type=int, help="window in days (730)")
@@ -166,6 +173,8 @@ def sizes_from(args: argparse.Namespace) -> dict:
         large_days=args.large_days,
         jobs_days=args.jobs_days,
     )
+    if args.skip_wide_memory:
+        memory_size = dataclasses.replace(memory_size, wide_world=None)
     cpu_size = _override(
         preset["cpu"],
         pages=args.cpu_pages,

@@ -54,6 +54,10 @@ class Settings:
     # Metric families asked for by default (None: every family a level offers); a /run
     # request's ``metric_families`` wins. ``core`` is always asked for.
     tiktok_metric_families: tuple[str, ...] | None = None
+    # Rows a chunk read in several metric groups (the default width: 3) may announce before it
+    # is read as shorter date windows (README "Memory at full width"): ~4.4 KB per
+    # full-width row waits to be joined, so ~44 MB per chunk in flight.
+    tiktok_chunk_row_bound: int = 10_000
 
     def missing_app_credentials(self) -> list[str]:
         """The variables discovery needs that are not set (empty: discovery can run)."""
@@ -157,6 +161,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "LOG_LEVEL": _log_level,
     "TIKTOK_CUSTOM_REPORTS_FILE": str,
     "TIKTOK_METRIC_FAMILIES": _families,
+    "TIKTOK_CHUNK_ROW_BOUND": _positive(int),
 }
 
 

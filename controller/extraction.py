@@ -9,7 +9,9 @@ chain never idles the rest, and the app's QPS budget is used, not wasted.
 
 Rows stream: each page becomes a typed Arrow table handed to ``sink`` right away (or, when
 a level's metrics need several requests, once the chunk's requests are joined). Nothing
-holds an account in memory. One item's failure never stops the others; its result carries
+holds an account in memory, nor a big chunk: a chunk whose page 1 announces more rows than
+``row_bound`` is read as shorter date windows, one after the other (README "Memory at full
+width"), so what waits to be joined is at most ``row_bound`` full-width rows per chunk. One item's failure never stops the others; its result carries
 the error, and the rows it had already handed over are flagged by the failed status so the
 writer can leave them out.
 """
@@ -29,6 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from config.settings import Settings
 from controller.reports.catalog import REPORTS, SMART_PLUS_AD_ID, ReportSpec
 from controller.scheduling import PriorityPool, page_priority
 from controller.tiktok.client import (
@@ -59,6 +62,9 @@ from controller.tiktok.reader import (
 log = logging.getLogger(__name__)
 
 MAX_DAYS_PER_REQUEST = 30  # TikTok's limit for daily (stat_time_day) sync reports
+# Rows a chunk read in several metric groups may announce before it is read as shorter date
+# windows (``TIKTOK_CHUNK_ROW_BOUND``).
+CHUNK_ROW_BOUND = Settings.tiktok_chunk_row_bound
 CAMPAIGNS_PER_PART = 30  # TikTok's advice for campaign_ids filters: at most 30 per request
 # TikTok's 40002 for metrics a level does not offer: "... Invalid metric fields: ['a', 'b']."
 _INVALID_METRICS = re.compile(r"Invalid metric fields?:\s*\[([^\]]*)\]", re.IGNORECASE)
@@ -112,7 +118,11 @@ Scope = tuple[str, ...]  # campaign ids a request is narrowed to; () = the whole
 
 @dataclass
 class _Chunk:
-    """One date chunk of one item; collects metric-group parts when a level needs several."""
+    """One date chunk of one item; collects metric-group parts when a level needs several.
+
+    A chunk over the row bound is ``replaced``: its answers are dropped and its days are read
+    as windows, each opened when the one before is joined, up to ``rest_end``.
+    """
 
     start: date
     end: date
@@ -124,6 +134,16 @@ class _Chunk:
     by_ad_id_v2: bool = False
     # campaigns whose Upgraded Smart+ ads of these days are already asked for by ad_id_v2
     smart_plus: set[str] = field(default_factory=set)
+    rest_end: date | None = None  # the last day of the windows still to read after this one
+    replaced: bool = False
+    held: int = 0  # metric values in ``parts``
+
+    def announced(self) -> int:
+        """The rows the largest metric group announced so far (its scopes and origins summed)."""
+        per_group: dict[int, int] = {}
+        for (group, _, _), total in self.totals.items():
+            per_group[group] = per_group.get(group, 0) + total
+        return max(per_group.values(), default=0)
 
 
 @dataclass
@@ -155,8 +175,12 @@ class Extraction:
         on_item_done: Callable[[ItemResult], None] | None = None,
         on_request_done: Callable[[int], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
+        row_bound: int = CHUNK_ROW_BOUND,
     ) -> None:
         self._client = client
+        self._row_bound = row_bound
+        self._held = 0  # metric values waiting in chunk parts to be joined, all chunks
+        self.peak_held = 0  # the most ``_held`` ever was (tests and bench read it)
         self._start, self._end = start, end
         self._sink = sink
         self._workers = workers
@@ -214,12 +238,7 @@ class Extraction:
                 if index >= len(chunks[item.spec.report_type]):
                     continue
                 start, end = chunks[item.spec.report_type][index]
-                chunk = _Chunk(start, end, [[] for _ in self._groups[item.spec.report_type]])
-                chunk.pending += 1  # held open while its groups are queued, as items are above
-                for group in range(len(chunk.parts)):
-                    for origins in self._origins.requests(item.spec.by_entity):
-                        self._submit(item, chunk, group, 1, (), origins)
-                self._release_chunk(item, chunk)
+                self._open_chunk(item, start, end, end)
         for item in self._items:
             self._task_done(item)
         while not self._all_done.wait(0.1):
@@ -230,6 +249,16 @@ class Extraction:
                 return self.results
         self._pool.shutdown(wait=True)
         return self.results
+
+    def _open_chunk(self, item: _Item, start: date, end: date, rest_end: date) -> None:
+        """Queue page 1 of every metric group of ``start..end``; ``rest_end``: windows follow."""
+        groups = len(self._groups[item.spec.report_type])
+        chunk = _Chunk(start, end, [[] for _ in range(groups)], rest_end=rest_end)
+        chunk.pending += 1  # held open while its groups are queued, as items are in ``run``
+        for group in range(groups):
+            for origins in self._origins.requests(item.spec.by_entity):
+                self._submit(item, chunk, group, 1, (), origins)
+        self._release_chunk(item, chunk)
 
     def _release_chunk(self, item: _Item, chunk: _Chunk) -> None:
         try:
@@ -280,7 +309,7 @@ class Extraction:
         self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope, origins: Origins
     ) -> None:
         try:
-            if item.result.status == "running":
+            if item.result.status == "running" and not chunk.replaced:
                 self._fetch(item, chunk, group, page, scope, origins)
                 self._chunk_part_done(item, chunk)
         except (TikTokError, NormalizationError, TimeoutError) as exc:
@@ -292,12 +321,89 @@ class Extraction:
             self._task_done(item)
 
     def _chunk_part_done(self, item: _Item, chunk: _Chunk) -> None:
-        """Count down a chunk's requests; the last one of a split chunk joins its groups."""
+        """Count down a chunk's requests; the last one of a split chunk joins its groups,
+        then opens the next date window when the chunk is read in windows."""
         with self._lock:
             chunk.pending -= 1
-            chunk_done = chunk.pending == 0
-        if chunk_done and len(chunk.parts) > 1 and item.result.status == "running":
+            chunk_done = chunk.pending == 0 and not chunk.replaced
+        if not chunk_done:
+            return
+        if len(chunk.parts) > 1 and item.result.status == "running":
             self._emit_joined(item, chunk)
+        self._drop_parts(chunk)
+        more = chunk.rest_end is not None and chunk.end < chunk.rest_end
+        if more and item.result.status == "running":
+            self._open_next_window(item, chunk)
+
+    def _open_next_window(self, item: _Item, done: _Chunk) -> None:
+        """The window after ``done``, as many days as its density says fit the bound."""
+        days = (done.end - done.start).days + 1
+        announced = done.announced()
+        start = done.end + timedelta(days=1)
+        assert done.rest_end is not None
+        remaining = (done.rest_end - start).days + 1
+        window = max(1, self._row_bound * days // announced) if announced else remaining
+        end = start + timedelta(days=min(window, remaining) - 1)
+        self._open_chunk(item, start, end, done.rest_end)
+
+    def _over_bound(self, item: _Item, chunk: _Chunk) -> bool:
+        """Whether ``chunk`` announced more rows than the bound and is now read in windows.
+
+        Its metric groups' parts wait for its last page to be joined, so a chunk of a big
+        account at full width would hold tens of thousands of rows × ~270 metrics. Its days
+        are then read as windows of as many days as fit the bound at the density page 1
+        showed (one day at least: a day of ad rows is capped by TikTok at 20,000 ads per
+        request), one after another. What the chunk already read is dropped: its page 1s
+        only, as its other pages wait for them. True also when it was replaced already.
+        """
+        days = (chunk.end - chunk.start).days + 1
+        if item.spec.lifetime or item.spec.time_dimension is None or days == 1:
+            return False  # rows without a day would be summed per window: never split
+        if chunk.rest_end is None:
+            return False  # the Upgraded Smart+ ads of a chunk already read: a part of its rows
+        with self._lock:
+            if chunk.replaced:
+                return True
+            announced = chunk.announced()
+            if announced <= self._row_bound:
+                return False
+            chunk.replaced = True
+        self._drop_parts(chunk)
+        window = max(1, self._row_bound * days // announced)
+        log.info(
+            "chunk over the row bound: read as shorter date windows",
+            extra={
+                "fields": {
+                    "advertiser_id": item.result.advertiser_id,
+                    "report_type": item.spec.report_type,
+                    "start": str(chunk.start),
+                    "rows": announced,
+                    "days": window,
+                }
+            },
+        )
+        assert chunk.rest_end is not None
+        self._open_chunk(
+            item, chunk.start, chunk.start + timedelta(days=window - 1), chunk.rest_end
+        )
+        return True
+
+    def _hold(self, chunk: _Chunk, group: int, table: pa.Table, dimensions: int) -> None:
+        """Keep one metric group's rows until the chunk is joined (not for a replaced one)."""
+        values = table.num_rows * (table.num_columns - dimensions)
+        with self._lock:
+            if chunk.replaced:
+                return
+            chunk.parts[group].append(table)
+            chunk.held += values
+            self._held += values
+            self.peak_held = max(self.peak_held, self._held)
+
+    def _drop_parts(self, chunk: _Chunk) -> None:
+        with self._lock:
+            chunk.parts = [[] for _ in chunk.parts]
+            self._held -= chunk.held
+            chunk.held = 0
 
     def _fetch(
         self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope, origins: Origins
@@ -311,6 +417,8 @@ class Extraction:
         if result is None:  # read otherwise (in parts, per origin, or shrunk): already handled
             return
         with self._lock:
+            if chunk.replaced:  # read again as shorter windows: this answer is not needed
+                return
             counted = chunk.totals.setdefault((group, scope, origins), result.total_number)
         if counted != result.total_number:
             # TikTok's list is unsorted and pages are fetched at once: a report that changed
@@ -323,13 +431,14 @@ class Extraction:
             )
         if self._on_request_done:
             self._on_request_done(len(result.rows))
+        if page == 1 and not whole and self._over_bound(item, chunk):
+            return
         if page == 1:
             for next_page in range(2, result.total_page + 1):
                 self._submit(item, chunk, group, next_page, scope, origins)
         if whole or not len(result.rows):
             return
-        with self._lock:
-            chunk.parts[group].append(result.rows)
+        self._hold(chunk, group, result.rows, len(spec.dimensions))
 
     def _request(
         self,
@@ -496,8 +605,7 @@ class Extraction:
             if len(table):
                 self._emit(item, chunk, table)
         elif len(table):
-            with self._lock:
-                chunk.parts[group].append(table)
+            self._hold(chunk, group, table, len(spec.dimensions))
 
     def _split_by_campaign(
         self, item: _Item, chunk: _Chunk, group: int, scope: Scope, origins: Origins

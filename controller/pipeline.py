@@ -248,6 +248,7 @@ class Run:
                 extracted_at=datetime.now(UTC),
                 deadline=extraction_deadline,
                 families=request.metric_families or settings.tiktok_metric_families,
+                row_bound=settings.tiktok_chunk_row_bound,
                 on_item_done=early.item_done,
                 stop_requested=self._stop_requested,
             )

@@ -6,13 +6,14 @@ import csv
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
 from controller.reports.catalog import REPORTS
 from controller.tiktok.origins import ALL_ORIGINS
 from local_env.stack import ROOT
+from tests.support.truth import by_key, truth_rows, typed_cell
 from tiktok_simulator.report import served_rows
 
 pytestmark = pytest.mark.e2e  # every test runs run_local_csv.py as a process
@@ -160,3 +161,38 @@ def test_families_promote_and_40067_reach_the_csv(sim, sim_world, tmp_path):
     assert promote in {r["campaign_id"] for r in rows}
     codes = [e["code"] for e in sim.stats()["log"] if e["path"].endswith("integrated/get/")]
     assert 40067 in codes and 40002 in codes  # shrunk, and asked once per origin
+
+
+def test_full_width_over_a_chunk_bigger_than_the_row_bound_writes_the_truth(
+    sim, sim_world, tmp_path, monkeypatch
+):
+    # Every family (three requests per page) over a 30-day chunk of ~200 ad rows with a bound
+    # of 40: the chunk is read as shorter date windows, and the file is still exactly the truth.
+    monkeypatch.setenv("TIKTOK_CHUNK_ROW_BOUND", "40")
+    advertiser, spec = sim_world.advertiser_ids[0], REPORTS["ad"]
+    result = run_tool(
+        sim, tmp_path, "--access-token", "sim-token", "--advertiser-ids", advertiser,
+        "--report-types", "ad", "--start-date", "2025-03-01", "--end-date", "2025-03-30",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (path,) = tmp_path.iterdir()
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    truth = by_key(
+        spec, truth_rows(sim_world, spec, advertiser, date(2025, 3, 1), date(2025, 3, 30))
+    )
+    assert len(rows) == len(truth) > 40 * 3
+    got = {(advertiser, r["ad_id"], r["stat_time_day"]): r for r in rows}
+    assert got.keys() == truth.keys()
+    for key, expected in truth.items():
+        row = got[key]
+        for name in spec.metric_names:
+            cell = row[name]
+            value = None if cell == "" else typed_cell(spec.metric_type(name), cell)
+            assert value == expected[name], (key, name)
+    windows = {
+        (e["params"]["start_date"], e["params"]["end_date"])
+        for e in sim.stats()["log"]
+        if e["path"].endswith("integrated/get/")
+    }
+    assert len(windows) > 2  # the whole chunk's page 1, then shorter windows
