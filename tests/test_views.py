@@ -22,6 +22,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from config.settings import Settings
 from controller.reports import registry
 from controller.tiktok.accounts import INFO_TABLE
 from controller.views.definitions import CONVERSION_VALUE_LEGS, REPORTING_VIEWS, SOURCE_VIEWS
@@ -161,6 +162,8 @@ class Loaded:
             "report_types": report_types,
             "start_date": self.start.isoformat(),
             "end_date": self.end.isoformat(),
+            "max_qps": 200,
+            "max_qpm": 12000,
         }
         response = requests.post(f"{self.url}/run", json=payload, timeout=240)
         assert response.status_code == 200, response.text
@@ -191,15 +194,17 @@ def _write_rates(bq_client, loaded: Loaded) -> None:
 def loaded(views_service, simulator: SimulatorServer, sim_world, bq_client) -> Iterator[Loaded]:
     world = Loaded(views_service, bq_client.project, sim_world)
     simulator.reset()
+    simulator.configure(rate_limit=False)  # not a test of rates: no waiting on a 10 QPS tier
     try:
         simulator.configure(as_of=(world.rename_day - timedelta(days=1)).isoformat())
         world.run(["campaigns"])
         simulator.configure(as_of=world.rename_day.isoformat())
         world.run(ENTITY_TYPES)
+        world.answer("after_entities")  # report views skipped: their tables do not exist yet
+        simulator.configure(as_of=None)
+        world.run([*REPORT_TYPES, "campaign_country"])
     finally:
         simulator.reset()
-    world.answer("after_entities")  # report views skipped: their tables do not exist yet
-    world.run([*REPORT_TYPES, "campaign_country"])
     world.answer("after_reports")  # the run made them: nothing left to change
     world.rows_without_rates = table_rows(bq_client, REPORTING, "account_report")
     _write_rates(bq_client, world)
@@ -490,3 +495,21 @@ def test_account_report_is_never_rebuilt_from_ad_rows(loaded, bq_client) -> None
         ads[row["date_day"]] += row["spend"]
     assert account == truth
     assert any(ads[d] < account[d] - 0.005 for d in account), "the Promote ad spent nothing"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"reporting_currency": "eur"}, "reporting_currency", "3-letter ISO 4217 code"),
+        ({"currency_rates_table": "rates"}, "currency_rates_table", "[project.]dataset.table"),
+        ({"reporting_dataset_id": "bad-name"}, "reporting_dataset_id", "not a valid BigQuery"),
+        ({"project_id": "X"}, "project_id", "not a valid GCP project id"),
+        ({"views": "all"}, "views", "unknown field"),
+    ],
+)
+def test_post_views_names_a_bad_field(body: dict, field: str, message: str) -> None:
+    client = create_app(Settings()).test_client()
+    response = client.post("/views", json={"project_id": "my-project", **body})
+    assert response.status_code == 400, response.get_json()
+    (error,) = response.get_json()["errors"]
+    assert error["field"] == field and message in error["message"], error
