@@ -58,6 +58,7 @@ class Settings:
     # and its daily rates table ([project.]dataset.table), and whether a run that created a
     # table or a column makes them again (so a view never misses a table that exists).
     views_after_run: bool = True
+    views_raw_dataset: str = "raw"  # the dataset the views read; runs into others leave them
     views_reporting_dataset: str = "tiktok_ads_reporting"
     views_fivetran_dataset: str = "tiktok_ads"
     reporting_currency: str | None = None
@@ -178,6 +179,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "TIKTOK_CUSTOM_REPORTS_FILE": str,
     "TIKTOK_METRIC_FAMILIES": _families,
     "VIEWS_AFTER_RUN": _flag,
+    "VIEWS_RAW_DATASET": str,
     "VIEWS_REPORTING_DATASET": str,
     "VIEWS_FIVETRAN_DATASET": str,
     "REPORTING_CURRENCY": _currency,

@@ -178,16 +178,17 @@ def make_views(url: str, payload: dict, bigquery: LocalBigQuery) -> bool:
     client = make_client(payload["project_id"], location="US", emulator_host=bigquery.endpoint)
     query = (
         "SELECT platform, account_id, account_name, currency, COUNT(*) AS days, "
-        "ROUND(SUM(spend), 2) AS spend, ROUND(SUM(conversions_value), 2) AS conversions_value "
+        "ROUND(SUM(spend), 2) AS total_spend, "
+        "ROUND(SUM(conversions_value), 2) AS total_conversions_value "
         f"FROM `{payload['project_id']}.tiktok_ads_reporting.account_report` "
-        "GROUP BY 1, 2, 3, 4 ORDER BY spend DESC"
+        "GROUP BY 1, 2, 3, 4 ORDER BY total_spend DESC"
     )
     print("\nSpend per account (tiktok_ads_reporting.account_report):")
     for row in client.query(query).result(timeout=60):
         print(
             f"  {row.platform}  {row.account_id}  {row.account_name or '-':<24} "
-            f"{row.days:>3} days  spend {row.spend} {row.currency}  "
-            f"conversions_value {row.conversions_value}"
+            f"{row.days:>3} days  spend {row.total_spend} {row.currency}  "
+            f"conversions_value {row.total_conversions_value}"
         )
     client.close()
     return True

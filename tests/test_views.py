@@ -23,6 +23,7 @@ import requests
 from werkzeug.serving import make_server
 
 from config.settings import Settings
+from controller.pipeline import table_definition
 from controller.reports import registry
 from controller.tiktok.accounts import INFO_TABLE
 from controller.views.definitions import CONVERSION_VALUE_LEGS, REPORTING_VIEWS, SOURCE_VIEWS
@@ -127,6 +128,7 @@ def views_service(simulator, local_bigquery) -> Iterator[str]:
         tiktok_app_id=APP_ID,
         tiktok_app_secret=APP_SECRET,
         views_after_run=True,
+        views_raw_dataset=RAW,
         views_reporting_dataset=REPORTING,
         views_fivetran_dataset=FIVETRAN,
         reporting_currency="EUR",
@@ -152,12 +154,12 @@ class Loaded:
         self.answers: dict[str, list[dict]] = {}
         self.rows_without_rates: list[dict] = []
 
-    def run(self, report_types: list[str]) -> dict:
+    def run(self, report_types: list[str], dataset: str = RAW) -> dict:
         payload = {
             "access_token": SIM_TOKEN,
             "advertiser_ids": self.advertisers,
             "project_id": self.project,
-            "dataset_id": RAW,
+            "dataset_id": dataset,
             "if_exists": "replace",
             "report_types": report_types,
             "start_date": self.start.isoformat(),
@@ -495,6 +497,54 @@ def test_account_report_is_never_rebuilt_from_ad_rows(loaded, bq_client) -> None
         ads[row["date_day"]] += row["spend"]
     assert account == truth
     assert any(ads[d] < account[d] - 0.005 for d in account), "the Promote ad spent nothing"
+
+
+def test_views_resolve_before_and_after_a_run_adds_columns(loaded, bq_client, simulator) -> None:
+    """A raw table an older version wrote, without the clicks and the Shop leg's columns: the
+    views read NULL there; the run that adds the columns is followed by views that read them.
+    Another raw dataset, so that this module's views are left alone (a run there does not
+    refresh them)."""
+    old, rep, ft = f"views_old_{SUFFIX}", f"views_old_rep_{SUFFIX}", f"views_old_ft_{SUFFIX}"
+    table = f"{old}.TKT001_TIKTOK_ADS_ADVERTISER"
+    advertiser = loaded.advertisers[0]
+    later = {"clicks"} | {
+        f.name
+        for f in table_definition(registry.get("advertiser")).bigquery_schema
+        if "onsite_shopping" in f.name
+    }
+    columns = ", ".join(
+        f"`{f.name}` {f.field_type}"
+        for f in table_definition(registry.get("advertiser")).bigquery_schema
+        if f.name not in later
+    )
+    bq_client.create_dataset(old)
+    try:
+        bq_client.query(
+            f"CREATE TABLE `{table}` ({columns}); INSERT INTO `{table}` (advertiser_id, "
+            "stat_time_day, date, spend, currency, _advertiser_id, _extracted_at, _report_type) "
+            f"VALUES ('{advertiser}', '{loaded.start} 00:00:00', DATE '{loaded.start}', 1.5, "
+            f"'EUR', '{advertiser}', CURRENT_TIMESTAMP(), 'advertiser')"
+        ).result()
+        body = {"dataset_id": old, "reporting_dataset_id": rep, "fivetran_dataset_id": ft}
+        first = loaded.views(**body).json()["views"]
+        assert _statuses(first, rep)["account_report"] == "created"
+        (row,) = table_rows(bq_client, rep, "account_report")
+        assert (row["spend"], row["clicks"], row["conversions_value_shop"]) == (1.5, None, None)
+        simulator.configure(rate_limit=False)
+        try:
+            loaded.run(["advertiser"], dataset=old)
+        finally:
+            simulator.reset()
+        assert _statuses(loaded.views(**body).json()["views"], rep)["account_report"] == "replaced"
+        shop = CONVERSION_VALUE_LEGS["shop"]
+        truth = {r["date"]: (r["spend"], r["clicks"], r[shop]) for r in _truth(loaded, "advertiser")
+                 if r["_advertiser_id"] == advertiser}  # fmt: skip
+        rows = table_rows(bq_client, rep, "account_report", f"account_id = '{advertiser}'")
+        got = {r["date_day"]: (r["spend"], r["clicks"], r["conversions_value_shop"]) for r in rows}
+        assert got == truth
+    finally:
+        for dataset in (old, rep, ft):
+            bq_client.delete_dataset(dataset, delete_contents=True, not_found_ok=True)
 
 
 @pytest.mark.parametrize(

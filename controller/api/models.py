@@ -425,7 +425,10 @@ class ViewsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     project_id: str = Field(description="GCP project of the datasets.")
-    dataset_id: str = Field(default="raw", description="The raw tables' dataset (/run's).")
+    dataset_id: str | None = Field(
+        default=None,
+        description="The raw tables' dataset (/run's). Default VIEWS_RAW_DATASET (raw).",
+    )
     reporting_dataset_id: str | None = Field(
         default=None,
         description="Dataset of the cross-platform (ad_reporting-shaped) views; created if "

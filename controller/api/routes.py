@@ -291,7 +291,8 @@ def views() -> Response:
         return _error(400, "invalid request", _validation_errors(exc))
     service = _service()
     given = payload.model_dump(exclude={"project_id", "dataset_id"})
-    plan = plan_for(service.settings, payload.project_id, payload.dataset_id, **given)
+    dataset_id = payload.dataset_id or service.settings.views_raw_dataset
+    plan = plan_for(service.settings, payload.project_id, dataset_id, **given)
     try:
         outcomes = refresh_views(service.warehouse, plan)
     except WarehouseError as exc:

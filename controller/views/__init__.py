@@ -84,7 +84,7 @@ def _raw_state(warehouses: Callable[[str, str], BigQueryWarehouse], plan: ViewsP
 
 def _missing(raw: Raw, *tables: str) -> str:
     absent = [t for t in tables if not raw.has(t)]
-    return f"{', '.join(absent)} not in {raw.dataset} yet (made by the first refresh after)"
+    return f"{', '.join(absent)} not in {raw.dataset} yet: made by the first refresh after"
 
 
 def view_queries(raw: Raw) -> dict[str, list[tuple[str, str | None, str, str]]]:
@@ -151,8 +151,8 @@ def refresh_after_run(
 ) -> None:
     """After a run that created a table or a column: the views again over what exists.
     Logged, never raised: the views must not fail the run that loaded the rows."""
-    if not settings.views_after_run:
-        return
+    if not settings.views_after_run or dataset_id != settings.views_raw_dataset:
+        return  # views read one raw dataset: a run into another must not repoint them
     try:
         outcomes = refresh_views(warehouses, plan_for(settings, project_id, dataset_id))
     except Exception as exc:
