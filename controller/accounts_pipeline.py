@@ -130,7 +130,11 @@ class AccountsRun:
             client.close()
         if self._entity_tables_changed:  # the report part below refreshes for its own tables
             refresh_after_run(
-                settings, self._run._warehouse_factory, request.project_id, request.dataset_id
+                settings,
+                self._run._warehouse_factory,
+                request.project_id,
+                request.dataset_id,
+                deadline=deadline,
             )
         currencies = {
             a.advertiser_id: a.info["currency"]

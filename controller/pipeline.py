@@ -267,7 +267,11 @@ class Run:
         response = self._finish(warehouse, results, inserted, started, differences)
         if self.tables_changed:
             refresh_after_run(
-                settings, self._warehouse_factory, request.project_id, request.dataset_id
+                settings,
+                self._warehouse_factory,
+                request.project_id,
+                request.dataset_id,
+                deadline=deadline,
             )
         return response
 

@@ -148,13 +148,21 @@ def refresh_after_run(
     warehouses: Callable[[str, str], BigQueryWarehouse],
     project_id: str,
     dataset_id: str,
+    deadline: float | None = None,
 ) -> None:
     """After a run that created a table or a column: the views again over what exists.
-    Logged, never raised: the views must not fail the run that loaded the rows."""
+    Logged, never raised: the views must not fail the run that loaded the rows, nor hold it
+    past its ``deadline`` (``time.monotonic()``; BigQuery retries stop there)."""
     if not settings.views_after_run or dataset_id != settings.views_raw_dataset:
         return  # views read one raw dataset: a run into another must not repoint them
+
+    def bounded(project: str, dataset: str) -> BigQueryWarehouse:
+        warehouse = warehouses(project, dataset)
+        warehouse.deadline = deadline
+        return warehouse
+
     try:
-        outcomes = refresh_views(warehouses, plan_for(settings, project_id, dataset_id))
+        outcomes = refresh_views(bounded, plan_for(settings, project_id, dataset_id))
     except Exception as exc:
         log.error("views not refreshed", extra={"fields": {"error": str(exc)}})
         return

@@ -17,7 +17,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controller.reports import registry
 from controller.tiktok.accounts import INFO_TABLE
 from controller.views.definitions import (
     ACCOUNT_EXTRA_SPEND,
@@ -31,6 +30,7 @@ from controller.views.definitions import (
     Level,
     ReportingView,
     SourceView,
+    report_keys,
 )
 
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
@@ -170,9 +170,8 @@ def reporting_view(raw: Raw, view: ReportingView) -> str | None:
         return None
     if view.name == "account_report" and ACCOUNT_EXTRA_SPEND:
         raise NotImplementedError("GMV Max spend: add ACCOUNT_EXTRA_SPEND to the account rows")
-    spec = registry.get(view.report_type)
     available = raw.columns[view.table]
-    rows = _latest_rows(raw, view.table, ("_advertiser_id", *spec.dimensions))
+    rows = _latest_rows(raw, view.table, report_keys(view.report_type))
     items = [
         f"'{raw.dataset}' AS `source_relation`",
         "r.date AS `date_day`",
