@@ -154,7 +154,7 @@ class Loaded:
         self.answers: dict[str, list[dict]] = {}
         self.rows_without_rates: list[dict] = []
 
-    def run(self, report_types: list[str], dataset: str = RAW) -> dict:
+    def run(self, report_types: list[str], dataset: str = RAW, end: date | None = None) -> dict:
         payload = {
             "access_token": SIM_TOKEN,
             "advertiser_ids": self.advertisers,
@@ -163,7 +163,7 @@ class Loaded:
             "if_exists": "replace",
             "report_types": report_types,
             "start_date": self.start.isoformat(),
-            "end_date": self.end.isoformat(),
+            "end_date": (end or self.end).isoformat(),
             "max_qps": 200,
             "max_qpm": 12000,
         }
@@ -205,6 +205,8 @@ def loaded(views_service, simulator: SimulatorServer, sim_world, bq_client) -> I
         world.answer("after_entities")  # report views skipped: their tables do not exist yet
         simulator.configure(as_of=None)
         world.run([*REPORT_TYPES, "campaign_country"])
+        # The campaign level's hourly report on the first two days only.
+        world.run(["campaign_hourly"], end=world.start + timedelta(days=1))
     finally:
         simulator.reset()
     world.answer("after_reports")  # the run made them: nothing left to change
@@ -445,8 +447,9 @@ def test_fivetran_report_views_sum_to_the_daily_tables_with_video_columns(
         truth = {(r[id_column], r["date"]): r for r in _truth(loaded, report_type)}
         rows = table_rows(bq_client, FIVETRAN, view)
         daily: dict[tuple, dict] = defaultdict(lambda: defaultdict(float))
+        hours: dict[date, set] = defaultdict(set)
         for row in rows:
-            assert row["stat_time_hour"].time().isoformat() == "00:00:00"
+            hours[row["stat_time_hour"].date()].add(row["stat_time_hour"].hour)
             day = daily[(row[id_column], row["stat_time_hour"].date())]
             for name in ("spend", "clicks", "impressions", "video_views_p_25", "video_watched_2_s"):
                 day[name] += row[name] or 0
@@ -459,6 +462,14 @@ def test_fivetran_report_views_sum_to_the_daily_tables_with_video_columns(
             )
             assert sums["video_views_p_25"] == (want["video_views_p25"] or 0)
             assert sums["video_watched_2_s"] == (want["video_watched_2s"] or 0)
+        # Days with hourly rows loaded come from them (campaign level, first two days); the
+        # others are one row per day at midnight.
+        hourly_days = {loaded.start, loaded.start + timedelta(days=1)}
+        for day, seen in hours.items():
+            if view == "campaign_report_hourly" and day in hourly_days:
+                assert len(seen) > 1, (view, day)
+            else:
+                assert seen == {0}, (view, day)
         served = [r for r in rows if (truth[(r[id_column], r["stat_time_hour"].date())]
                                        ["video_views_p25"])]  # fmt: skip
         assert served and all(r["video_views_p_25"] is not None for r in served), view

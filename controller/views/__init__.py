@@ -61,6 +61,7 @@ def _raw_state(warehouses: Callable[[str, str], BigQueryWarehouse], plan: ViewsP
     raw = warehouses(plan.project_id, plan.dataset_id)
     tables = {v.table for v in REPORTING_VIEWS} | {v.table for v in SOURCE_VIEWS}
     tables |= {INFO_TABLE, AD_HISTORY, CAMPAIGN.history, AD_GROUP.history, AD.history}
+    tables |= {v.hourly_table for v in SOURCE_VIEWS if v.hourly_table}
     columns = {t: cols for t in sorted(tables) if (cols := table_columns(raw, t)) is not None}
     rates_id: str | None = None
     rates_columns: tuple[str, ...] = ()

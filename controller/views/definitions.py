@@ -51,6 +51,7 @@ class Col:
     type: str
     source: tuple[str, ...] = ()
     expr: str | None = None
+    otherwise: str | None = None  # the value when no ``source`` column exists (else NULL)
 
 
 # --------------------------------------------------------------------------- conversions
@@ -186,6 +187,13 @@ class SourceView:
     columns: tuple[Col, ...]
     keys: tuple[str, ...] = ()
     latest: tuple[str, ...] = ("_extracted_at",)
+    # An hourly report of the same level: the days it holds are served from it, hour by hour
+    # (the other days from ``table``, at midnight).
+    hourly: str | None = None
+
+    @property
+    def hourly_table(self) -> str | None:
+        return registry.get(self.hourly).table if self.hourly else None
 
 
 def report_keys(report_type: str) -> tuple[str, ...]:
@@ -223,19 +231,22 @@ FIVETRAN_METRICS: tuple[Col, ...] = (
 
 def _hourly(name: str, report_type: str, id_column: str) -> SourceView:
     """A ``*_report_hourly`` view from the DAILY table: one row per day at its midnight, so the
-    package's daily sums are TikTok's daily numbers and reach stays a day's reach."""
+    package's daily sums are TikTok's daily numbers and reach stays a day's reach; the days a
+    deployment loaded the level's hourly report come from it instead, hour by hour (their
+    daily sums are the same; the package then sums hourly reach, which is its choice)."""
     return SourceView(
         name,
         registry.get(report_type).table,
         (
             Col(id_column, STRING, (id_column,)),
             Col("advertiser_id", STRING, ("_advertiser_id",)),
-            Col("stat_time_hour", TIMESTAMP, expr="TIMESTAMP(r.date)"),
+            Col("stat_time_hour", TIMESTAMP, ("stat_time_hour",), otherwise="TIMESTAMP(r.date)"),
             *FIVETRAN_METRICS,
             Col("currency", STRING, ("currency",)),
             SYNCED,
         ),
         keys=report_keys(report_type),
+        hourly=f"{report_type}_hourly",
     )
 
 

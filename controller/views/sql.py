@@ -60,7 +60,7 @@ def _value(col: Col, available: tuple[str, ...], alias: str = "r") -> str:
         return col.expr
     present = [name for name in col.source if name in available]
     if not present:
-        return f"CAST(NULL AS {col.type})"
+        return col.otherwise or f"CAST(NULL AS {col.type})"
     if len(present) == 1:
         return f"CAST({alias}.`{present[0]}` AS {col.type})"
     # Several legs: added up, a NULL leg counting 0; NULL when every leg is.
@@ -203,10 +203,26 @@ def source_view(raw: Raw, view: SourceView) -> str | None:
     """The SELECT of one Fivetran-compatible view, or None when its table does not exist."""
     if not raw.has(view.table):
         return None
-    available = raw.columns[view.table]
+    select = _source_select(raw, view, view.table)
+    hourly = view.hourly_table
+    if hourly is None or not raw.has(hourly):
+        return select
+    # Days the hourly table holds (for an advertiser) are served from it, the others daily.
+    covered = (
+        f"\nWHERE NOT EXISTS (SELECT 1 FROM {raw.table(hourly)} AS h "
+        "WHERE h._advertiser_id = r._advertiser_id AND h.date = r.date)"
+    )
+    return f"{select}{covered}\nUNION ALL\n{_source_select(raw, view, hourly)}"
+
+
+def _source_select(raw: Raw, view: SourceView, table: str) -> str:
+    available = raw.columns[table]
     if view.keys:
-        rows = _latest_rows(raw, view.table, view.keys, view.latest)
+        keys = view.keys
+        if table != view.table:  # the hourly table's own key
+            keys = report_keys(view.hourly or "")
+        rows = _latest_rows(raw, table, keys, view.latest)
     else:
-        rows = raw.table(view.table)
+        rows = raw.table(table)
     items = [_column(c, available) for c in view.columns]
     return "SELECT\n  " + ",\n  ".join(items) + f"\nFROM {rows} AS r"
