@@ -26,6 +26,7 @@ from config.settings import Settings
 from controller.pipeline import table_definition
 from controller.reports import registry
 from controller.tiktok.accounts import INFO_TABLE
+from controller.views.__main__ import main as views_cli
 from controller.views.definitions import CONVERSION_VALUE_LEGS, REPORTING_VIEWS, SOURCE_VIEWS
 from main import create_app
 from tests.fixtures.service import service_settings_for
@@ -574,3 +575,14 @@ def test_post_views_names_a_bad_field(body: dict, field: str, message: str) -> N
     assert response.status_code == 400, response.get_json()
     (error,) = response.get_json()["errors"]
     assert error["field"] == field and message in error["message"], error
+
+
+def test_every_view_has_sql_over_a_dataset_holding_every_table(capsys) -> None:
+    """``python -m controller.views --sql``: the local check prints every view, none skipped."""
+    assert views_cli(["--sql", "--project-id", "my-project", "--reporting-currency", "EUR"]) == 0
+    printed = capsys.readouterr().out
+    names = [line.split(": ", 1)[1] for line in printed.splitlines() if line.startswith("-- ")]
+    assert names == [v.name for v in REPORTING_VIEWS] + [v.name for v in SOURCE_VIEWS]
+    assert (
+        "None;" not in printed and "`my-project.raw.TKT037_TIKTOK_ADS_CAMPAIGN_HOURLY`" in printed
+    )
