@@ -58,6 +58,15 @@ class Settings:
     # is read as shorter date windows (README "Memory at full width"): ~4.4 KB per
     # full-width row waits to be joined, so ~44 MB per chunk in flight.
     tiktok_chunk_row_bound: int = 10_000
+    # The analysts' views (README "Analysts' layer"): their datasets, the reporting currency
+    # and its daily rates table ([project.]dataset.table), and whether a run that created a
+    # table or a column makes them again (so a view never misses a table that exists).
+    views_after_run: bool = True
+    views_raw_dataset: str = "raw"  # the dataset the views read; runs into others leave them
+    views_reporting_dataset: str = "tiktok_ads_reporting"
+    views_fivetran_dataset: str = "tiktok_ads"
+    reporting_currency: str | None = None
+    currency_rates_table: str | None = None
 
     def missing_app_credentials(self) -> list[str]:
         """The variables discovery needs that are not set (empty: discovery can run)."""
@@ -130,6 +139,18 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _flag(raw: str) -> bool:
+    if raw.lower() not in {"true", "false", "1", "0"}:
+        raise ValueError("must be true or false")
+    return raw.lower() in {"true", "1"}
+
+
+def _currency(raw: str) -> str:
+    if not (len(raw) == 3 and raw.isascii() and raw.isalpha() and raw.isupper()):
+        raise ValueError("must be a 3-letter ISO 4217 code, e.g. EUR")
+    return raw
+
+
 def _families(raw: str) -> tuple[str, ...]:
     """The names as written; which names exist is the report definitions' to say
     (``controller.settings.checked``, at start), since config imports nothing of controller."""
@@ -162,6 +183,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "TIKTOK_CUSTOM_REPORTS_FILE": str,
     "TIKTOK_METRIC_FAMILIES": _families,
     "TIKTOK_CHUNK_ROW_BOUND": _positive(int),
+    "VIEWS_AFTER_RUN": _flag,
+    "VIEWS_RAW_DATASET": str,
+    "VIEWS_REPORTING_DATASET": str,
+    "VIEWS_FIVETRAN_DATASET": str,
+    "REPORTING_CURRENCY": _currency,
+    "CURRENCY_RATES_TABLE": str,
 }
 
 

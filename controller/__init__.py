@@ -7,7 +7,9 @@ Four rooms, each importing only the ones below it (``tests/test_layout.py`` hold
     (root)      the composition: ``pipeline`` (one /run of reports), ``accounts_pipeline``
                 (discovery, account info, entity history), ``extraction`` and ``scheduling``
                 (one run's pages), ``reconciliation``, ``planning`` (/plan), ``settlement``,
-                ``entity_csv``, ``settings`` (what only the domain can check at start)
+                ``entity_csv``, ``settings`` (what only the domain can check at start),
+                ``views/`` (the analysts' views: ``definitions`` as data, ``sql`` made from
+                them, ``refresh_views`` over what the raw dataset holds)
     tiktok/     the wire: client, errors and retries, rate limiter, HTTP gate, page reader
                 (``reader`` and ``native/``), origins, 40067 sizing, accounts, entities, the
                 client factory; nothing of BigQuery

@@ -50,6 +50,7 @@ from controller.tiktok.accounts import (
 )
 from controller.tiktok.entities import ENTITIES, EntityReader, EntityResult, EntitySpec
 from controller.tiktok.factory import build_client, request_limiter
+from controller.views import refresh_after_run
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError
 from database.history import HistoryDefinition, HistoryTables
 
@@ -102,6 +103,7 @@ class AccountsRun:
         self.plan = plan
         self.request = plan.request
         self._deadline: float | None = None  # the run's (monotonic seconds), set by execute
+        self._entity_tables_changed = False
         self._run = Run(
             settings, plan, warehouse_factory=warehouse_factory, stop_requested=stop_requested
         )
@@ -126,6 +128,14 @@ class AccountsRun:
                 outcomes += self._entities(client, found, extracted_at, work_deadline)
         finally:
             client.close()
+        if self._entity_tables_changed:  # the report part below refreshes for its own tables
+            refresh_after_run(
+                settings,
+                self._run._warehouse_factory,
+                request.project_id,
+                request.dataset_id,
+                deadline=deadline,
+            )
         currencies = {
             a.advertiser_id: a.info["currency"]
             for a in found.accounts
@@ -196,11 +206,13 @@ class AccountsRun:
             warehouse.deadline = self._deadline
             warehouse.ensure_dataset()
             history = HistoryTables(warehouse)
+            changed = False
             if ADVERTISER_INFO in kinds:
-                warehouse.ensure_table(INFO_DEFINITION)
+                changed |= warehouse.ensure_table(INFO_DEFINITION)
             for kind in kinds:
                 if kind in ENTITIES:
-                    history.ensure(history_definition(ENTITIES[kind]))
+                    changed |= history.ensure(history_definition(ENTITIES[kind]))
+            self._entity_tables_changed = changed
         except Exception as exc:
             reason = (
                 str(exc) if isinstance(exc, WarehouseError) else f"BigQuery setup failed: {exc}"

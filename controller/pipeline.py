@@ -44,6 +44,7 @@ from controller.extraction import Extraction, ItemResult
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec, arrow_schema
 from controller.tiktok.factory import build_client, request_concurrency, request_limiter
+from controller.views import refresh_after_run
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE, RunLogRow, ensure_run_log, write_run_log
 
@@ -184,6 +185,8 @@ class Run:
         # advertiser id -> the account's currency (from account info, when this run read it):
         # fills report rows TikTok sent without one.
         self.currencies: dict[str, str] = {}
+        # Whether this run created a table or added a column: the views are made again then.
+        self.tables_changed = False
 
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
         return warehouse_for(self.settings, project_id, dataset_id)
@@ -205,7 +208,7 @@ class Run:
             warehouse.deadline = deadline
             warehouse.ensure_dataset()
             for spec in specs:
-                warehouse.ensure_table(table_definition(spec))
+                self.tables_changed |= warehouse.ensure_table(table_definition(spec))
         except Exception as exc:  # no credentials, no such project, BigQuery down...
             reason = (
                 str(exc) if isinstance(exc, WarehouseError) else f"BigQuery setup failed: {exc}"
@@ -262,7 +265,16 @@ class Run:
                     commit(spec, [r for r in results if r.report_type == spec.report_type])
         differences = reconciler.differences(inserted)  # committed reports only
         reconciliation.report(differences, results)
-        return self._finish(warehouse, results, inserted, started, differences)
+        response = self._finish(warehouse, results, inserted, started, differences)
+        if self.tables_changed:
+            refresh_after_run(
+                settings,
+                self._warehouse_factory,
+                request.project_id,
+                request.dataset_id,
+                deadline=deadline,
+            )
+        return response
 
     def _finish(
         self,

@@ -339,15 +339,16 @@ class BigQueryWarehouse:
             except FAILURES as exc:
                 raise WarehouseError(self.dataset_id, "create", error_detail(exc)) from exc
 
-    def ensure_table(self, defn: TableDefinition) -> None:
-        """Create the table, or add the columns it lacks. Never drops a table or a column."""
+    def ensure_table(self, defn: TableDefinition) -> bool:
+        """Create the table, or add the columns it lacks. Never drops a table or a column.
+        True when it created the table or added a column (views over it may need making)."""
         with self._write_lock:
             try:
-                self.conflict_retrying(lambda: self._ensure_table(defn))
+                return self.conflict_retrying(lambda: self._ensure_table(defn))
             except FAILURES as exc:
                 raise WarehouseError(defn.name, "create", error_detail(exc)) from exc
 
-    def _ensure_table(self, defn: TableDefinition) -> None:
+    def _ensure_table(self, defn: TableDefinition) -> bool:
         wanted = defn.bigquery_schema
         try:
             table = self.client.get_table(self.table_id(defn.name), retry=self.retry)
@@ -362,7 +363,7 @@ class BigQueryWarehouse:
                 "Written by load job + transactional DELETE/INSERT (one per run)."
             )
             self.client.create_table(table, exists_ok=True, retry=self.retry)
-            return
+            return True
         existing = {field.name: field for field in table.schema}
         for field in wanted:
             have = existing.get(field.name)
@@ -379,6 +380,7 @@ class BigQueryWarehouse:
         if missing:
             table.schema = [*table.schema, *missing]
             self.client.update_table(table, ["schema"], retry=self.retry)
+        return bool(missing)
 
     # ------------------------------------------------------------------ writes
 

@@ -84,10 +84,11 @@ class HistoryTables:
     def __init__(self, warehouse: BigQueryWarehouse) -> None:
         self.warehouse = warehouse
 
-    def ensure(self, defn: HistoryDefinition) -> None:
-        """The table (columns added, never dropped) and its ``_CURRENT`` view."""
+    def ensure(self, defn: HistoryDefinition) -> bool:
+        """The table (columns added, never dropped) and its ``_CURRENT`` view; True when the
+        table was created or gained a column."""
         warehouse = self.warehouse
-        warehouse.ensure_table(defn.table)
+        changed = warehouse.ensure_table(defn.table)
         view = bigquery.Table(warehouse.table_id(defn.view))
         view.view_query = (
             f"SELECT * EXCEPT (is_current, valid_to) FROM {warehouse.sql_table(defn.name)} "
@@ -99,6 +100,7 @@ class HistoryTables:
                 warehouse.client.create_table(view, exists_ok=True, retry=warehouse.retry)
             except FAILURES as exc:
                 raise WarehouseError(defn.view, "create", error_detail(exc)) from exc
+        return changed
 
     def open_writer(self, defn: HistoryDefinition, directory: Path):
         """A spool of rows as read (``defn.schema``), committed by ``commit``."""

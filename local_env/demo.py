@@ -12,6 +12,10 @@ reason) and loads the account info and entity history tables before the reports.
 ``--all-reports`` also loads every prebuilt report (audience, hourly, lifetime) and the custom
 reports of ``local_env/custom_reports.example.json`` over the same window, and lists every
 report type, its table and its row count.
+
+Then ``POST /views`` (the analysts' layer: README "Analysts' layer"; the run already made them,
+so every view answers ``unchanged``) and a cross-platform query: spend per account from
+``tiktok_ads_reporting.account_report``.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(body, indent=2))
         print_table_counts(payload, bigquery)
         ok = response.status_code == 200
+        ok = make_views(service.url, payload, bigquery) and ok
         if args.all_reports:
             ok = run_all_reports(service.url, payload, bigquery) and ok
         if args.keep_running:
@@ -157,6 +162,36 @@ def run_all_reports(url: str, payload: dict, bigquery: LocalBigQuery) -> bool:
         print(f"  {name:<24} {spec.table:<42} {rows:>7}  {kind}{custom}")
     client.close()
     return response.status_code == 200
+
+
+def make_views(url: str, payload: dict, bigquery: LocalBigQuery) -> bool:
+    """POST /views, then spend per account from the cross-platform account_report view."""
+    body = {"project_id": payload["project_id"], "dataset_id": payload.get("dataset_id", "raw")}
+    print(f"\nPOST {url}/views")
+    response = requests.post(f"{url}/views", json=body, timeout=300)
+    if response.status_code != 200:
+        print(f"HTTP {response.status_code}: {response.text}")
+        return False
+    for view in response.json()["views"]:
+        reason = f"  ({view['reason']})" if view["reason"] else ""
+        print(f"  {view['dataset_id']}.{view['view']:<26} {view['status']}{reason}")
+    client = make_client(payload["project_id"], location="US", emulator_host=bigquery.endpoint)
+    query = (
+        "SELECT platform, account_id, account_name, currency, COUNT(*) AS days, "
+        "ROUND(SUM(spend), 2) AS total_spend, "
+        "ROUND(SUM(conversions_value), 2) AS total_conversions_value "
+        f"FROM `{payload['project_id']}.tiktok_ads_reporting.account_report` "
+        "GROUP BY 1, 2, 3, 4 ORDER BY total_spend DESC"
+    )
+    print("\nSpend per account (tiktok_ads_reporting.account_report):")
+    for row in client.query(query).result(timeout=60):
+        print(
+            f"  {row.platform}  {row.account_id}  {row.account_name or '-':<24} "
+            f"{row.days:>3} days  spend {row.total_spend} {row.currency}  "
+            f"conversions_value {row.total_conversions_value}"
+        )
+    client.close()
+    return True
 
 
 def print_curl(url: str) -> None:

@@ -411,3 +411,69 @@ class AdvertisersResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     version: str
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_TABLE_REF = re.compile(
+    r"^(?:[a-z][a-z0-9.:-]{4,}[a-z0-9]\.)?[A-Za-z0-9_]+\.[A-Za-z_][A-Za-z0-9_]*$"
+)
+
+
+class ViewsRequest(BaseModel):
+    """POST /views: the raw dataset the views read and the two datasets they go to."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    project_id: str = Field(description="GCP project of the datasets.")
+    dataset_id: str | None = Field(
+        default=None,
+        description="The raw tables' dataset (/run's). Default VIEWS_RAW_DATASET (raw).",
+    )
+    reporting_dataset_id: str | None = Field(
+        default=None,
+        description="Dataset of the cross-platform (ad_reporting-shaped) views; created if "
+        "missing. Default VIEWS_REPORTING_DATASET (tiktok_ads_reporting).",
+    )
+    fivetran_dataset_id: str | None = Field(
+        default=None,
+        description="Dataset of the dbt_tiktok_ads-compatible source views; created if "
+        "missing. Default VIEWS_FIVETRAN_DATASET (tiktok_ads).",
+    )
+    reporting_currency: str | None = Field(
+        default=None,
+        description="ISO 4217 code the *_in_reporting_currency columns are in. Default "
+        "REPORTING_CURRENCY (none: those columns are NULL).",
+    )
+    currency_rates_table: str | None = Field(
+        default=None,
+        description="[project.]dataset.table of daily rates: date DATE, from_currency STRING, "
+        "to_currency STRING, rate FLOAT64 (amount in to_currency = amount × rate). Default "
+        "CURRENCY_RATES_TABLE.",
+    )
+
+    @model_validator(mode="after")
+    def _names(self) -> ViewsRequest:
+        if not _PROJECT_ID.match(self.project_id):
+            raise ValueError("project_id: not a valid GCP project id")
+        for name in ("dataset_id", "reporting_dataset_id", "fivetran_dataset_id"):
+            value = getattr(self, name)
+            if value is not None and not _DATASET_ID.match(value):
+                raise ValueError(f"{name}: not a valid BigQuery dataset id")
+        if self.reporting_currency is not None and not _CURRENCY.match(self.reporting_currency):
+            raise ValueError("reporting_currency: must be a 3-letter ISO 4217 code, e.g. EUR")
+        rates = self.currency_rates_table
+        if rates is not None and not _TABLE_REF.match(rates):
+            raise ValueError("currency_rates_table: must be [project.]dataset.table")
+        return self
+
+
+class ViewStatus(BaseModel):
+    dataset_id: str
+    view: str
+    status: Literal["created", "replaced", "unchanged", "skipped"]
+    reason: str | None = None
+
+
+class ViewsResponse(BaseModel):
+    request_id: str | None
+    views: list[ViewStatus]

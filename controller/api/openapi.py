@@ -20,6 +20,8 @@ from controller.api.models import (
     RunResponse,
     SettlementQuery,
     SettlementResponse,
+    ViewsRequest,
+    ViewsResponse,
 )
 
 
@@ -40,6 +42,8 @@ def openapi_document(version: str) -> dict[str, Any]:
             (PlanResponse, "serialization"),
             (AdvertisersResponse, "serialization"),
             (SettlementResponse, "serialization"),
+            (ViewsRequest, "validation"),
+            (ViewsResponse, "serialization"),
             (HealthResponse, "serialization"),
             (ErrorResponse, "serialization"),
         ],
@@ -148,6 +152,30 @@ def openapi_document(version: str) -> dict[str, Any]:
                         "200": _json("SettlementResponse", "{advertiser_id: {days, reason}}"),
                         "400": _json(error, "Invalid parameters; errors name each one"),
                         "502": _json(error, "BigQuery refused the query"),
+                    },
+                }
+            },
+            "/views": {
+                "post": {
+                    "summary": "Create or replace the analysts' views (cross-platform and "
+                    "dbt_tiktok_ads-compatible) over the raw tables that exist; idempotent",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ViewsRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            "ViewsResponse",
+                            "Each view: created, replaced, "
+                            "unchanged, or skipped (its table does not exist yet)",
+                        ),
+                        "400": _json(error, "Invalid payload; errors name each field"),
+                        "415": _json(error, "Body is not application/json"),
+                        "502": _json(error, "BigQuery refused a view"),
                     },
                 }
             },

@@ -42,12 +42,15 @@ from controller.api.models import (
     RunRequest,
     SettlementQuery,
     SettlementResponse,
+    ViewsRequest,
+    ViewsResponse,
 )
 from controller.api.openapi import openapi_document
 from controller.pipeline import Run, RunPlan, warehouse_for
 from controller.planning import plan as sample_plan
 from controller.settlement import settlement_days
 from controller.tiktok.accounts import DiscoveryError
+from controller.views import plan_for, refresh_views
 from database.bigquery import WarehouseError
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -275,6 +278,32 @@ def settlement() -> Response:
         return _error(502, str(exc))
     answer = {"request_id": request_id_var.get(), "settlement_days": days}
     return _answer(SettlementResponse.model_validate(answer))
+
+
+@api.post("/views")
+def views() -> Response:
+    """Create or replace the analysts' views over what the raw dataset holds (idempotent)."""
+    if not request.is_json:
+        return _error(415, "Content-Type must be application/json")
+    try:
+        payload = ViewsRequest.model_validate_json(request.get_data(cache=False))
+    except ValidationError as exc:
+        return _error(400, "invalid request", _validation_errors(exc))
+    service = _service()
+    given = payload.model_dump(exclude={"project_id", "dataset_id"})
+    dataset_id = payload.dataset_id or service.settings.views_raw_dataset
+    plan = plan_for(service.settings, payload.project_id, dataset_id, **given)
+    try:
+        outcomes = refresh_views(service.warehouse, plan)
+    except WarehouseError as exc:
+        return _error(502, str(exc))
+    except ValueError as exc:  # a setting the request did not override, e.g. a bad rates table
+        field_name, _, message = str(exc).partition(": ")
+        return _error(400, "invalid request", [FieldError(field=field_name, message=message)])
+    views = [vars(outcome) for outcome in outcomes]
+    return _answer(
+        ViewsResponse.model_validate({"request_id": request_id_var.get(), "views": views})
+    )
 
 
 @api.app_errorhandler(HTTPException)
