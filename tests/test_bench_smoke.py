@@ -187,9 +187,10 @@ def test_reports_scenario_measures_an_audience_and_an_hourly_report(tmp_path: Pa
     country, hourly = result.runs["ad_country"], result.runs["ad_hourly"]
     assert country.requests == 2  # 2 advertisers × one 7-day AUDIENCE request
     # 2 advertisers × 2 days, one day per request, each in two metric groups: the seed's
-    # families and the ad attributes (objective, placement, promotion type, text) are 101
+    # families and the ad attributes (objective, placement, promotion type, text, and the
+    # Upgraded Smart+ ad_id_v2 and campaign_automation_type) are 103
     hourly_groups = registry.get("ad_hourly").metric_groups()
-    assert [len(g) for g in hourly_groups] == [100, 1]
+    assert [len(g) for g in hourly_groups] == [100, 3]
     assert hourly.requests == 2 * 2 * 2
     assert country.rows > 0 and hourly.rows > 0
     assert country.failed_items == hourly.failed_items == 0
