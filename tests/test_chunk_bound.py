@@ -25,6 +25,7 @@ from tests.fixtures.service import serve, service_settings_for
 from tests.support.extraction_calls import FAST_RETRY, TOKEN, report_calls
 from tests.support.truth import by_key, truth_rows
 from tests.support.warehouse import table_rows
+from tests.support.worlds import one_big_account
 from tiktok_simulator import SimulatorServer, World
 
 START, END = date(2025, 3, 1), date(2025, 3, 30)  # one chunk of 30 days
@@ -32,15 +33,7 @@ START, END = date(2025, 3, 1), date(2025, 3, 30)  # one chunk of 30 days
 
 @pytest.fixture(scope="module")
 def wide_world() -> World:
-    # One advertiser with 160 ads: an ad-level month is ~3,400 rows = 4 pages per group.
-    return World(
-        seed=7,
-        advertisers=1,
-        campaigns_per_advertiser=4,
-        adgroups_per_campaign=4,
-        ads_per_adgroup=10,
-        delivery_probability=0.7,
-    )
+    return one_big_account()
 
 
 @pytest.fixture(scope="module")

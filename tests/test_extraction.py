@@ -23,20 +23,13 @@ from tests.support.extraction_calls import (
     report_calls,
 )
 from tests.support.truth import by_key, truth_rows
+from tests.support.worlds import one_big_account
 from tiktok_simulator import SimulatorServer, World
 
 
 @pytest.fixture(scope="module")
 def big_world() -> World:
-    # One advertiser with 160 ads: an ad-level month is ~3,400 rows = 4 pages of 1,000.
-    return World(
-        seed=7,
-        advertisers=1,
-        campaigns_per_advertiser=4,
-        adgroups_per_campaign=4,
-        ads_per_adgroup=10,
-        delivery_probability=0.7,
-    )
+    return one_big_account()
 
 
 @pytest.fixture(scope="module")
