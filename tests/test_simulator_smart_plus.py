@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 
 from tests.support.simulator_calls import params_for, report
+from tests.support.worlds import smart_plus_world
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.metrics import AD, ADGROUP, CAMPAIGN
 from tiktok_simulator.report import served_rows
@@ -24,16 +25,7 @@ ATTRIBUTES = ["ad_id_v2", "campaign_automation_type", "ad_name", "campaign_id"]
 
 @pytest.fixture(scope="module")
 def world() -> World:
-    return World(
-        seed=30,
-        advertisers=1,
-        campaigns_per_advertiser=2,
-        adgroups_per_campaign=1,
-        ads_per_adgroup=2,
-        smart_plus_campaigns_per_advertiser=2,
-        creatives_per_smart_plus_ad=3,
-        deleted_fraction=0.2,
-    )
+    return smart_plus_world(1)
 
 
 @pytest.fixture(scope="module")

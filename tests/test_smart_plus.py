@@ -22,6 +22,7 @@ from tests.fixtures.service import service_settings_for
 from tests.support.extraction_calls import extract
 from tests.support.truth import by_key, typed_cell
 from tests.support.warehouse import table_rows
+from tests.support.worlds import smart_plus_world
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.metrics import ADGROUP
 from tiktok_simulator.report import served_rows
@@ -33,16 +34,7 @@ AD_SPEC, CREATIVES, ADGROUPS = (registry.get(n) for n in ("ad", "ad_creative", "
 @pytest.fixture(scope="module")
 def world() -> World:
     # advertiser 0 runs Upgraded Smart+ campaigns (2 ads of 3 creatives each); 1 does not
-    return World(
-        seed=30,
-        advertisers=2,
-        campaigns_per_advertiser=2,
-        adgroups_per_campaign=1,
-        ads_per_adgroup=2,
-        smart_plus_campaigns_per_advertiser=2,
-        creatives_per_smart_plus_ad=3,
-        deleted_fraction=0.2,
-    )
+    return smart_plus_world(2)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
@@ -59,6 +59,7 @@ EXTENSION = "tiktok_ads_api"
 
 log = logging.getLogger("tiktok_ads_api")
 api = Blueprint("api", __name__)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass
@@ -130,15 +131,22 @@ def _discovery_field(settings: Settings) -> FieldError:
     )
 
 
-def _read_body(model: type[BaseModel]) -> tuple[Any, str] | Response:
-    """The JSON body as ``model`` and the token to use (the body's, else the service's), or
-    the 4xx answer naming the field: one place for /run and /plan."""
+def _parse_body(model: type[M]) -> M | Response:
+    """The JSON body as ``model``, or the 415/400 answer naming the field (every POST)."""
     if not request.is_json:
         return _error(415, "Content-Type must be application/json")
     try:
-        payload = model.model_validate_json(request.get_data(cache=False))
+        return model.model_validate_json(request.get_data(cache=False))
     except ValidationError as exc:
         return _error(400, "invalid request", _validation_errors(exc))
+
+
+def _read_body(model: type[BaseModel]) -> tuple[Any, str] | Response:
+    """The JSON body as ``model`` and the token to use (the body's, else the service's), or
+    the 4xx answer naming the field: one place for /run and /plan."""
+    payload = _parse_body(model)
+    if isinstance(payload, Response):
+        return payload
     secret = payload.access_token  # type: ignore[attr-defined]
     token = secret.get_secret_value() if secret else _service().settings.tiktok_access_token
     if not token:
@@ -283,12 +291,9 @@ def settlement() -> Response:
 @api.post("/views")
 def views() -> Response:
     """Create or replace the analysts' views over what the raw dataset holds (idempotent)."""
-    if not request.is_json:
-        return _error(415, "Content-Type must be application/json")
-    try:
-        payload = ViewsRequest.model_validate_json(request.get_data(cache=False))
-    except ValidationError as exc:
-        return _error(400, "invalid request", _validation_errors(exc))
+    payload = _parse_body(ViewsRequest)
+    if isinstance(payload, Response):
+        return payload
     service = _service()
     given = payload.model_dump(exclude={"project_id", "dataset_id"})
     dataset_id = payload.dataset_id or service.settings.views_raw_dataset

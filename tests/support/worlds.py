@@ -15,3 +15,17 @@ def one_big_account() -> World:
         ads_per_adgroup=10,
         delivery_probability=0.7,
     )
+
+
+def smart_plus_world(advertisers: int) -> World:
+    """Upgraded Smart+ at the even-positioned advertisers: 2 campaigns, 2 ads of 3 creatives."""
+    return World(
+        seed=30,
+        advertisers=advertisers,
+        campaigns_per_advertiser=2,
+        adgroups_per_campaign=1,
+        ads_per_adgroup=2,
+        smart_plus_campaigns_per_advertiser=2,
+        creatives_per_smart_plus_ad=3,
+        deleted_fraction=0.2,
+    )
