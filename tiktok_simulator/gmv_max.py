@@ -20,20 +20,40 @@ endpoints serve from, so a test's expected rows cannot drift from the answers.
 from __future__ import annotations
 
 import threading
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from .errors import APP_RATE_LIMITED, NO_PERMISSION, ApiError, invalid_metrics, param_error
+from .params import (
+    check_id,
+    dates,
+    integer,
+    missing,
+    parse_advertiser_ids,
+    parse_id_list,
+    string_list,
+)
 from .ratelimit import QPS_WINDOW_SECONDS, SlidingWindow
 from .world import GOLDEN, M64, World, as_date, hash_of, mix64
 
-if TYPE_CHECKING:
-    from .report import Selection
+
+class Selection(Protocol):
+    """What the BASIC total hooks need of ``report.Selection`` (not imported: report imports
+    this module)."""
+
+    entities: list[Any]
+    keys: array
+
+    def pack(self, position: int, day: int, hour: int) -> int: ...
+
+    def unpack(self, packed: int) -> tuple[int, int, int]: ...
+
 
 STORE_LIST_PATH = "gmv_max/store/list/"
 REPORT_PATH = "gmv_max/report/get/"
@@ -353,33 +373,31 @@ class GmvQuery:
 
 def parse_report_query(params: Mapping[str, str]) -> GmvQuery:
     """Validate a GMV Max report request; every refusal is 40002 naming the field."""
-    from .query import _check_id, _dates, _integer, _missing, _string_list, parse_id_list
-
     advertiser_id = params.get("advertiser_id")
     if advertiser_id is None:
-        raise _missing("advertiser_id")
-    _check_id("advertiser_id", advertiser_id)
+        raise missing("advertiser_id")
+    check_id("advertiser_id", advertiser_id)
     if "store_ids" not in params:
-        raise _missing("store_ids")
-    stores = _string_list(params, "store_ids")
+        raise missing("store_ids")
+    stores = string_list(params, "store_ids")
     if len(stores) != 1:
         raise param_error(
             f"store_ids: Exactly one store id is allowed per request; got {len(stores)}."
         )
     store_id = parse_id_list(params, "store_ids", 1)[0]
     if "filtering" not in params:
-        raise _missing("filtering")
+        raise missing("filtering")
     filters = _filtering(params["filtering"])
     types = filters["gmv_max_promotion_types"]
     if "dimensions" not in params:
-        raise _missing("dimensions")
-    dimensions = _dimensions(_string_list(params, "dimensions"), types)
+        raise missing("dimensions")
+    dimensions = _dimensions(string_list(params, "dimensions"), types)
     leaf_dimension = next((d for d in dimensions if d in LEAF_DIMENSIONS), None)
     for name, dimension in (("item_group_ids", "item_group_id"), ("room_ids", "room_id")):
         if name in filters and leaf_dimension != dimension:
             raise param_error(f"filtering: {name} needs the dimension {dimension}.")
     time_dimension = "stat_time_day" if "stat_time_day" in dimensions else None
-    start, end = _dates(params, time_dimension)  # 30 days with stat_time_day, else 365: as BASIC
+    start, end = dates(params, time_dimension)  # 30 days with stat_time_day, else 365: as BASIC
     metrics = _metrics(params, types, leaf_dimension)
     if params.get("enable_total_metrics", "false").lower() == "true":
         raise param_error("enable_total_metrics: not supported by simulator.")
@@ -394,8 +412,8 @@ def parse_report_query(params: Mapping[str, str]) -> GmvQuery:
         include_deleted=STATUS_ALL in filters.get("campaign_statuses", ()),
         campaign_ids=filters.get("campaign_ids"),
         leaf_ids=filters.get("item_group_ids", filters.get("room_ids")),
-        page=_integer(params, "page", 1, 1, None),
-        page_size=_integer(params, "page_size", 10, 1, 1000),
+        page=integer(params, "page", 1, 1, None),
+        page_size=integer(params, "page_size", 10, 1, 1000),
     )
 
 
@@ -486,11 +504,9 @@ def _dimensions(dimensions: list[str], types: tuple[str, ...]) -> tuple[str, ...
 def _metrics(
     params: Mapping[str, str], types: tuple[str, ...], leaf_dimension: str | None
 ) -> tuple[str, ...]:
-    from .query import _string_list
-
     if "metrics" not in params:
         raise param_error("metrics: Missing data for required field.")
-    metrics = _string_list(params, "metrics")
+    metrics = string_list(params, "metrics")
     if not metrics or len(metrics) > MAX_METRICS or len(set(metrics)) != len(metrics):
         raise param_error(f"metrics: 1 to {MAX_METRICS} distinct metric fields are required.")
     invalid = [m for m in metrics if m not in ALL_METRICS or (m in LIVE_ONLY and types != (LIVE,))]
@@ -695,8 +711,6 @@ class TtShopQuery:
 def parse_tt_shop_query(params: Mapping[str, str]) -> TtShopQuery:
     """``report_type=TT_SHOP`` (docs/tiktok_api_gmv_smartplus.md §1.2): advertiser or campaign
     level, no filtering, no lifetime, spend and billed_cost only."""
-    from .query import _dates, _integer, _missing, _string_list, parse_advertiser_ids
-
     service_type = params.get("service_type", "AUCTION")
     if service_type != "AUCTION":
         raise param_error("service_type: Must be AUCTION with report_type TT_SHOP.")
@@ -705,7 +719,7 @@ def parse_tt_shop_query(params: Mapping[str, str]) -> TtShopQuery:
     advertiser_id = parse_advertiser_ids(params)[0][0]
     data_level = params.get("data_level")
     if data_level is None:
-        raise _missing("data_level")
+        raise missing("data_level")
     if data_level not in TT_SHOP_LEVELS:
         raise param_error(
             f"data_level: Must be one of: {', '.join(TT_SHOP_LEVELS)} with report_type TT_SHOP."
@@ -715,8 +729,8 @@ def parse_tt_shop_query(params: Mapping[str, str]) -> TtShopQuery:
     if params.get("query_lifetime", "false").lower() == "true":
         raise param_error("query_lifetime: Not supported with report_type TT_SHOP.")
     if "dimensions" not in params:
-        raise _missing("dimensions")
-    dimensions = _string_list(params, "dimensions")
+        raise missing("dimensions")
+    dimensions = string_list(params, "dimensions")
     id_dimension = TT_SHOP_LEVELS[data_level]
     if "country_code" in dimensions:
         raise param_error("dimensions: ['country_code'] not supported by simulator.")
@@ -727,8 +741,8 @@ def parse_tt_shop_query(params: Mapping[str, str]) -> TtShopQuery:
             f"stat_time_day; got {dimensions!r}."
         )
     time_dimension = "stat_time_day" if "stat_time_day" in dimensions else None
-    start, end = _dates(params, time_dimension)
-    metrics = _string_list(params, "metrics") if "metrics" in params else []
+    start, end = dates(params, time_dimension)
+    metrics = string_list(params, "metrics") if "metrics" in params else []
     invalid = [m for m in metrics if m not in TT_SHOP_METRICS]
     if invalid:
         raise invalid_metrics(invalid)
@@ -741,8 +755,8 @@ def parse_tt_shop_query(params: Mapping[str, str]) -> TtShopQuery:
         start=start,
         end=end,
         metrics=tuple(metrics) or TT_SHOP_METRICS,
-        page=_integer(params, "page", 1, 1, None),
-        page_size=_integer(params, "page_size", 10, 1, 1000),
+        page=integer(params, "page", 1, 1, None),
+        page_size=integer(params, "page_size", 10, 1, 1000),
     )
 
 
@@ -787,7 +801,7 @@ def extend_advertiser_keys(world: World, query: Any, selection: Selection) -> No
         elif query.time_dimension is not None:
             extra.update(selection.pack(position, day, -1) for day in days)
     if extra - set(selection.keys):
-        selection.keys = type(selection.keys)("q", sorted(extra | set(selection.keys)))
+        selection.keys = array("q", sorted(extra | set(selection.keys)))
 
 
 def add_to_advertiser_rows(
