@@ -701,6 +701,7 @@ class SimulatorApp:
             ("POST", "/_sim/config"): lambda p, b: self.configure(**(b or {})),
             ("GET", "/_sim/truth"): lambda p, _: self._truth(p),
             ("GET", "/_sim/world"): lambda p, _: self.world.describe(),
+            ("GET", "/_sim/gmv_max/truth"): lambda p, _: self._gmv_max_truth(p),
             ("GET", "/_sim/entities"): lambda p, _: self._entities(p),
             ("GET", "/_sim/entity_changes"): lambda p, _: [
                 asdict(c) | {"day": c.day.isoformat()}
@@ -742,6 +743,23 @@ class SimulatorApp:
             attribution_days=self.settings.attribution_days,
             origins=orjson.loads(params["origins"]) if "origins" in params else DEFAULT_ORIGINS,
         )
+        return {"total_number": len(rows), "rows": rows}
+
+    def _gmv_max_truth(self, params: dict[str, str]) -> dict[str, Any]:
+        """``gmv_max.served_rows`` (``level`` campaign/product/live) or, with ``level=tt_shop``,
+        ``gmv_max.tt_shop_spend`` as rows, for tests that run the simulator as a process."""
+        args = (params["advertiser_id"], params["start_date"], params["end_date"])
+        if params["level"] == "tt_shop":
+            spend = gmv_max.tt_shop_spend(self.world, *args)
+            rows = [
+                {"campaign_id": c, "stat_time_day": day, "spend": str(amount)}
+                for (c, day), amount in sorted(spend.items())
+            ]
+        elif params["level"] in gmv_max.LEVELS:
+            adv, start, end = args
+            rows = gmv_max.served_rows(self.world, adv, params["level"], start, end)
+        else:
+            raise ValueError(f"level must be one of {[*gmv_max.LEVELS, 'tt_shop']}")
         return {"total_number": len(rows), "rows": rows}
 
     def _entities(self, params: dict[str, str]) -> dict[str, Any]:

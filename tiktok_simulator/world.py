@@ -21,6 +21,11 @@ what the ``ad_id`` dimension reports (``campaign_automation_type``
 per creative; the ``ad_id_v2`` dimension reports the ad, summing its creatives. A classic ad is
 one row either way, its ``ad_id_v2`` its own second id.
 
+GMV Max (TikTok Shop; docs/tiktok_api_gmv_smartplus.md §1.3; opt-in with
+``gmv_max_stores_per_advertiser``) is not made of these entities: ``gmv_max`` builds its stores,
+campaigns, products and LIVE rooms from the ``gmv_max_*`` options, and BASIC reports below the
+advertiser never see them.
+
 IDs are digit strings above 2**53 (16, 18 and 19 digits, mostly odd), so a client that
 round-trips them through a float corrupts them; the very first campaign is 2**53 + 1.
 Names contain commas, quotes and non-ASCII text to exercise CSV quoting downstream.
