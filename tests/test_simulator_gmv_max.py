@@ -428,6 +428,13 @@ def test_budgets_are_apart(world: World) -> None:
     assert [gmv_report(app, arrived, **params)["code"] for _ in range(3)] == [0, 0, 40100]
     limited = get(app, report_path, arrived, **basic)
     assert (limited["code"], limited["message"]) == (40100, APP_LIMITED)
+    stats = app.stats.snapshot(False)
+    assert sum(n for _, n in stats["accepted_per_second"]) == 2
+    assert sum(n for _, n in stats["gmv_max_accepted_per_second"]) == 2
+    assert stats["codes_by_path"] == {
+        "/open_api/v1.3/" + report_path: {"0": 2, "40100": 1},
+        "/open_api/v1.3/" + gmv_max.REPORT_PATH: {"0": 2, "40100": 1},
+    }
 
 
 def test_budget_is_configurable_and_switched_off_with_the_rate_limit(world: World) -> None:

@@ -459,12 +459,12 @@ class SimulatorApp:
             raise ApiError(errors.TOKEN_INVALID, errors.TOKEN_INVALID_MESSAGE)
         if expired:
             raise ApiError(errors.TOKEN_EXPIRED, errors.TOKEN_EXPIRED_MESSAGE)
-        if rate_limit and path == GMV_MAX_REPORT_PATH:
-            exceeded = self.gmv_max_budget.try_acquire(arrived)
+        if path == GMV_MAX_REPORT_PATH:
+            exceeded = self.gmv_max_budget.try_acquire(arrived) if rate_limit else None
             if exceeded is not None:
                 limit = self.gmv_max_budget.limit(exceeded)
                 raise gmv_max.rate_limited(exceeded, limit, app_id)
-            self.stats.accepted_at(arrived)
+            self.stats.accepted_at(arrived, gmv_max=True)
             return token
         # The window counts arrivals (the server's receive time), on the monotonic clock.
         arrival = time.monotonic() - max(0.0, time.time() - arrived)
