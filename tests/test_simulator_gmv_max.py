@@ -724,3 +724,22 @@ def test_cli_flags_build_the_gmv_max_world() -> None:
     store = gmv_max.shops_of(world).stores(world.advertiser_ids[0])[0]
     # per store: 2 active + 1 deleted of each type; 4 products, 1 room each
     assert [len(c.leaves) for c in store.campaigns] == [4, 4, 4, 1, 1, 1]
+
+
+def test_faults_and_worded_values_reach_the_gmv_max_report(app: SimulatorApp, world: World) -> None:
+    adv, params = world.advertiser_ids[0], gmv_params(world)
+    app.set_faults({"mode": "queue", "queue": ["50000", "short_page"]})
+    failed = gmv_report(app, **params)
+    assert (failed["code"], failed["message"]) == (50000, "System error.")
+    short = gmv_report(app, **params)["data"]
+    assert short["page_info"]["total_number"] == len(short["list"]) + 1
+    app.configure(worded_metrics={"roas_bid": "auto"})
+    rows = gmv_report(app, **params)["data"]["list"]
+    product = {
+        c.id for c in gmv_max.shops_of(world).campaigns(adv) if c.promotion_type == "PRODUCT"
+    }
+    truth = gmv_max.served_rows(world, adv, "campaign", START, END, include_deleted=False)
+    expected = [
+        r for r in wire(truth, store_ids(world)[0]) if r["dimensions"]["campaign_id"] in product
+    ]
+    assert rows == [{**r, "metrics": {**r["metrics"], "roas_bid": "auto"}} for r in expected]

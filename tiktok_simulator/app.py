@@ -618,6 +618,7 @@ class SimulatorApp:
             time.sleep(self.settings.latency)
             return self._fault_outcome(fault, query.advertiser_id)
         rows = gmv_max.report_rows(gmv_max.shops_of(self.world), query)
+        rows = _worded(rows, self.settings.worded_metrics)
         reply, served = self._paged_reply(rows, query.page, query.page_size, fault)
         time.sleep(self.settings.latency + (slow_seconds if fault == "slow" else 0.0))
         if fault == "truncated":
@@ -628,7 +629,7 @@ class SimulatorApp:
         """``report_type=TT_SHOP``: GMV Max spend per campaign or advertiser and day."""
         query = gmv_max.parse_tt_shop_query(params)
         self._authorise(token, [query.advertiser_id])
-        rows = gmv_max.tt_shop_rows(self.world, query)
+        rows = _worded(gmv_max.tt_shop_rows(self.world, query), self.settings.worded_metrics)
         reply, served = self._paged_reply(rows, query.page, query.page_size, None)
         return Outcome(reply, code=errors.OK, rows=served)
 
