@@ -265,6 +265,11 @@ class World:
             or not 1 <= gmv_max_rooms_per_campaign <= 999
         ):
             raise ValueError("gmv_max products and rooms per campaign must be between 1 and 999")
+        leaves = max(gmv_max_products_per_campaign, gmv_max_rooms_per_campaign)
+        if gmv_max_stores_per_advertiser * (gmv_max_campaigns_per_store + 1) * leaves >= 500_000:
+            raise ValueError(
+                "too many GMV Max products or rooms per advertiser (ids would collide)"
+            )
         if min(gmv_max_qps, gmv_max_qpm, gmv_max_daily_quota) < 1:
             raise ValueError("gmv_max_qps, gmv_max_qpm and gmv_max_daily_quota must be >= 1")
         self.seed = seed
