@@ -4,7 +4,9 @@ TKT004 holds one row per ad as Ads Manager shows it: a classic ad by its ``ad_id
 Upgraded Smart+ ad by its ``ad_id_v2`` (its creatives summed, read by ``ad_id_v2`` for the
 campaigns whose creatives the ``ad_id`` rows show); its spend equals the ad group level.
 ``ad_creative`` (TKT043) holds TikTok's ``ad_id`` rows, each creative with its ``ad_id_v2``.
-An account without Upgraded Smart+ costs no request more.
+An account without Upgraded Smart+ costs no request more. The ads history (TKT013) holds the
+Upgraded Smart+ ads (``/smart_plus/ad/get/``) as ads, keyed like TKT004, and not their
+creatives (which ``/ad/get/`` lists).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from decimal import Decimal
 import pytest
 
 from controller.reports import registry
+from controller.tiktok.entities import ENTITIES
 from controller.tiktok.origins import ALL_ORIGINS
 from main import create_app
 from tests.fixtures.service import service_settings_for
@@ -24,7 +27,8 @@ from tests.support.truth import by_key, typed_cell
 from tests.support.warehouse import table_rows
 from tests.support.worlds import smart_plus_world
 from tiktok_simulator import SimulatorServer, World
-from tiktok_simulator.metrics import ADGROUP
+from tiktok_simulator.entities import SMART_PLUS_AD
+from tiktok_simulator.metrics import AD, ADGROUP
 from tiktok_simulator.report import served_rows
 
 START, END = date(2025, 5, 1), date(2025, 6, 9)  # 40 days: two request windows
@@ -196,3 +200,59 @@ def test_ads_read_by_ad_id_v2_shrink_like_the_rest_on_40067(server, world):
     assert [(r.status, r.warnings) for r in results] == [("success", [])]
     got = tables[("ad", smart)].drop_columns(["_extracted_at"]).to_pylist()
     assert by_key(AD_SPEC, got) == by_key(AD_SPEC, _core(AD_SPEC, ad_truth(world, smart)))
+
+
+def test_tkt013_holds_smart_plus_ads_as_ads_beside_classic_ones(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    before = server.stats(include_log=False)["by_path"]
+    body = _run(app, bq_client, bq_dataset, world.advertiser_ids, ["ads", "ad", "ad_creative"])
+    assert body["errors_count"] == 0, body
+    history = ENTITIES["ads"]
+    loaded = {
+        (r["_advertiser_id"], r["ad_id"]): r
+        for r in table_rows(bq_client, bq_dataset, history.table)
+    }
+    book, as_of = server.app.entity_book, server.app.as_of()
+    expected: dict[tuple[str, str], dict] = {}
+    for advertiser in world.advertiser_ids:
+        account = world.account(advertiser)
+        creatives = {c.id for ad in account.smart_plus_ads for c in ad.ads}
+        for obj in book.objects(advertiser, AD, as_of):
+            if obj["ad_id"] not in creatives:
+                expected[(advertiser, obj["ad_id"])] = obj
+        for obj in book.objects(advertiser, SMART_PLUS_AD, as_of):
+            expected[(advertiser, obj["smart_plus_ad_id"])] = obj
+    assert loaded.keys() == expected.keys()
+    smart = world.advertiser_ids[0]
+    smart_rows = [
+        r for r in loaded.values() if r["campaign_automation_type"] == "UPGRADED_SMART_PLUS"
+    ]
+    # count = the ads, not their 3 creatives each
+    assert len(smart_rows) == len(world.account(smart).smart_plus_ads) == 4
+    for row in smart_rows:
+        obj = expected[(row["_advertiser_id"], row["ad_id"])]
+        assert row["ad_id_v2"] == row["ad_id"] == obj["smart_plus_ad_id"]
+        assert (row["ad_name"], row["adgroup_id"], row["campaign_id"], row["secondary_status"]) == (
+            obj["ad_name"],
+            obj["adgroup_id"],
+            obj["campaign_id"],
+            obj["secondary_status"],
+        )
+    classic_rows = [r for r in loaded.values() if r["campaign_automation_type"] is None]
+    assert len(classic_rows) == len(loaded) - 4 and all(r["ad_id_v2"] is None for r in classic_rows)
+    # TKT004's ads are TKT013's; TKT043's creatives are not
+    reported = {(r["_advertiser_id"], r["ad_id"]) for r in _loaded(bq_client, bq_dataset, AD_SPEC)}
+    assert reported <= loaded.keys()
+    creative_rows = _loaded(bq_client, bq_dataset, CREATIVES)
+    made_of = {
+        (r["_advertiser_id"], r["ad_id"])
+        for r in creative_rows
+        if r["campaign_automation_type"] == "UPGRADED_SMART_PLUS_CREATIVE"
+    }
+    assert made_of and made_of.isdisjoint(loaded)
+    # one /smart_plus/ad/get/ request per advertiser, with or without Smart+ campaigns
+    after = server.stats(include_log=False)["by_path"]
+    path = next(p for p in after if p.endswith("smart_plus/ad/get/"))
+    assert after[path] - before.get(path, 0) == 2
