@@ -256,3 +256,37 @@ def test_tkt013_holds_smart_plus_ads_as_ads_beside_classic_ones(
     after = server.stats(include_log=False)["by_path"]
     path = next(p for p in after if p.endswith("smart_plus/ad/get/"))
     assert after[path] - before.get(path, 0) == 2
+
+
+def test_plan_counts_the_ad_id_v2_requests_a_run_makes(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    span = {"start_date": START.isoformat(), "end_date": date(2025, 5, 30).isoformat()}
+    advertisers, reports = list(world.advertiser_ids), ["ad", "ad_creative"]
+    asked = {"access_token": "sim-token", "advertiser_ids": advertisers, "report_types": reports}
+    plan = app.post("/plan", json={**asked, **span})
+    assert plan.status_code == 200, plan.get_json()
+    planned = {(i["advertiser_id"], i["report_type"]): i for i in plan.get_json()["items"]}
+    groups = planned[(advertisers[0], "ad")]["metric_groups"]
+    # 2 Smart+ campaigns: one part of ad_id_v2 requests per metric group; none without them
+    assert [planned[(a, "ad")]["smart_plus_requests"] for a in advertisers] == [groups, 0]
+    path = next(p for p in server.stats(include_log=False)["by_path"] if "report/" in p)
+    before = server.stats(include_log=False)["by_path"][path]
+    run = app.post(
+        "/run",
+        json={
+            **asked,
+            **span,
+            "project_id": bq_client.project,
+            "dataset_id": bq_dataset,
+            "if_exists": "replace",
+        },
+    )
+    assert run.status_code == 200, run.get_json()
+    counted = server.stats(include_log=False)["by_path"][path] - before
+    done = {
+        (r["advertiser_id"], r["report_type"]): r["requests"] for r in run.get_json()["results"]
+    }
+    assert done == {key: item["requests"] for key, item in planned.items()}
+    assert counted == sum(item["requests"] for item in planned.values())
