@@ -290,3 +290,26 @@ def test_plan_counts_the_ad_id_v2_requests_a_run_makes(
     }
     assert done == {key: item["requests"] for key, item in planned.items()}
     assert counted == sum(item["requests"] for item in planned.values())
+
+
+def test_an_app_without_the_smart_plus_permission_keeps_its_ads_history(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    smart = world.advertiser_ids[0]
+    server.configure(smart_plus_scope=False)  # /smart_plus/ad/get/ answers 40001
+    try:
+        body = _run(app, bq_client, bq_dataset, [smart], ["ads"])
+    finally:
+        server.configure(smart_plus_scope=True)
+    assert body["errors_count"] == 0, body
+    (item,) = body["results"]
+    (warning,) = item["warnings"]
+    assert warning.startswith("TikTok refused to list Upgraded Smart+ ads (TikTok API error 40001")
+    assert warning.endswith(
+        "the creatives of such campaigns are listed as ads, as before Upgraded Smart+"
+    )
+    # as before: every /ad/get/ object, the creatives included
+    book, as_of = server.app.entity_book, server.app.as_of()
+    loaded = {r["ad_id"] for r in table_rows(bq_client, bq_dataset, ENTITIES["ads"].table)}
+    assert loaded == {obj["ad_id"] for obj in book.objects(smart, AD, as_of)}
