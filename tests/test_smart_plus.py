@@ -240,6 +240,13 @@ def test_tkt013_holds_smart_plus_ads_as_ads_beside_classic_ones(
             obj["campaign_id"],
             obj["secondary_status"],
         )
+        # one text, call to action and landing page: in the classic ad's columns
+        (url,), (text,) = obj["landing_page_url_list"], obj["ad_text_list"]
+        assert (row["landing_page_url"], row["ad_text"]) == (
+            url["landing_page_url"],
+            text["ad_text"],
+        )
+        assert row["call_to_action"] == obj["call_to_action_list"][0]["call_to_action"]
     classic_rows = [r for r in loaded.values() if r["campaign_automation_type"] is None]
     assert len(classic_rows) == len(loaded) - 4 and all(r["ad_id_v2"] is None for r in classic_rows)
     # TKT004's ads are TKT013's; TKT043's creatives are not

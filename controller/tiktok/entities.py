@@ -255,13 +255,32 @@ def typed_rows(
     return pa.table(columns, schema=spec.schema)
 
 
+# A Smart+ ad's lists whose one value fills the ad's column (several: null, the list in _raw).
+_SINGLE_VALUES = {
+    "ad_text": ("ad_text_list", "ad_text"),
+    "call_to_action": ("call_to_action_list", "call_to_action"),
+    "landing_page_url": ("landing_page_url_list", "landing_page_url"),
+}
+
+
+def _single(items: Any, key: str) -> Any:
+    values = {i.get(key) for i in items if isinstance(i, dict)} if isinstance(items, list) else ()
+    return next(iter(values)) if len(values) == 1 else None
+
+
 def as_ad(smart_plus_ad: Any) -> Any:
     """An Upgraded Smart+ ad of ``/smart_plus/ad/get/`` as a row of the ads history: keyed
-    by its ``smart_plus_ad_id`` (the reports' ``ad_id_v2``), which is also its ``ad_id``."""
+    by its ``smart_plus_ad_id`` (the reports' ``ad_id_v2``), which is also its ``ad_id``;
+    a text, call to action or landing page it has one of fills the classic ad's column."""
     if not isinstance(smart_plus_ad, dict):
         return smart_plus_ad
     ad_id = smart_plus_ad.get("smart_plus_ad_id")
+    single = {
+        column: _single(smart_plus_ad.get(name), key)
+        for column, (name, key) in _SINGLE_VALUES.items()
+    }
     return {
+        **{k: v for k, v in single.items() if v is not None},
         **smart_plus_ad,
         "ad_id": ad_id,
         "ad_id_v2": ad_id,
