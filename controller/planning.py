@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from config.settings import Settings
-from controller.extraction import CAMPAIGNS_PER_PART
+from controller.extraction import CAMPAIGNS_PER_PART, rejected_metrics
 from controller.reports import registry
 from controller.reports.catalog import SMART_PLUS_CREATIVES, ReportSpec
 from controller.tiktok.client import PAGE_SIZE, Page, TikTokClient, TikTokError
@@ -66,7 +66,8 @@ def _item(
     end: date,
     families: tuple[str, ...] | None,
 ) -> dict[str, Any]:
-    """Page 1 of the report's first request over the sample: one request per item.
+    """Page 1 of the report's first request over the sample: one request per item (two when
+    TikTok refuses a metric of it, asked again without, as the run does).
 
     ``families``: the deployment's metric families (``TIKTOK_METRIC_FAMILIES``), which the
     runs it plans for will ask: they set how many requests a page costs.
@@ -84,18 +85,30 @@ def _item(
         "metric_groups": len(groups),
         "page_size": PAGE_SIZE,
     }
-    metrics = SMART_PLUS_SAMPLE if spec.ads_as_shown else groups[0]
-    try:
+
+    def sample(metrics: list[str]) -> Page:
         # Every campaign origin, like the run itself (Promote rows are rows to plan for); a
         # TikTok that refuses several origins in one filter is sampled with its default.
         try:
-            page = client.fetch_page(
+            return client.fetch_page(
                 spec, advertiser_id, metrics, start, end, 1, origins=ALL_ORIGINS
             )
         except TikTokError as exc:
             if not refuses_origins(exc):
                 raise
-            page = client.fetch_page(spec, advertiser_id, metrics, start, end, 1)
+            return client.fetch_page(spec, advertiser_id, metrics, start, end, 1)
+
+    first = SMART_PLUS_SAMPLE if spec.ads_as_shown else groups[0]
+    try:
+        try:
+            page = sample(first)
+        except TikTokError as exc:
+            # metrics TikTok refuses at the level: asked again without them, as the run does
+            # (without campaign_automation_type, the run keeps creatives as rows: no ad_id_v2)
+            kept = [name for name in first if name not in rejected_metrics(exc)]
+            if len(kept) in (0, len(first)):
+                raise
+            page = sample(kept)
     except TikTokError as exc:
         return entry | {
             "rows": None,

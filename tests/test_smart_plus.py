@@ -320,3 +320,26 @@ def test_an_app_without_the_smart_plus_permission_keeps_its_ads_history(
     book, as_of = server.app.entity_book, server.app.as_of()
     loaded = {r["ad_id"] for r in table_rows(bq_client, bq_dataset, ENTITIES["ads"].table)}
     assert loaded == {obj["ad_id"] for obj in book.objects(smart, AD, as_of)}
+
+
+def test_plan_of_a_tiktok_refusing_campaign_automation_type_counts_no_ad_id_v2(
+    server, world, local_bigquery
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    body = {
+        "access_token": "sim-token",
+        "advertiser_ids": [world.advertiser_ids[0]],
+        "report_types": ["ad", "ad_creative"],
+        "start_date": START.isoformat(),
+        "end_date": date(2025, 5, 30).isoformat(),
+    }
+    server.configure(refused_metrics={"AUCTION_AD": ["campaign_automation_type"]})
+    try:
+        response = app.post("/plan", json=body)
+    finally:
+        server.configure(refused_metrics={})
+    assert response.status_code == 200, response.get_json()
+    ad, creatives = response.get_json()["items"]
+    # the run then keeps the creatives as rows: the ad report costs what ad_creative does
+    assert (ad["status"], ad["smart_plus_requests"]) == ("success", 0)
+    assert (ad["rows"], ad["requests"]) == (creatives["rows"], creatives["requests"])
