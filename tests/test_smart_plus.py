@@ -12,7 +12,7 @@ creatives (which ``/ad/get/`` lists).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -343,3 +343,44 @@ def test_plan_of_a_tiktok_refusing_campaign_automation_type_counts_no_ad_id_v2(
     # the run then keeps the creatives as rows: the ad report costs what ad_creative does
     assert (ad["status"], ad["smart_plus_requests"]) == ("success", 0)
     assert (ad["rows"], ad["requests"]) == (creatives["rows"], creatives["requests"])
+
+
+def test_a_renamed_smart_plus_ad_adds_one_version(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    smart = world.advertiser_ids[0]
+    book = server.app.entity_book
+    change = next(
+        c for c in book.changes(smart) if c.level == SMART_PLUS_AD and c.kind == "renamed"
+    )
+    creatives = {c.id for ad in world.account(smart).smart_plus_ads for c in ad.ads}
+
+    def ads_on(day: date) -> dict[str, dict]:
+        """What TKT013 should hold on ``day``: the classic ads and the Smart+ ads."""
+        out = {o["ad_id"]: o for o in book.objects(smart, AD, day) if o["ad_id"] not in creatives}
+        return out | {o["smart_plus_ad_id"]: o for o in book.objects(smart, SMART_PLUS_AD, day)}
+
+    before, after = ads_on(change.day - timedelta(days=1)), ads_on(change.day)
+    changed = {i for i, o in after.items() if before.get(i) != o}
+    assert change.object_id in changed
+    added = []
+    try:
+        for day in (change.day - timedelta(days=1), change.day):
+            server.configure(as_of=day.isoformat())
+            body = _run(app, bq_client, bq_dataset, [smart], ["ads"])
+            assert body["errors_count"] == 0, body
+            added.append(body["total_inserted_rows"])
+    finally:
+        server.configure(as_of=None)
+    assert added == [len(before), len(changed)]
+    history = ENTITIES["ads"].table
+    versions = sorted(
+        table_rows(bq_client, bq_dataset, history, f"ad_id = '{change.object_id}'"),
+        key=lambda r: r["valid_from"],
+    )
+    assert [(v["ad_name"], v["is_current"]) for v in versions] == [
+        (before[change.object_id]["ad_name"], False),
+        (after[change.object_id]["ad_name"], True),
+    ]
+    assert versions[1]["ad_name"].endswith(" (edited)")
