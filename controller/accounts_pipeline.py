@@ -344,7 +344,8 @@ class AccountsRun:
         for result in mine:
             failure = "; ".join(result.errors) or error
             rows = added.get(result.advertiser_id, 0)
-            outcomes.append(self._outcome(result.advertiser_id, spec.report_type, rows, failure))
+            outcome = self._outcome(result.advertiser_id, spec.report_type, rows, failure)
+            outcomes.append(outcome.model_copy(update={"warnings": list(result.warnings)}))
         return outcomes
 
     # ------------------------------------------------------------------ response

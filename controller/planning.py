@@ -8,6 +8,15 @@ type) over a short sample span tells the rows, hence the pages, hence the reques
 of any length will cost. The answer gives, per item: the sample's rows and the requests
 its extraction would make, the days one request may cover (``days_per_request``), and how
 many requests each page costs (``metric_groups``, when a level's metrics need several).
+
+The ad report (``ads_as_shown``) costs more where Upgraded Smart+ campaigns deliver: the
+campaigns whose creatives a page shows are read again by ``ad_id_v2``, in parts of
+``CAMPAIGNS_PER_PART``, one request per part and metric group
+(docs/tiktok_api_gmv_smartplus.md §2). Its sample request therefore asks the two columns
+that show them (any metrics cost the same request and tell the same row count), and
+``smart_plus_requests`` (included in ``requests``) counts those reads: exact for a sample of
+one page; for more pages, page 1's campaigns plus, for a report of one metric group (read
+page by page), one part per further page (an estimate).
 """
 
 from __future__ import annotations
@@ -18,12 +27,35 @@ from datetime import date, timedelta
 from typing import Any
 
 from config.settings import Settings
+from controller.extraction import CAMPAIGNS_PER_PART, rejected_metrics
 from controller.reports import registry
-from controller.tiktok.client import PAGE_SIZE, TikTokClient, TikTokError
+from controller.reports.catalog import SMART_PLUS_CREATIVES, ReportSpec
+from controller.tiktok.client import PAGE_SIZE, Page, TikTokClient, TikTokError
 from controller.tiktok.factory import build_client, request_limiter
 from controller.tiktok.origins import ALL_ORIGINS, refuses_origins
 
 log = logging.getLogger(__name__)
+
+# What the sample of an ``ads_as_shown`` report asks: the columns that show Smart+ creatives.
+SMART_PLUS_SAMPLE = ["campaign_id", "campaign_automation_type"]
+
+
+def smart_plus_parts(spec: ReportSpec, page: Page, groups: int) -> int:
+    """The ``ad_id_v2`` parts (requests per metric group) the sample's rows will cost. A
+    report of one metric group asks them page by page (only campaigns not asked yet); one of
+    several, once its pages are joined."""
+    if not spec.ads_as_shown:
+        return 0
+    campaigns = {
+        (row.get("metrics") or {}).get("campaign_id")
+        for row in page.rows
+        if isinstance(row, dict)
+        and (row.get("metrics") or {}).get("campaign_automation_type") == SMART_PLUS_CREATIVES
+    }
+    if not campaigns:
+        return 0
+    further = max(0, page.total_page - 1) if groups == 1 else 0
+    return -(-len(campaigns) // CAMPAIGNS_PER_PART) + further
 
 
 def _item(
@@ -34,7 +66,8 @@ def _item(
     end: date,
     families: tuple[str, ...] | None,
 ) -> dict[str, Any]:
-    """Page 1 of the report's first request over the sample: one request per item.
+    """Page 1 of the report's first request over the sample: one request per item (two when
+    TikTok refuses a metric of it, asked again without, as the run does).
 
     ``families``: the deployment's metric families (``TIKTOK_METRIC_FAMILIES``), which the
     runs it plans for will ask: they set how many requests a page costs.
@@ -52,22 +85,43 @@ def _item(
         "metric_groups": len(groups),
         "page_size": PAGE_SIZE,
     }
-    try:
+
+    def sample(metrics: list[str]) -> Page:
         # Every campaign origin, like the run itself (Promote rows are rows to plan for); a
         # TikTok that refuses several origins in one filter is sampled with its default.
         try:
-            page = client.fetch_page(
-                spec, advertiser_id, groups[0], start, end, 1, origins=ALL_ORIGINS
+            return client.fetch_page(
+                spec, advertiser_id, metrics, start, end, 1, origins=ALL_ORIGINS
             )
         except TikTokError as exc:
             if not refuses_origins(exc):
                 raise
-            page = client.fetch_page(spec, advertiser_id, groups[0], start, end, 1)
+            return client.fetch_page(spec, advertiser_id, metrics, start, end, 1)
+
+    first = SMART_PLUS_SAMPLE if spec.ads_as_shown else groups[0]
+    try:
+        try:
+            page = sample(first)
+        except TikTokError as exc:
+            # metrics TikTok refuses at the level: asked again without them, as the run does
+            # (without campaign_automation_type, the run keeps creatives as rows: no ad_id_v2)
+            kept = [name for name in first if name not in rejected_metrics(exc)]
+            if len(kept) in (0, len(first)):
+                raise
+            page = sample(kept)
     except TikTokError as exc:
-        return entry | {"rows": None, "requests": None, "status": "error", "error": str(exc)}
+        return entry | {
+            "rows": None,
+            "requests": None,
+            "smart_plus_requests": None,
+            "status": "error",
+            "error": str(exc),
+        }
+    smart_plus = smart_plus_parts(spec, page, len(groups)) * len(groups)
     return entry | {
         "rows": page.total_number,
-        "requests": max(1, page.total_page) * len(groups),
+        "requests": max(1, page.total_page) * len(groups) + smart_plus,
+        "smart_plus_requests": smart_plus,
         "status": "success",
         "error": None,
     }

@@ -9,9 +9,11 @@ row count per table read back from BigQuery, then stops what it started (unless
 simulator's app credentials, discovers three advertisers, skips the closed one with its
 reason) and loads the account info and entity history tables before the reports.
 
-``--all-reports`` also loads every prebuilt report (audience, hourly, lifetime) and the custom
-reports of ``local_env/custom_reports.example.json`` over the same window, and lists every
-report type, its table and its row count.
+``--all-reports`` also loads every prebuilt report (audience, hourly, lifetime, the creatives
+of ``ad_creative``) and the custom reports of ``local_env/custom_reports.example.json`` over
+the same window, and lists every report type, its table and its row count. The simulated
+world has an Upgraded Smart+ campaign at the first advertiser, so TKT043 holds more rows
+(creatives) than TKT004 (ads).
 
 Then ``POST /views`` (the analysts' layer: README "Analysts' layer"; the run already made them,
 so every view answers ``unchanged``) and a cross-platform query: spend per account from
@@ -34,9 +36,12 @@ from local_env.bigquery_emulator import LocalBigQuery
 from local_env.stack import ROOT, ServiceProcess, SimulatorProcess, free_port, port_is_free
 
 STATE = ROOT / ".local"
-SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "2", "--token", "sim-token")
+# The first advertiser (and the third, with --all) also runs an Upgraded Smart+ campaign, whose
+# ads of 3 creatives each TKT004 holds as ads and TKT043 (ad_creative) as creatives.
+SMART_PLUS = ("--smart-plus-campaigns", "1", "--creatives", "3")
+SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "2", "--token", "sim-token", *SMART_PLUS)
 # --all: a third advertiser (seeded closed) and the simulator's default app credentials.
-ALL_SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "3", "--token", "sim-token")
+ALL_SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "3", "--token", "sim-token", *SMART_PLUS)
 APP_CREDENTIALS = {"TIKTOK_APP_ID": "1234567890", "TIKTOK_APP_SECRET": "sim-app-secret"}
 ENTITY_TYPES = ["advertiser_info", "campaigns", "adgroups", "ads"]
 CUSTOM_REPORTS = ROOT / "local_env" / "custom_reports.example.json"

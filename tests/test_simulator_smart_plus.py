@@ -1,7 +1,8 @@
 """The simulator's Upgraded Smart+ campaigns (docs/tiktok_api_gmv_smartplus.md §2): ``ad_id``
 reports a row per creative, ``ad_id_v2`` a row per ad (its creatives summed), both add up to
 the ad group level, and TikTok's stated refusals (no ``ad_id`` with ``ad_id_v2``, no
-``ad_ids`` with ``ad_ids_v2``) are answered with 40002."""
+``ad_ids`` with ``ad_ids_v2``) are answered with 40002. ``/ad/get/`` lists the creatives,
+``/smart_plus/ad/get/`` the ads, strictly as the SDK documents its parameters."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support.simulator_calls import params_for, report
+from tests.fixtures.simulator import SIM_TOKEN
+from tests.support.simulator_calls import params_for, report, session
 from tests.support.worlds import smart_plus_world
 from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator.metrics import AD, ADGROUP, CAMPAIGN
@@ -147,3 +149,66 @@ def test_ad_id_v2_over_http_with_its_filter(server: SimulatorServer, world: Worl
 def test_mixed_ad_ids_are_refused(server: SimulatorServer, world: World, overrides, message):
     body = report(server, params_for(world, AD, **overrides))
     assert body["code"] == 40002 and body["message"].startswith(message), body
+
+
+# --------------------------------------------------------------------------- the ad lists
+def _list(server: SimulatorServer, path: str, advertiser: str, **params) -> dict:
+    query = {"advertiser_id": advertiser, **params}
+    for name in ("filtering", "fields"):
+        if name in query:
+            query[name] = json.dumps(query[name])
+    response = session.get(
+        server.base_url + path, params=query, headers={"Access-Token": SIM_TOKEN}, timeout=10
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_ad_get_lists_creatives_and_smart_plus_ad_get_the_ads(server, world) -> None:
+    advertiser = world.advertiser_ids[0]
+    account = world.account(advertiser)
+    everything = {"primary_status": "STATUS_ALL"}
+    body = _list(server, "ad/get/", advertiser, filtering=everything, page_size=1000)
+    assert body["code"] == 0, body
+    listed = {ad["ad_id"] for ad in body["data"]["list"]}
+    creatives = {c.id for ad in account.smart_plus_ads for c in ad.ads}
+    assert len(creatives) == 12 and creatives <= listed  # /ad/get/ without ad_ids_v2
+    assert listed.isdisjoint(ad.id for ad in account.smart_plus_ads)
+    # /smart_plus/ad/get/: the 4 ads, in pages of at most 100
+    pages = [
+        _list(server, "smart_plus/ad/get/", advertiser, filtering=everything, page=p, page_size=3)
+        for p in (1, 2)
+    ]
+    assert [p["data"]["page_info"]["total_page"] for p in pages] == [2, 2]
+    ads = [ad for p in pages for ad in p["data"]["list"]]
+    assert sorted(ad["smart_plus_ad_id"] for ad in ads) == sorted(
+        ad.id for ad in account.smart_plus_ads
+    )
+    assert all(len(ad["creative_list"]) == 3 and "ad_id" not in ad for ad in ads)
+    one = account.smart_plus_ads[1]
+    for filtering in ({"smart_plus_ad_ids": [one.id]}, {"adgroup_ids": [one.adgroup_id]}):
+        body = _list(
+            server, "smart_plus/ad/get/", advertiser, filtering={**everything, **filtering}
+        )
+        assert one.id in {ad["smart_plus_ad_id"] for ad in body["data"]["list"]}
+        assert all(ad["adgroup_id"] == one.adgroup_id for ad in body["data"]["list"])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"filtering": {"ad_ids": ["1"]}}, "filtering: Unknown field(s): ['ad_ids']."),
+        (
+            {"filtering": {"campaign_system_origins": ["PROMOTE"]}},
+            "filtering: Unknown field(s): ['campaign_system_origins'].",
+        ),
+        (
+            {"page_size": 101},
+            "page_size: Must be greater than or equal to 1 and less than or equal to 100.",
+        ),
+        ({"fields": ["ad_id"]}, "fields: Invalid fields: ['ad_id']."),
+    ],
+)
+def test_smart_plus_ad_get_refuses_what_tiktok_does_not_take(server, world, params, message):
+    body = _list(server, "smart_plus/ad/get/", world.advertiser_ids[0], **params)
+    assert (body["code"], body["message"]) == (40002, message)

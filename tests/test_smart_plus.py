@@ -4,18 +4,21 @@ TKT004 holds one row per ad as Ads Manager shows it: a classic ad by its ``ad_id
 Upgraded Smart+ ad by its ``ad_id_v2`` (its creatives summed, read by ``ad_id_v2`` for the
 campaigns whose creatives the ``ad_id`` rows show); its spend equals the ad group level.
 ``ad_creative`` (TKT043) holds TikTok's ``ad_id`` rows, each creative with its ``ad_id_v2``.
-An account without Upgraded Smart+ costs no request more.
+An account without Upgraded Smart+ costs no request more. The ads history (TKT013) holds the
+Upgraded Smart+ ads (``/smart_plus/ad/get/``) as ads, keyed like TKT004, and not their
+creatives (which ``/ad/get/`` lists).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 
 from controller.reports import registry
+from controller.tiktok.entities import ENTITIES
 from controller.tiktok.origins import ALL_ORIGINS
 from main import create_app
 from tests.fixtures.service import service_settings_for
@@ -24,7 +27,8 @@ from tests.support.truth import by_key, typed_cell
 from tests.support.warehouse import table_rows
 from tests.support.worlds import smart_plus_world
 from tiktok_simulator import SimulatorServer, World
-from tiktok_simulator.metrics import ADGROUP
+from tiktok_simulator.entities import SMART_PLUS_AD
+from tiktok_simulator.metrics import AD, ADGROUP
 from tiktok_simulator.report import served_rows
 
 START, END = date(2025, 5, 1), date(2025, 6, 9)  # 40 days: two request windows
@@ -196,3 +200,187 @@ def test_ads_read_by_ad_id_v2_shrink_like_the_rest_on_40067(server, world):
     assert [(r.status, r.warnings) for r in results] == [("success", [])]
     got = tables[("ad", smart)].drop_columns(["_extracted_at"]).to_pylist()
     assert by_key(AD_SPEC, got) == by_key(AD_SPEC, _core(AD_SPEC, ad_truth(world, smart)))
+
+
+def test_tkt013_holds_smart_plus_ads_as_ads_beside_classic_ones(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    before = server.stats(include_log=False)["by_path"]
+    body = _run(app, bq_client, bq_dataset, world.advertiser_ids, ["ads", "ad", "ad_creative"])
+    assert body["errors_count"] == 0, body
+    history = ENTITIES["ads"]
+    loaded = {
+        (r["_advertiser_id"], r["ad_id"]): r
+        for r in table_rows(bq_client, bq_dataset, history.table)
+    }
+    book, as_of = server.app.entity_book, server.app.as_of()
+    expected: dict[tuple[str, str], dict] = {}
+    for advertiser in world.advertiser_ids:
+        account = world.account(advertiser)
+        creatives = {c.id for ad in account.smart_plus_ads for c in ad.ads}
+        for obj in book.objects(advertiser, AD, as_of):
+            if obj["ad_id"] not in creatives:
+                expected[(advertiser, obj["ad_id"])] = obj
+        for obj in book.objects(advertiser, SMART_PLUS_AD, as_of):
+            expected[(advertiser, obj["smart_plus_ad_id"])] = obj
+    assert loaded.keys() == expected.keys()
+    smart = world.advertiser_ids[0]
+    smart_rows = [
+        r for r in loaded.values() if r["campaign_automation_type"] == "UPGRADED_SMART_PLUS"
+    ]
+    # count = the ads, not their 3 creatives each
+    assert len(smart_rows) == len(world.account(smart).smart_plus_ads) == 4
+    for row in smart_rows:
+        obj = expected[(row["_advertiser_id"], row["ad_id"])]
+        assert row["ad_id_v2"] == row["ad_id"] == obj["smart_plus_ad_id"]
+        assert (row["ad_name"], row["adgroup_id"], row["campaign_id"], row["secondary_status"]) == (
+            obj["ad_name"],
+            obj["adgroup_id"],
+            obj["campaign_id"],
+            obj["secondary_status"],
+        )
+        # one text, call to action and landing page: in the classic ad's columns
+        (url,), (text,) = obj["landing_page_url_list"], obj["ad_text_list"]
+        assert (row["landing_page_url"], row["ad_text"]) == (
+            url["landing_page_url"],
+            text["ad_text"],
+        )
+        assert row["call_to_action"] == obj["call_to_action_list"][0]["call_to_action"]
+    classic_rows = [r for r in loaded.values() if r["campaign_automation_type"] is None]
+    assert len(classic_rows) == len(loaded) - 4 and all(r["ad_id_v2"] is None for r in classic_rows)
+    # TKT004's ads are TKT013's; TKT043's creatives are not
+    reported = {(r["_advertiser_id"], r["ad_id"]) for r in _loaded(bq_client, bq_dataset, AD_SPEC)}
+    assert reported <= loaded.keys()
+    creative_rows = _loaded(bq_client, bq_dataset, CREATIVES)
+    made_of = {
+        (r["_advertiser_id"], r["ad_id"])
+        for r in creative_rows
+        if r["campaign_automation_type"] == "UPGRADED_SMART_PLUS_CREATIVE"
+    }
+    assert made_of and made_of.isdisjoint(loaded)
+    # one /smart_plus/ad/get/ request per advertiser, with or without Smart+ campaigns
+    after = server.stats(include_log=False)["by_path"]
+    path = next(p for p in after if p.endswith("smart_plus/ad/get/"))
+    assert after[path] - before.get(path, 0) == 2
+
+
+def test_plan_counts_the_ad_id_v2_requests_a_run_makes(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    span = {"start_date": START.isoformat(), "end_date": date(2025, 5, 30).isoformat()}
+    advertisers, reports = list(world.advertiser_ids), ["ad", "ad_creative"]
+    asked = {"access_token": "sim-token", "advertiser_ids": advertisers, "report_types": reports}
+    plan = app.post("/plan", json={**asked, **span})
+    assert plan.status_code == 200, plan.get_json()
+    planned = {(i["advertiser_id"], i["report_type"]): i for i in plan.get_json()["items"]}
+    groups = planned[(advertisers[0], "ad")]["metric_groups"]
+    # 2 Smart+ campaigns: one part of ad_id_v2 requests per metric group; none without them
+    assert [planned[(a, "ad")]["smart_plus_requests"] for a in advertisers] == [groups, 0]
+    path = next(p for p in server.stats(include_log=False)["by_path"] if "report/" in p)
+    before = server.stats(include_log=False)["by_path"][path]
+    run = app.post(
+        "/run",
+        json={
+            **asked,
+            **span,
+            "project_id": bq_client.project,
+            "dataset_id": bq_dataset,
+            "if_exists": "replace",
+        },
+    )
+    assert run.status_code == 200, run.get_json()
+    counted = server.stats(include_log=False)["by_path"][path] - before
+    done = {
+        (r["advertiser_id"], r["report_type"]): r["requests"] for r in run.get_json()["results"]
+    }
+    assert done == {key: item["requests"] for key, item in planned.items()}
+    assert counted == sum(item["requests"] for item in planned.values())
+
+
+def test_an_app_without_the_smart_plus_permission_keeps_its_ads_history(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    smart = world.advertiser_ids[0]
+    server.configure(smart_plus_scope=False)  # /smart_plus/ad/get/ answers 40001
+    try:
+        body = _run(app, bq_client, bq_dataset, [smart], ["ads"])
+    finally:
+        server.configure(smart_plus_scope=True)
+    assert body["errors_count"] == 0, body
+    (item,) = body["results"]
+    (warning,) = item["warnings"]
+    assert warning.startswith("TikTok refused to list Upgraded Smart+ ads (TikTok API error 40001")
+    assert warning.endswith(
+        "the creatives of such campaigns are listed as ads, as before Upgraded Smart+"
+    )
+    # as before: every /ad/get/ object, the creatives included
+    book, as_of = server.app.entity_book, server.app.as_of()
+    loaded = {r["ad_id"] for r in table_rows(bq_client, bq_dataset, ENTITIES["ads"].table)}
+    assert loaded == {obj["ad_id"] for obj in book.objects(smart, AD, as_of)}
+
+
+def test_plan_of_a_tiktok_refusing_campaign_automation_type_counts_no_ad_id_v2(
+    server, world, local_bigquery
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    body = {
+        "access_token": "sim-token",
+        "advertiser_ids": [world.advertiser_ids[0]],
+        "report_types": ["ad", "ad_creative"],
+        "start_date": START.isoformat(),
+        "end_date": date(2025, 5, 30).isoformat(),
+    }
+    server.configure(refused_metrics={"AUCTION_AD": ["campaign_automation_type"]})
+    try:
+        response = app.post("/plan", json=body)
+    finally:
+        server.configure(refused_metrics={})
+    assert response.status_code == 200, response.get_json()
+    ad, creatives = response.get_json()["items"]
+    # the run then keeps the creatives as rows: the ad report costs what ad_creative does
+    assert (ad["status"], ad["smart_plus_requests"]) == ("success", 0)
+    assert (ad["rows"], ad["requests"]) == (creatives["rows"], creatives["requests"])
+
+
+def test_a_renamed_smart_plus_ad_adds_one_version(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    app = create_app(service_settings_for(server, local_bigquery)).test_client()
+    smart = world.advertiser_ids[0]
+    book = server.app.entity_book
+    change = next(
+        c for c in book.changes(smart) if c.level == SMART_PLUS_AD and c.kind == "renamed"
+    )
+    creatives = {c.id for ad in world.account(smart).smart_plus_ads for c in ad.ads}
+
+    def ads_on(day: date) -> dict[str, dict]:
+        """What TKT013 should hold on ``day``: the classic ads and the Smart+ ads."""
+        out = {o["ad_id"]: o for o in book.objects(smart, AD, day) if o["ad_id"] not in creatives}
+        return out | {o["smart_plus_ad_id"]: o for o in book.objects(smart, SMART_PLUS_AD, day)}
+
+    before, after = ads_on(change.day - timedelta(days=1)), ads_on(change.day)
+    changed = {i for i, o in after.items() if before.get(i) != o}
+    assert change.object_id in changed
+    added = []
+    try:
+        for day in (change.day - timedelta(days=1), change.day):
+            server.configure(as_of=day.isoformat())
+            body = _run(app, bq_client, bq_dataset, [smart], ["ads"])
+            assert body["errors_count"] == 0, body
+            added.append(body["total_inserted_rows"])
+    finally:
+        server.configure(as_of=None)
+    assert added == [len(before), len(changed)]
+    history = ENTITIES["ads"].table
+    versions = sorted(
+        table_rows(bq_client, bq_dataset, history, f"ad_id = '{change.object_id}'"),
+        key=lambda r: r["valid_from"],
+    )
+    assert [(v["ad_name"], v["is_current"]) for v in versions] == [
+        (before[change.object_id]["ad_name"], False),
+        (after[change.object_id]["ad_name"], True),
+    ]
+    assert versions[1]["ad_name"].endswith(" (edited)")

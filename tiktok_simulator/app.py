@@ -133,6 +133,9 @@ class Settings:
     # Advertisers whose GMV Max permission is revoked now, beside the world's (40001 on both
     # GMV Max endpoints): an account that loses it in the middle of a history.
     gmv_max_revoked_advertisers: list[str] = field(default_factory=list)
+    # Whether the app holds the Upgraded Smart+ ads permission: without it,
+    # /smart_plus/ad/get/ answers 40001 (the reports still show the creatives and ads).
+    smart_plus_scope: bool = True
 
     def update(self, key: str, value: Any) -> None:
         if key in ("qps", "qpm", "throttle_threshold", "attribution_days"):
@@ -165,7 +168,14 @@ class Settings:
             value = None if value is None else float(value)
             if value is not None and value < 0:
                 raise ValueError(f"{key} must be >= 0")
-        elif key in ("rate_limit", "count_rejected", "sandbox", "mixed_origins", "sparse_parts"):
+        elif key in (
+            "rate_limit",
+            "count_rejected",
+            "sandbox",
+            "mixed_origins",
+            "sparse_parts",
+            "smart_plus_scope",
+        ):
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be a boolean")
         elif key == "worded_metrics":
@@ -682,6 +692,10 @@ class SimulatorApp:
     def _entity_list(self, level: str, params: dict[str, str], token: str) -> Outcome:
         query = entities.parse_entity_query(level, params)
         self._authorise(token, [query.advertiser_id])
+        if level == entities.SMART_PLUS_AD and not self.settings.smart_plus_scope:
+            raise errors.ApiError(
+                errors.NO_PERMISSION, "No permission to operate Upgraded Smart+ ads of this app."
+            )
         rows = entities.select(self.entity_book, query, self.as_of())
         data = entities.page_of(rows, query)
         return Outcome(json_reply(errors.OK, "OK", data), code=errors.OK, rows=len(data["list"]))

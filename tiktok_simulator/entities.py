@@ -1,6 +1,12 @@
 """Account info and the entity list endpoints: ``/advertiser/info/``, ``/campaign/get/``,
-``/adgroup/get/`` and ``/ad/get/`` (docs/tiktok_api_beyond.md §1.2, §7, §8, §9;
-docs/tiktok_api_reference.md §5.2).
+``/adgroup/get/``, ``/ad/get/`` and ``/smart_plus/ad/get/``
+(docs/tiktok_api_beyond.md §1.2, §7, §8, §9; docs/tiktok_api_reference.md §5.2;
+docs/tiktok_api_gmv_smartplus.md §2).
+
+Upgraded Smart+ ads are listed by ``/smart_plus/ad/get/`` only (``smart_plus_ad_id``, the
+reports' ``ad_id_v2``; filters as the SDK's ``FilteringSmartPlusAdGet``: no ``ad_ids``, no
+name, no origins; pages of at most 100); ``/ad/get/`` lists their creatives, as TikTok's does
+without ``ad_ids_v2``, beside the classic ads.
 
 Objects come from the world (``World.account``); what they look like on a given day is a
 pure function of the world's seed and the simulator's "as of" day, so history can be tested:
@@ -35,6 +41,12 @@ from .world import Entity, World, hash_of
 PROMOTE, REGULAR = "PROMOTE", "TT_ADS_PLATFORM"
 ORIGINS = (PROMOTE, REGULAR)
 MAX_PAGE_SIZE = 1000
+# Not a report data level: the Upgraded Smart+ ads ``/smart_plus/ad/get/`` lists
+# (docs/tiktok_api_gmv_smartplus.md §2); their creatives are what ``/ad/get/`` lists.
+SMART_PLUS_AD = "SMART_PLUS_AD"
+# TikTok states no page_size range for /smart_plus/ad/get/; its other Smart+ endpoints take
+# 1-100, and the simulator takes that strict side.
+MAX_SMART_PLUS_PAGE_SIZE = 100
 MAX_FILTER_IDS = 100
 MAX_INFO_IDS = 100
 
@@ -190,9 +202,15 @@ class _AccountObjects:
     campaigns: list[Node] = field(default_factory=list)
     adgroups: list[Node] = field(default_factory=list)
     ads: list[Node] = field(default_factory=list)
+    smart_plus_ads: list[Node] = field(default_factory=list)
 
     def level(self, level: str) -> list[Node]:
-        return {CAMPAIGN: self.campaigns, ADGROUP: self.adgroups, AD: self.ads}[level]
+        return {
+            CAMPAIGN: self.campaigns,
+            ADGROUP: self.adgroups,
+            AD: self.ads,
+            SMART_PLUS_AD: self.smart_plus_ads,
+        }[level]
 
 
 def _is_promote(entity: Entity) -> bool:
@@ -240,6 +258,11 @@ class EntityBook:
         for entity in account.ads:
             parent = adgroups[entity.adgroup_id or ""]
             out.ads.append(Node(AD, entity, parent.origin, parent.campaign, parent))
+        for entity in account.smart_plus_ads:
+            parent = adgroups[entity.adgroup_id or ""]
+            out.smart_plus_ads.append(
+                Node(SMART_PLUS_AD, entity, parent.origin, parent.campaign, parent)
+            )
         if not any(n.origin == PROMOTE for n in out.campaigns):
             self._add_promote(advertiser_id, account.advertiser.key, out)
         return out
@@ -289,7 +312,7 @@ class EntityBook:
         if kind_index >= len(CHANGE_KINDS):
             return None
         kind = CHANGE_KINDS[kind_index]
-        if kind == "budget_raised" and node.level == AD:
+        if kind == "budget_raised" and node.level in (AD, SMART_PLUS_AD):
             kind = "renamed"
         day = self.world.start + timedelta(days=(key >> 28) % self._span)
         return Change(node.level, node.id, kind, day)
@@ -299,7 +322,7 @@ class EntityBook:
         objects = self._account(advertiser_id)
         found = [
             c
-            for level in (CAMPAIGN, ADGROUP, AD)
+            for level in (CAMPAIGN, ADGROUP, AD, SMART_PLUS_AD)
             for n in objects.level(level)
             if (c := self.change(n)) is not None
         ]
@@ -348,7 +371,7 @@ class EntityBook:
         chain = [n for n in (node.campaign, node.adgroup) if n is not None]
         parent_deleted = [n.level for n in chain if state(n)["deleted"]]
         deleted = own["deleted"] or bool(parent_deleted)
-        prefix = {CAMPAIGN: "CAMPAIGN", ADGROUP: "ADGROUP", AD: "AD"}[node.level]
+        prefix = _STATUS_PREFIX[node.level]
         if own["deleted"]:
             secondary = f"{prefix}_STATUS_DELETE"
         elif parent_deleted:
@@ -373,6 +396,8 @@ class EntityBook:
             "create_time": _fmt(self.created(node)),
             "modify_time": _fmt(own["modified"]),
         }
+        if node.level == SMART_PLUS_AD:
+            return self._smart_plus_fields(node, row, own, deleted)
         if node.level in (ADGROUP, AD):
             row["adgroup_id"] = entity.adgroup_id
             row["adgroup_name"] = state(node.adgroup)["name"] if node.adgroup else own["name"]
@@ -458,6 +483,41 @@ class EntityBook:
         return row
 
     @staticmethod
+    def _smart_plus_fields(
+        node: Node, row: dict[str, Any], own: dict[str, Any], deleted: bool
+    ) -> dict[str, Any]:
+        """An Upgraded Smart+ ad as ``/smart_plus/ad/get/`` lists it: its own id
+        (``smart_plus_ad_id``, the ``ad_id_v2`` of the reports), no campaign or ad group name,
+        and its creatives, texts, calls to action and landing pages as lists."""
+        entity, attrs = node.entity, node.entity.attributes
+        del row["campaign_name"]
+        creatives = [
+            {
+                "creative_info": {
+                    "ad_material_name": creative.name,
+                    "identity_type": "CUSTOMIZED_USER",
+                    "identity_id": str(7_000_000_000_000_000_000 + creative.key % 10**6),
+                    "video_info": {"video_id": f"v10044g50000{creative.key % 10**12:012d}"},
+                },
+                "material_operation_status": "ENABLE",
+            }
+            for creative in entity.ads
+        ]
+        row.update(
+            adgroup_id=entity.adgroup_id,
+            smart_plus_ad_id=entity.id,
+            ad_name=own["name"],
+            creative_list=creatives,
+            ad_text_list=[{"ad_text": attrs.get("ad_text")}],
+            call_to_action_list=[{"call_to_action": attrs.get("call_to_action")}],
+            landing_page_url_list=[{"landing_page_url": attrs.get("ad_url")}],
+            ad_configuration={"dark_post_status": "ON"},
+            _origin=node.origin,
+            _deleted=deleted,
+        )
+        return row
+
+    @staticmethod
     def _promote_fields(node: Node, row: dict[str, Any]) -> dict[str, Any]:
         """The reduced field sets of Promote objects (docs/tiktok_api_beyond.md §1.2)."""
         keep = ["advertiser_id", "campaign_id", "create_time", "campaign_name"]
@@ -482,11 +542,25 @@ class EntityBook:
 
 
 # --------------------------------------------------------------------------- requests
-LEVEL_OF_PATH = {"campaign/get/": CAMPAIGN, "adgroup/get/": ADGROUP, "ad/get/": AD}
+LEVEL_OF_PATH = {
+    "campaign/get/": CAMPAIGN,
+    "adgroup/get/": ADGROUP,
+    "ad/get/": AD,
+    "smart_plus/ad/get/": SMART_PLUS_AD,
+}
+ID_FIELD = {
+    CAMPAIGN: "campaign_id",
+    ADGROUP: "adgroup_id",
+    AD: "ad_id",
+    SMART_PLUS_AD: "smart_plus_ad_id",
+}
+_STATUS_PREFIX = {CAMPAIGN: "CAMPAIGN", ADGROUP: "ADGROUP", AD: "AD", SMART_PLUS_AD: "AD"}
 ID_FILTERS = {
     CAMPAIGN: ("campaign_ids",),
     ADGROUP: ("campaign_ids", "adgroup_ids"),
     AD: ("campaign_ids", "adgroup_ids", "ad_ids"),
+    # the SDK's FilteringSmartPlusAdGet: no ad_ids, no name, no campaign_system_origins
+    SMART_PLUS_AD: ("campaign_ids", "adgroup_ids", "smart_plus_ad_ids"),
 }
 NAME_FILTER = {CAMPAIGN: "campaign_name", ADGROUP: "adgroup_name", AD: "ad_name"}
 OTHER_FILTERS = {
@@ -496,6 +570,7 @@ OTHER_FILTERS = {
               "creative_material_mode", "optimization_goal", "buying_types"},
     AD: {"objective_type", "destination", "creative_material_mode", "optimization_goal",
          "buying_types"},
+    SMART_PLUS_AD: {"objective_type", "optimization_goal"},
 }  # fmt: skip
 PRIMARY_STATUSES = (
     "STATUS_ALL",
@@ -578,7 +653,8 @@ def parse_entity_query(level: str, params: Mapping[str, str]) -> EntityQuery:
         if any(v != "NULL_FIELD" for v in excluded):
             raise param_error("exclude_field_types_in_response: Must be one of: NULL_FIELD.")
     page = _int(params, "page", 1, 1, None)
-    page_size = _int(params, "page_size", 10, 1, MAX_PAGE_SIZE)
+    largest = MAX_SMART_PLUS_PAGE_SIZE if level == SMART_PLUS_AD else MAX_PAGE_SIZE
+    page_size = _int(params, "page_size", 10, 1, largest)
     filtering: dict[str, Any] = {}
     if "filtering" in params:
         try:
@@ -588,9 +664,10 @@ def parse_entity_query(level: str, params: Mapping[str, str]) -> EntityQuery:
         if not isinstance(filtering, dict):  # an object here, unlike the report's list
             raise param_error("filtering: Not a valid mapping type.")
     allowed = {
-        *ID_FILTERS[level], NAME_FILTER[level], "campaign_system_origins", "primary_status",
-        "secondary_status", "creation_filter_start_time", "creation_filter_end_time",
-        *OTHER_FILTERS[level], *(("modified_after",) if level == AD else ()),
+        *ID_FILTERS[level], "primary_status", "secondary_status", "creation_filter_start_time",
+        "creation_filter_end_time", *OTHER_FILTERS[level],
+        *(("modified_after",) if level in (AD, SMART_PLUS_AD) else ()),
+        *((NAME_FILTER[level], "campaign_system_origins") if level in NAME_FILTER else ()),
     }  # fmt: skip
     unknown = sorted(set(filtering) - allowed)
     if unknown:
@@ -606,7 +683,7 @@ def parse_entity_query(level: str, params: Mapping[str, str]) -> EntityQuery:
     primary = filtering.get("primary_status", "STATUS_NOT_DELETE")
     if primary not in PRIMARY_STATUSES or (primary == "STATUS_TIME_DONE" and level == CAMPAIGN):
         raise param_error("filtering.primary_status: Invalid enum value.")
-    prefix = {CAMPAIGN: "CAMPAIGN", ADGROUP: "ADGROUP", AD: "AD"}[level]
+    prefix = _STATUS_PREFIX[level]
     secondary = filtering.get("secondary_status")
     if secondary is not None and (
         not isinstance(secondary, str) or not secondary.startswith(prefix + "_STATUS_")
@@ -623,7 +700,7 @@ def parse_entity_query(level: str, params: Mapping[str, str]) -> EntityQuery:
             if len(values) > MAX_FILTER_IDS:
                 raise param_error(f"filtering.{name}: Longer than maximum length {MAX_FILTER_IDS}.")
             ids[name] = set(values)
-    name_filter = filtering.get(NAME_FILTER[level])
+    name_filter = filtering.get(NAME_FILTER.get(level, ""))
     return EntityQuery(
         advertiser_id=advertiser_id,
         level=level,
@@ -688,12 +765,7 @@ def select(book: EntityBook, query: EntityQuery, as_of: date) -> list[dict[str, 
             if modified is None or modified < query.modified_after:
                 continue
         rows.append(row)
-    rows.sort(
-        key=lambda r: int(
-            r[{CAMPAIGN: "campaign_id", ADGROUP: "adgroup_id", AD: "ad_id"}[query.level]]
-        ),
-        reverse=True,
-    )
+    rows.sort(key=lambda r: int(r[ID_FIELD[query.level]]), reverse=True)
     public = []
     for row in rows:
         item = {k: v for k, v in row.items() if not k.startswith("_")}
@@ -740,5 +812,10 @@ ENTITY_FIELDS: dict[str, frozenset[str]] = {
          "call_to_action", "landing_page_url", "display_name", "video_id", "image_ids",
          "identity_type", "identity_id", "tracking_pixel_id", "optimization_event", "is_aco",
          "creative_type"}
+    ),
+    SMART_PLUS_AD: frozenset(
+        {"advertiser_id", "campaign_id", "adgroup_id", "smart_plus_ad_id", "ad_name",
+         "operation_status", "secondary_status", "create_time", "modify_time", "creative_list",
+         "ad_text_list", "call_to_action_list", "landing_page_url_list", "ad_configuration"}
     ),
 }  # fmt: skip

@@ -4,6 +4,14 @@ One ``EntitySpec`` per level says where the objects come from, where they go and
 fields are typed columns; ``EntityReader`` pages every (advertiser, level, origin) to the
 end and streams each page, as a typed Arrow table, to a sink. Nothing holds an account.
 
+Upgraded Smart+ ads (docs/tiktok_api_gmv_smartplus.md §2) are listed by their own endpoint,
+``/smart_plus/ad/get/``, before ``/ad/get/``: an ads history then holds each as an ad
+(``ad_id`` = ``ad_id_v2`` = its ``smart_plus_ad_id``, ``campaign_automation_type``
+``UPGRADED_SMART_PLUS``), and leaves out what ``/ad/get/`` lists for their ad groups, which
+are their creatives (the creative report, ``ad_creative``, holds those with their ad). One
+request per advertiser more, with or without Smart+ campaigns: none of the other listings
+says whether an account has them.
+
 Every object of an account is read: all statuses (``primary_status: STATUS_ALL``, so deleted
 objects too) and both origins, regular and Promote. TikTok hides Promote objects unless
 ``campaign_system_origins`` asks for them, and no source says whether one request may ask for
@@ -19,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +36,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from controller.tiktok.client import TikTokClient, TikTokError
+from controller.tiktok.client import TikTokApiError, TikTokClient, TikTokError
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +113,17 @@ _AD = (
     ("tracking_pixel_id", S),
     ("optimization_event", S),
     ("is_aco", B),
+    # set on Upgraded Smart+ ads (their smart_plus_ad_id); null on classic ads, whose
+    # /ad/get/ object carries neither
+    ("ad_id_v2", S),
+    ("campaign_automation_type", S),
+)
+SMART_PLUS_ADS = "UPGRADED_SMART_PLUS"
+SMART_PLUS_PAGE_SIZE = 100
+NO_PERMISSION = 40001  # docs/tiktok_api_reference.md §4
+SMART_PLUS_UNREADABLE = (
+    "TikTok refused to list Upgraded Smart+ ads ({detail}): the app lacks that permission, "
+    "so the creatives of such campaigns are listed as ads, as before Upgraded Smart+"
 )
 META: tuple[tuple[str, pa.DataType], ...] = (
     ("_raw", S),
@@ -124,6 +143,9 @@ class EntitySpec:
     table: str
     id_field: str
     fields: tuple[tuple[str, pa.DataType], ...]
+    # the Upgraded Smart+ objects of this level, listed first (their ad groups' objects on
+    # ``path`` are their creatives, left out)
+    smart_plus_path: str | None = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -152,7 +174,14 @@ ENTITIES: dict[str, EntitySpec] = {
             "adgroup_id",
             (*_COMMON, *_ADGROUP),
         ),
-        EntitySpec("ads", "ad/get/", "TKT013_TIKTOK_ADS_AD_HISTORY", "ad_id", (*_COMMON, *_AD)),
+        EntitySpec(
+            "ads",
+            "ad/get/",
+            "TKT013_TIKTOK_ADS_AD_HISTORY",
+            "ad_id",
+            (*_COMMON, *_AD),
+            smart_plus_path="smart_plus/ad/get/",
+        ),
     )
 }
 
@@ -226,6 +255,39 @@ def typed_rows(
     return pa.table(columns, schema=spec.schema)
 
 
+# A Smart+ ad's lists whose one value fills the ad's column (several: null, the list in _raw).
+_SINGLE_VALUES = {
+    "ad_text": ("ad_text_list", "ad_text"),
+    "call_to_action": ("call_to_action_list", "call_to_action"),
+    "landing_page_url": ("landing_page_url_list", "landing_page_url"),
+}
+
+
+def _single(items: Any, key: str) -> Any:
+    values = {i.get(key) for i in items if isinstance(i, dict)} if isinstance(items, list) else ()
+    return next(iter(values)) if len(values) == 1 else None
+
+
+def as_ad(smart_plus_ad: Any) -> Any:
+    """An Upgraded Smart+ ad of ``/smart_plus/ad/get/`` as a row of the ads history: keyed
+    by its ``smart_plus_ad_id`` (the reports' ``ad_id_v2``), which is also its ``ad_id``;
+    a text, call to action or landing page it has one of fills the classic ad's column."""
+    if not isinstance(smart_plus_ad, dict):
+        return smart_plus_ad
+    ad_id = smart_plus_ad.get("smart_plus_ad_id")
+    single = {
+        column: _single(smart_plus_ad.get(name), key)
+        for column, (name, key) in _SINGLE_VALUES.items()
+    }
+    return {
+        **{k: v for k, v in single.items() if v is not None},
+        **smart_plus_ad,
+        "ad_id": ad_id,
+        "ad_id_v2": ad_id,
+        "campaign_automation_type": SMART_PLUS_ADS,
+    }
+
+
 # --------------------------------------------------------------------------- reading
 @dataclass
 class EntityResult:
@@ -234,6 +296,7 @@ class EntityResult:
     rows: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -270,16 +333,131 @@ class EntityReader:
             for spec in specs
             for adv in advertiser_ids
         }
+        # (advertiser, level) -> the Upgraded Smart+ ad groups, whose objects on the level's
+        # own endpoint are creatives; listed first, so those listings can leave them out
+        smart_plus: dict[tuple[str, str], set[str]] = {}
+        first = [(adv, spec) for spec in specs if spec.smart_plus_path for adv in advertiser_ids]
         tasks = [
             (adv, spec, origin) for spec in specs for adv in advertiser_ids for origin in ORIGINS
         ]
         with ThreadPoolExecutor(self.workers, thread_name_prefix="tiktok-entities") as pool:
             for _ in pool.map(
-                lambda t: self._list(t[0], t[1], t[2], results[(t[0], t[1].report_type)], sink),
-                tasks,
+                lambda t: self._smart_plus(
+                    t[0], t[1], results[(t[0], t[1].report_type)], smart_plus, sink
+                ),
+                first,
+            ):
+                pass
+            for _ in pool.map(
+                lambda t: self._list(
+                    t[0],
+                    t[1],
+                    t[2],
+                    results[(t[0], t[1].report_type)],
+                    sink,
+                    smart_plus.get((t[0], t[1].report_type), set()),
+                ),
+                [t for t in tasks if results[(t[0], t[1].report_type)].ok],
             ):
                 pass
         return list(results.values())
+
+    def _pages(
+        self, path: str, advertiser_id: str, filtering: dict[str, Any], page_size: int
+    ) -> Iterator[list[Any]]:
+        """Every page of one listing, to the last (``page_info.total_page``)."""
+        page_number, total_page = 1, 1
+        while page_number <= min(total_page, MAX_PAGES):
+            page = self.client.get(
+                path,
+                {
+                    "advertiser_id": advertiser_id,
+                    "filtering": filtering,
+                    "page": page_number,
+                    "page_size": page_size,
+                },
+                advertiser_id=advertiser_id,
+                deadline=self.deadline,
+            )
+            yield page.rows
+            total_page = page.total_page
+            page_number += 1
+
+    def _read(
+        self,
+        what: str,
+        pages: Iterable[list[Any]],
+        spec: EntitySpec,
+        advertiser_id: str,
+        origin: str,
+        result: EntityResult,
+        sink: Callable[[EntitySpec, str, pa.Table], None],
+        refused: Callable[[TikTokApiError], bool] = lambda _: False,
+    ) -> None:
+        """Type each page and hand it to ``sink``; a failure becomes the item's error, but
+        one ``refused`` says may be lived with, a warning."""
+        try:
+            for rows in pages:
+                table = typed_rows(spec, rows, advertiser_id, origin, self.extracted_at)
+                sink(spec, advertiser_id, table)
+                with self._lock:
+                    result.requests += 1
+                    result.rows += table.num_rows
+        except TikTokApiError as exc:
+            with self._lock:
+                if refused(exc):
+                    result.warnings.append(SMART_PLUS_UNREADABLE.format(detail=exc.detail))
+                else:
+                    result.errors.append(f"{what}: {exc.detail}")
+        except TikTokError as exc:
+            with self._lock:
+                result.errors.append(f"{what}: {exc.detail}")
+        except Exception as exc:  # a bug must fail this item, not the whole run
+            log.exception("entity listing failed")
+            with self._lock:
+                result.errors.append(f"{what}: {type(exc).__name__}: {exc}")
+
+    def _smart_plus(
+        self,
+        advertiser_id: str,
+        spec: EntitySpec,
+        result: EntityResult,
+        found: dict[tuple[str, str], set[str]],
+        sink: Callable[[EntitySpec, str, pa.Table], None],
+    ) -> None:
+        """The level's Upgraded Smart+ objects (every status) as its rows; their ad groups
+        go to ``found``. They are never Promote objects: the endpoint has no origin filter."""
+        assert spec.smart_plus_path is not None
+        adgroups: set[str] = set()
+        listing = self._pages(
+            spec.smart_plus_path,
+            advertiser_id,
+            {"primary_status": "STATUS_ALL"},
+            SMART_PLUS_PAGE_SIZE,
+        )
+
+        def ads() -> Iterator[list[Any]]:
+            for rows in listing:
+                objects = [as_ad(o) for o in rows]
+                adgroups.update(
+                    str(o["adgroup_id"])
+                    for o in objects
+                    if isinstance(o, dict) and o.get("adgroup_id")
+                )
+                yield objects
+
+        self._read(
+            "Upgraded Smart+ ads",
+            ads(),
+            spec,
+            advertiser_id,
+            ORIGINS[0],
+            result,
+            sink,
+            refused=lambda exc: exc.code == NO_PERMISSION and not adgroups,
+        )
+        with self._lock:
+            found[(advertiser_id, spec.report_type)] = adgroups
 
     def _list(
         self,
@@ -288,33 +466,17 @@ class EntityReader:
         origin: str,
         result: EntityResult,
         sink: Callable[[EntitySpec, str, pa.Table], None],
+        skip_adgroups: set[str],
     ) -> None:
         filtering = {"primary_status": "STATUS_ALL", "campaign_system_origins": [origin]}
-        page_number, total_page = 1, 1
-        try:
-            while page_number <= min(total_page, MAX_PAGES):
-                page = self.client.get(
-                    spec.path,
-                    {
-                        "advertiser_id": advertiser_id,
-                        "filtering": filtering,
-                        "page": page_number,
-                        "page_size": self.page_size,
-                    },
-                    advertiser_id=advertiser_id,
-                    deadline=self.deadline,
-                )
-                table = typed_rows(spec, page.rows, advertiser_id, origin, self.extracted_at)
-                sink(spec, advertiser_id, table)
-                with self._lock:
-                    result.requests += 1
-                    result.rows += table.num_rows
-                total_page = page.total_page
-                page_number += 1
-        except TikTokError as exc:
-            with self._lock:
-                result.errors.append(f"{origin} objects: {exc.detail}")
-        except Exception as exc:  # a bug must fail this item, not the whole run
-            log.exception("entity listing failed")
-            with self._lock:
-                result.errors.append(f"{origin} objects: {type(exc).__name__}: {exc}")
+        listing = self._pages(spec.path, advertiser_id, filtering, self.page_size)
+        if skip_adgroups:  # the creatives of Upgraded Smart+ ads: not ads of their own
+            listing = (
+                [
+                    o
+                    for o in rows
+                    if not (isinstance(o, dict) and str(o.get("adgroup_id")) in skip_adgroups)
+                ]
+                for rows in listing
+            )
+        self._read(f"{origin} objects", listing, spec, advertiser_id, origin, result, sink)

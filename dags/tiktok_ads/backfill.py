@@ -74,7 +74,8 @@ def estimate_requests(item: Mapping[str, Any], days: int) -> int:
     """Requests one (advertiser, report type) costs over ``days`` days, from its /plan item.
 
     An item /plan could not size (TikTok refused it) counts one request per request-window:
-    it will fail fast, or it is small.
+    it will fail fast, or it is small. The Upgraded Smart+ ads its sample showed
+    (``smart_plus_requests``) cost as much again in every request-window.
     """
     per_request = item.get("days_per_request")
     windows = 1 if per_request is None else math.ceil(days / per_request)
@@ -87,7 +88,7 @@ def estimate_requests(item: Mapping[str, Any], days: int) -> int:
     pages = max(1, math.ceil(rows_per_day * span / int(item.get("page_size") or 1000)))
     if per_request is None:
         pages = max(1, math.ceil(rows / int(item.get("page_size") or 1000)))
-    return windows * pages * groups
+    return windows * (pages * groups + int(item.get("smart_plus_requests") or 0))
 
 
 def spans_of(start: date, end: date, count: int, align: int = 1) -> list[tuple[date, date]]:
