@@ -17,7 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
+import numpy as np
+import orjson
+
+from . import columnar
 from .compiled import Generator, direct_renderer_for, generator_for, renderer_for
 from .metrics import (
     AD,
@@ -236,6 +241,109 @@ class ReportBuilder:
         """The wire rows for positions ``lo:hi`` of the report."""
         keys = self.ordered_keys(query, selection)[lo:hi]
         return self._render(query, selection, keys, query.output_metrics)
+
+    def page_json(
+        self,
+        query: ReportQuery,
+        selection: Selection,
+        lo: int,
+        hi: int,
+        words: dict[str, str] | None = None,
+    ) -> bytes:
+        """``rows(query, selection, lo, hi)`` as JSON, rendered in columns (``columnar``).
+
+        ``words``: metrics served as a word (the ``worded_metrics`` setting)."""
+        keys = self.ordered_keys(query, selection)[lo:hi]
+        names = query.output_metrics
+        try:
+            return self._columns_json(query, selection, keys, names, words or {})
+        except (columnar.Unfit, OverflowError):  # sums beyond int64: the reference path
+            rows = self._render(query, selection, keys, names)
+            worded = words or {}
+            for row in rows:
+                row["metrics"].update((n, w) for n, w in worded.items() if n in row["metrics"])
+            return orjson.dumps(rows)
+
+    def _columns_json(
+        self,
+        query: ReportQuery,
+        selection: Selection,
+        keys: Sequence[int],
+        names: tuple[str, ...],
+        words: dict[str, str],
+    ) -> bytes:
+        """The rows of ``keys`` as ``_render`` makes them, with the same split: a row of one
+        ad-day (the bulk of a daily ad-level page) has its bases drawn for the whole page at
+        once; any other row (a sum, an hour, a day still settling) is summed by ``_values``."""
+        plan = base_plan(names)
+        generate = generator_for(plan)
+        world = self.world
+        unpacked = [selection.unpack(k) for k in keys]
+        entities = [selection.entities[k[0]] for k in unpacked]
+        direct: list[int] = []
+        hashes: list[int] = []
+        other: dict[int, dict[str, int]] = {}
+        memo: dict[tuple[int, int], tuple] = {}
+        for i, (key, entity) in enumerate(zip(unpacked, entities, strict=True)):
+            if (
+                key[1] >= 0
+                and key[2] < 0
+                and len(entity.ads) == 1
+                and is_final(query.as_of_ordinal, key[1], query.attribution_days)
+            ):
+                h = world.day_hash(entity.ads[0], key[1])
+                assert h is not None, "a selected key always has delivery"
+                direct.append(i)
+                hashes.append(world.value_hash(h))
+            else:
+                other[i] = self._values(query, entity, key, generate, plan, memo)
+        bases = {b.name: np.zeros(len(keys), np.int64) for b in plan}
+        if direct:
+            ads = [entities[i].ads[0] for i in direct]
+            drawn = columnar.bases_from_hashes(
+                plan,
+                np.array(hashes, np.uint64),
+                np.array([ad.scale for ad in ads], np.int64),
+            )
+            at = np.array(direct, np.intp)
+            for legs in {ad.zero_legs for ad in ads if ad.zero_legs}:
+                rows = np.array([ad.zero_legs == legs for ad in ads])
+                for name in zeroed_bases(plan, legs):
+                    drawn[name][rows] = 0
+            for name, column in drawn.items():
+                bases[name][at] = column
+        for i, values in other.items():
+            for name, column in bases.items():
+                column[i] = values[name]
+        return columnar.page_json(
+            names,
+            [(dim, self._dimension(query, dim, unpacked, selection)) for dim in query.dimensions],
+            bases,
+            self._entities_of(unpacked, selection, lambda entity: entity.attributes),
+            words,
+        )
+
+    def _dimension(
+        self, query: ReportQuery, dim: str, keys: list[Key], selection: Selection
+    ) -> columnar.Distinct:
+        """One dimension's values on the rows of ``keys``, as ``_render`` writes them."""
+        if dim == query.id_dimension:
+            return self._entities_of(keys, selection, lambda entity: entity.id)
+        if dim == "stat_time_day":
+            days = columnar.Distinct.of([key[1] for key in keys])
+            return columnar.Distinct([self._day_label(d) for d in days.values], days.index)
+        return columnar.Distinct.of(
+            [f"{self._day_label(key[1])[:10]} {key[2]:02d}:00:00" for key in keys]
+        )
+
+    @staticmethod
+    def _entities_of(
+        keys: list[Key], selection: Selection, pick: Callable[[Entity], Any]
+    ) -> columnar.Distinct:
+        """``pick(entity)`` of each row's entity, computed once per entity."""
+        positions = columnar.Distinct.of([key[0] for key in keys])
+        picked = [pick(selection.entities[p]) for p in positions.values]
+        return columnar.Distinct(picked, positions.index)
 
     def total_metrics(self, query: ReportQuery, selection: Selection) -> dict[str, str]:
         """``data.total_metrics``: metrics over every row; attributes are not aggregatable."""
