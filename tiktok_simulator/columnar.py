@@ -16,7 +16,7 @@ simulated account) raise ``Unfit``: the caller then renders with the reference p
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from .metrics import (
     MoneyOf,
     Ratio,
 )
+from .world import GOLDEN, VALUE_SALT
 
 # Bases above this make ``2 * num * mult + den`` in a ratio risk int64 overflow.
 SAFE_BASE = 1 << 40
@@ -49,6 +50,20 @@ Piece = str | pa.Array  # literal JSON text, or one text per row
 
 class Unfit(Exception):
     """The page's values do not fit the int64 arithmetic: render it with ``compiled``."""
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """``world.mix64`` of a uint64 column (uint64 arithmetic wraps like its ``& M64``)."""
+    x = x + np.uint64(GOLDEN)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def value_hashes(ad_keys: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """``world.value_hash(world.day_hash(ad, day))`` for ad-days known to have delivered."""
+    day_hash = mix64(ad_keys ^ (days.astype(np.uint64) * np.uint64(GOLDEN)))
+    return mix64(day_hash ^ np.uint64(VALUE_SALT))
 
 
 def bases_from_hashes(plan: tuple[Base, ...], hv: np.ndarray, scale: np.ndarray) -> Columns:
@@ -75,10 +90,9 @@ class Distinct:
     index: np.ndarray  # intp, one per row
 
     @classmethod
-    def of(cls, values: Sequence[Hashable]) -> Distinct:
-        positions: dict[Hashable, int] = {}
-        index = np.fromiter((positions.setdefault(v, len(positions)) for v in values), np.intp)
-        return cls(list(positions), index)
+    def of(cls, column: np.ndarray) -> Distinct:
+        values, index = np.unique(column, return_inverse=True)
+        return cls(values.tolist(), index)
 
     def json(self, pick: Callable[[Any], Any] = lambda value: value) -> pa.Array:
         """Each row's ``pick(value)`` as orjson writes it (escapes and quotes included)."""
@@ -125,7 +139,6 @@ class _Slot:
 
     kind: str  # "units" (an integer) or "cents" (".NN", or "" for a ratio without a den)
     column: int
-    zero: tuple[np.ndarray, str] | None = None  # rows without a denominator, and their text
 
 
 class _Numbers:
@@ -136,6 +149,8 @@ class _Numbers:
         self.rows = rows
         self.units: list[np.ndarray] = []
         self.cents: list[np.ndarray] = []
+        # zero text -> (units column, rows without a denominator) of the ratios writing it
+        self.zeros: dict[str, list[tuple[int, np.ndarray]]] = {}
 
     def integer(self, values: np.ndarray) -> list[Piece | _Slot]:
         self.units.append(values)
@@ -149,32 +164,29 @@ class _Numbers:
         cents = hundredths % 100
         if some is not None and zero == "0.00":  # the same text as a ratio of 0
             hundredths, cents = np.where(some, hundredths, 0), np.where(some, cents, 0)
-            some = None
         elif some is not None:
             cents = np.where(some, cents, len(D2))  # "" after the zero text
+            self.zeros.setdefault(zero, []).append((len(self.units), ~some))
         self.units.append(hundredths // 100)
         self.cents.append(cents)
-        units = _Slot("units", len(self.units) - 1, None if some is None else (some, zero))
-        return ['"', units, _Slot("cents", len(self.cents) - 1), '"']
+        return ['"', _Slot("units", len(self.units) - 1), _Slot("cents", len(self.cents) - 1), '"']
 
     def resolve(self, pieces: list[Piece | _Slot]) -> list[Piece]:
         """``pieces`` with each slot replaced by its column of texts."""
         texts: dict[str, pa.Array] = {}
         if self.units:
             texts["units"] = pc.cast(pa.array(np.concatenate(self.units)), pa.string())
+        for zero, columns in self.zeros.items():
+            written = np.zeros(len(self.units) * self.rows, bool)
+            for column, none in columns:
+                written[column * self.rows : (column + 1) * self.rows] = none
+            texts["units"] = pc.if_else(pa.array(written), zero, texts["units"])
         if self.cents:
             texts["cents"] = _CENTS.take(pa.array(np.concatenate(self.cents)))
-        resolved: list[Piece] = []
-        for piece in pieces:
-            if isinstance(piece, _Slot):
-                column = texts[piece.kind].slice(piece.column * self.rows, self.rows)
-                if piece.zero is not None:
-                    some, zero = piece.zero
-                    column = pc.if_else(pa.array(some), column, zero)
-                resolved.append(column)
-            else:
-                resolved.append(piece)
-        return resolved
+        return [
+            texts[p.kind].slice(p.column * self.rows, self.rows) if isinstance(p, _Slot) else p
+            for p in pieces
+        ]
 
 
 def _metric_pieces(

@@ -17,7 +17,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import numpy as np
 import orjson
@@ -38,7 +37,7 @@ from .metrics import (
     zeroed_bases,
 )
 from .settlement import ATTRIBUTION_DAYS, is_final, settler
-from .world import AD_V2, DEFAULT_ORIGINS, ORIGINS, Entity, World, as_date
+from .world import AD_V2, DEFAULT_ORIGINS, M64, ORIGINS, Entity, World, as_date
 
 ID_DIMENSIONS: dict[str, str] = {
     ADVERTISER: "advertiser_id",
@@ -268,82 +267,85 @@ class ReportBuilder:
         self,
         query: ReportQuery,
         selection: Selection,
-        keys: Sequence[int],
+        packed: array,
         names: tuple[str, ...],
         words: dict[str, str],
     ) -> bytes:
-        """The rows of ``keys`` as ``_render`` makes them, with the same split: a row of one
-        ad-day (the bulk of a daily ad-level page) has its bases drawn for the whole page at
-        once; any other row (a sum, an hour, a day still settling) is summed by ``_values``."""
+        """The rows of ``packed`` keys as ``_render`` makes them, with the same split: a row of
+        one ad-day (the bulk of a daily ad-level page) has its bases drawn for the whole page
+        at once; any other row (a sum, an hour, a day still settling) is summed by ``_values``."""
+        if not packed:
+            return b"[]"
         plan = base_plan(names)
-        generate = generator_for(plan)
-        world = self.world
-        unpacked = [selection.unpack(k) for k in keys]
-        entities = [selection.entities[k[0]] for k in unpacked]
-        direct: list[int] = []
-        hashes: list[int] = []
-        other: dict[int, dict[str, int]] = {}
-        memo: dict[tuple[int, int], tuple] = {}
-        for i, (key, entity) in enumerate(zip(unpacked, entities, strict=True)):
-            if (
-                key[1] >= 0
-                and key[2] < 0
-                and len(entity.ads) == 1
-                and is_final(query.as_of_ordinal, key[1], query.attribution_days)
-            ):
-                h = world.day_hash(entity.ads[0], key[1])
-                assert h is not None, "a selected key always has delivery"
-                direct.append(i)
-                hashes.append(world.value_hash(h))
-            else:
-                other[i] = self._values(query, entity, key, generate, plan, memo)
+        keys = np.frombuffer(packed, np.int64)
+        offset = (keys >> 5) & 0xFFFF  # ``Selection.unpack``, by columns
+        day = np.where(offset > 0, selection.first_day + offset - 1, -1)
+        hour = (keys & 31) - 1
+        rows = columnar.Distinct.of(keys >> 21)
+        entities = [selection.entities[p] for p in rows.values]
+        ads = [e.ads[0] if len(e.ads) == 1 else None for e in entities]  # one ad: direct
+        direct = (
+            (day >= 0) & (hour < 0) & np.array([ad is not None for ad in ads], bool)[rows.index]
+        )
+        if query.as_of is not None:
+            direct &= query.as_of.toordinal() - day >= max(query.attribution_days, 2)
         bases = {b.name: np.zeros(len(keys), np.int64) for b in plan}
-        if direct:
-            ads = [entities[i].ads[0] for i in direct]
+        if direct.any():
+            of_row = rows.index[direct]
+            keyed = [
+                (0, 1, frozenset()) if ad is None else (ad.key & M64, ad.scale, ad.zero_legs)
+                for ad in ads
+            ]
             drawn = columnar.bases_from_hashes(
                 plan,
-                np.array(hashes, np.uint64),
-                np.array([ad.scale for ad in ads], np.int64),
+                columnar.value_hashes(
+                    np.array([k for k, _, _ in keyed], np.uint64)[of_row], day[direct]
+                ),
+                np.array([scale for _, scale, _ in keyed], np.int64)[of_row],
             )
-            at = np.array(direct, np.intp)
-            for legs in {ad.zero_legs for ad in ads if ad.zero_legs}:
-                rows = np.array([ad.zero_legs == legs for ad in ads])
+            for legs in {legs for _, _, legs in keyed if legs}:
+                zeroed = np.array([legs == ad_legs for _, _, ad_legs in keyed])[of_row]
                 for name in zeroed_bases(plan, legs):
-                    drawn[name][rows] = 0
+                    drawn[name][zeroed] = 0
             for name, column in drawn.items():
-                bases[name][at] = column
-        for i, values in other.items():
+                bases[name][direct] = column
+        generate = generator_for(plan)
+        memo: dict[tuple[int, int], tuple] = {}
+        for i in np.flatnonzero(~direct).tolist():
+            entity = entities[rows.index[i]]
+            key = (int(keys[i] >> 21), int(day[i]), int(hour[i]))
+            values = self._values(query, entity, key, generate, plan, memo)
             for name, column in bases.items():
                 column[i] = values[name]
         return columnar.page_json(
             names,
-            [(dim, self._dimension(query, dim, unpacked, selection)) for dim in query.dimensions],
+            [
+                (dim, self._dimension(query, dim, day, hour, rows, entities))
+                for dim in query.dimensions
+            ],
             bases,
-            self._entities_of(unpacked, selection, lambda entity: entity.attributes),
+            columnar.Distinct([e.attributes for e in entities], rows.index),
             words,
         )
 
     def _dimension(
-        self, query: ReportQuery, dim: str, keys: list[Key], selection: Selection
+        self,
+        query: ReportQuery,
+        dim: str,
+        day: np.ndarray,
+        hour: np.ndarray,
+        rows: columnar.Distinct,
+        entities: list[Entity],
     ) -> columnar.Distinct:
-        """One dimension's values on the rows of ``keys``, as ``_render`` writes them."""
+        """One dimension's values on a page's rows, as ``_render`` writes them."""
         if dim == query.id_dimension:
-            return self._entities_of(keys, selection, lambda entity: entity.id)
+            return columnar.Distinct([e.id for e in entities], rows.index)
         if dim == "stat_time_day":
-            days = columnar.Distinct.of([key[1] for key in keys])
+            days = columnar.Distinct.of(day)
             return columnar.Distinct([self._day_label(d) for d in days.values], days.index)
-        return columnar.Distinct.of(
-            [f"{self._day_label(key[1])[:10]} {key[2]:02d}:00:00" for key in keys]
-        )
-
-    @staticmethod
-    def _entities_of(
-        keys: list[Key], selection: Selection, pick: Callable[[Entity], Any]
-    ) -> columnar.Distinct:
-        """``pick(entity)`` of each row's entity, computed once per entity."""
-        positions = columnar.Distinct.of([key[0] for key in keys])
-        picked = [pick(selection.entities[p]) for p in positions.values]
-        return columnar.Distinct(picked, positions.index)
+        hours = columnar.Distinct.of(day * 24 + hour)
+        labels = [f"{self._day_label(h // 24)[:10]} {h % 24:02d}:00:00" for h in hours.values]
+        return columnar.Distinct(labels, hours.index)
 
     def total_metrics(self, query: ReportQuery, selection: Selection) -> dict[str, str]:
         """``data.total_metrics``: metrics over every row; attributes are not aggregatable."""

@@ -38,7 +38,7 @@ from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
-_VALUE_SALT = 0x5851F42D4C957F2D
+VALUE_SALT = 0x5851F42D4C957F2D
 _HOUR_SALT = 0x2545F4914F6CDD1D
 _WEIGHT_SALT = 0x9FB21C651E98DF25
 
@@ -612,7 +612,7 @@ class World:
     @staticmethod
     def value_hash(h: int) -> int:
         """The hash an ad-day's values are drawn from (decorrelated from the presence draw)."""
-        return mix64(h ^ _VALUE_SALT)
+        return mix64(h ^ VALUE_SALT)
 
     @staticmethod
     def hour_split(h: int) -> tuple[int, list[int]]:
