@@ -15,6 +15,7 @@ simulated account) raise ``Unfit``: the caller then renders with the reference p
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,7 +131,7 @@ def page_json(
             pieces += _metric_pieces(METRICS[name].formula, bases, attributes, numbers)
     pieces.append("}},")
     joined = pc.binary_join_element_wise(*_merged(numbers.resolve(pieces)), "")
-    return b"[" + _concatenated(joined)[:-1] + b"]"
+    return b"".join((b"[", _concatenated(joined)[:-1], b"]"))  # each row ends with ","
 
 
 @dataclass(frozen=True)
@@ -213,11 +214,17 @@ def _metric_pieces(
 
 
 def _json(value: Any) -> str:
+    """``value`` as orjson writes it; strings (names, ids, labels, attributes) remembered."""
+    return _json_string(value) if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _json_string(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
 def _key(name: str) -> str:
-    return _json(name) + ":"
+    return _json_string(name) + ":"
 
 
 def _merged(pieces: list[Piece]) -> list[Piece]:
@@ -231,8 +238,8 @@ def _merged(pieces: list[Piece]) -> list[Piece]:
     return merged
 
 
-def _concatenated(texts: pa.Array) -> bytes:
-    """Every text of ``texts`` one after the other, straight from the array's data buffer."""
+def _concatenated(texts: pa.Array) -> memoryview:
+    """Every text of ``texts`` one after the other: the array's data buffer, not a copy."""
     offsets = np.frombuffer(texts.buffers()[1], np.int32)
     start, end = offsets[texts.offset], offsets[texts.offset + len(texts)]
-    return texts.buffers()[2].to_pybytes()[start:end]
+    return memoryview(texts.buffers()[2])[start:end]
