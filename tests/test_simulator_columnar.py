@@ -16,7 +16,7 @@ import pytest
 from tests.fixtures.simulator import SIM_TOKEN
 from tests.support.simulator_calls import ID_DIM, params_for, status_all
 from tests.support.worlds import one_big_account, smart_plus_world
-from tiktok_simulator import SimulatorApp, World
+from tiktok_simulator import SimulatorApp, World, columnar
 from tiktok_simulator.metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN, metrics_for_level
 from tiktok_simulator.query import parse_report_query
 from tiktok_simulator.report import ReportBuilder, builder_for, served_rows
@@ -241,3 +241,17 @@ def test_no_page_repeats_a_dimension_key_of_its_query(order: str | None) -> None
         page += 1
     assert total_page == 4
     assert len(keys) == total == len(set(keys))
+
+
+def test_a_page_beyond_int64_falls_back_to_the_reference_renderer(
+    sim_world: World, monkeypatch
+) -> None:
+    """Sums too large for the columns' int64 arithmetic (none in a simulated account: made
+    here by lowering the bound) are rendered row by row: the same bytes, words included."""
+    app = SimulatorApp(sim_world, rate_limit=False)
+    builder = builder_for(sim_world)
+    monkeypatch.setattr(columnar, "SAFE_BASE", 0)
+    words = {"spend": "lots"}
+    for params in _shapes(sim_world).values():
+        query, selection, lo, hi, rows = _reference(app, params, words)
+        assert builder.page_json(query, selection, lo, hi, words) == orjson.dumps(rows)
