@@ -31,7 +31,7 @@ from .holds import Holds
 from .metrics import DEFAULT_METRICS, LEVELS
 from .query import parse_report_query
 from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
-from .report import ReportQuery, Selection, builder_for, served_rows
+from .report import ReportBuilder, ReportQuery, Selection, builder_for, served_rows
 from .settlement import ATTRIBUTION_DAYS
 from .stats import Stats
 from .world import DEFAULT_ORIGINS, World, mix64
@@ -525,10 +525,10 @@ class SimulatorApp:
             total += 1
         words = self.settings.worded_metrics
         rows: list[dict[str, Any]] | orjson.Fragment
-        if query.report_type == "AUDIENCE":
-            rows = _worded(builder.rows(query, selection, first, last), words)
-        else:  # rendered in columns, straight to JSON (``columnar``)
+        if isinstance(builder, ReportBuilder):  # rendered in columns, straight to JSON
             rows = orjson.Fragment(builder.page_json(query, selection, first, last, words))
+        else:  # another report's rows (AUDIENCE)
+            rows = _worded(builder.rows(query, selection, first, last), words)
         data: dict[str, Any] = {
             "page_info": {
                 "page": query.page,
