@@ -38,7 +38,8 @@ from .metrics import (
     MoneyOf,
     Ratio,
 )
-from .world import GOLDEN, VALUE_SALT
+from .settlement import attributed_per_mille, delivery_per_mille, is_attributed
+from .world import GOLDEN, HOUR_SALT, VALUE_SALT, WEIGHT_SALT
 
 # Bases above this make ``2 * num * mult + den`` in a ratio risk int64 overflow.
 SAFE_BASE = 1 << 40
@@ -64,7 +65,58 @@ def mix64(x: np.ndarray) -> np.ndarray:
 def value_hashes(ad_keys: np.ndarray, days: np.ndarray) -> np.ndarray:
     """``world.value_hash(world.day_hash(ad, day))`` for ad-days known to have delivered."""
     day_hash = mix64(ad_keys ^ (days.astype(np.uint64) * np.uint64(GOLDEN)))
-    return mix64(day_hash ^ np.uint64(VALUE_SALT))
+    return value_hashes_of(day_hash)
+
+
+def value_hashes_of(day_hashes: np.ndarray) -> np.ndarray:
+    """``world.value_hash`` of many ad-day hashes."""
+    return mix64(day_hashes ^ np.uint64(VALUE_SALT))
+
+
+def day_hashes(
+    window: tuple[int, int, int], ad_keys: np.ndarray, days: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``world.day_hash`` of many ad-days: (hashes, whether each ad-day delivered);
+    ``window`` is ``world.delivery_window``."""
+    first, last, threshold = window
+    hashes = mix64(ad_keys ^ (days.astype(np.uint64) * np.uint64(GOLDEN)))
+    delivered = (days >= first) & (days <= last)
+    if threshold < 1 << 64:
+        delivered &= hashes < np.uint64(threshold)
+    return hashes, delivered
+
+
+def hour_shares(
+    hashes: np.ndarray, hours: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``world.hour_split`` of many ad-days, read at one hour each: (whether the ad-day
+    delivered in that hour, cumulative weight before it, up to its end, of the whole day)."""
+    hm = mix64(hashes ^ np.uint64(HOUR_SALT))
+    always = (hm >> np.uint64(59)) % np.uint64(24)  # never an empty day
+    mask = (hm & np.uint64(0xFFFFFF)) | (np.uint64(1) << always)
+    hw = mix64(hashes ^ np.uint64(WEIGHT_SALT))
+    shifts = np.arange(24, dtype=np.uint64)
+    on = ((mask[:, None] >> shifts) & np.uint64(1)).astype(np.int64)
+    weights = (1 + ((hw[:, None] >> (2 * shifts)) & np.uint64(3)).astype(np.int64)) * on
+    cumulative = np.zeros((len(hashes), 25), np.int64)
+    np.cumsum(weights, axis=1, out=cumulative[:, 1:])
+    rows = np.arange(len(hashes))
+    in_hour = on[rows, hours].astype(bool)
+    return in_hour, cumulative[rows, hours], cumulative[rows, hours + 1], cumulative[:, 24]
+
+
+def settle_columns(columns: Columns, ages: np.ndarray, window: int) -> None:
+    """``settlement.settler`` in place: each ad-day's bases as they stood ``ages`` days after
+    it (final from ``max(window, 2)`` days on)."""
+    young = ages < max(window, 2)
+    if not young.any():
+        return
+    distinct, which = np.unique(ages[young], return_inverse=True)
+    attributed = np.array([attributed_per_mille(int(a), window) for a in distinct])[which]
+    delivery = np.array([delivery_per_mille(int(a)) for a in distinct])[which]
+    for name, column in columns.items():
+        per_mille = attributed if is_attributed(name) else delivery
+        column[young] = column[young] * per_mille // 1000
 
 
 def bases_from_hashes(plan: tuple[Base, ...], hv: np.ndarray, scale: np.ndarray) -> Columns:
