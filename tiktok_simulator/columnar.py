@@ -62,13 +62,7 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def value_hashes(ad_keys: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """``world.value_hash(world.day_hash(ad, day))`` for ad-days known to have delivered."""
-    day_hash = mix64(ad_keys ^ (days.astype(np.uint64) * np.uint64(GOLDEN)))
-    return value_hashes_of(day_hash)
-
-
-def value_hashes_of(day_hashes: np.ndarray) -> np.ndarray:
+def value_hashes(day_hashes: np.ndarray) -> np.ndarray:
     """``world.value_hash`` of many ad-day hashes."""
     return mix64(day_hashes ^ np.uint64(VALUE_SALT))
 
