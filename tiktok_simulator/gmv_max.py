@@ -791,7 +791,7 @@ _TOTAL_METRICS = (("spend", 0), ("cash_spend", 0), ("billed_cost", 1))
 def extend_advertiser_keys(world: World, query: Any, selection: Selection) -> None:
     """Add the days an advertiser spent on GMV Max only to a BASIC AUCTION_ADVERTISER
     selection (``gmv_max_in_advertiser_total``; hourly rows stay BASIC-only)."""
-    if not _in_total(world, query):
+    if not in_advertiser_total(world, query):
         return
     extra: set[int] = set()
     for position, entity in enumerate(selection.entities):
@@ -808,7 +808,7 @@ def add_to_advertiser_rows(
     world: World, query: Any, selection: Selection, keys: Iterable[int], rows: list[Row]
 ) -> None:
     """Add GMV Max cost to the spend of BASIC AUCTION_ADVERTISER rows (the world's switch)."""
-    if not _in_total(world, query):
+    if not in_advertiser_total(world, query):
         return
     wanted = [(name, i) for name, i in _TOTAL_METRICS if name in query.metrics]
     if not wanted:
@@ -831,7 +831,8 @@ def add_to_advertiser_rows(
                 metrics[name] = str(Decimal(metrics[name]) + Decimal(amounts[i]) / 100)
 
 
-def _in_total(world: World, query: Any) -> bool:
+def in_advertiser_total(world: World, query: Any) -> bool:
+    """Whether GMV Max cost adds to this BASIC AUCTION_ADVERTISER query's rows."""
     return (
         world.gmv_max_stores_per_advertiser > 0
         and world.gmv_max_in_advertiser_total
