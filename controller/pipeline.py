@@ -43,6 +43,8 @@ from controller.api.models import (
 from controller.extraction import Extraction, ItemResult
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec, arrow_schema
+from controller.tiktok.accounts import Account, read_info
+from controller.tiktok.client import TikTokClient
 from controller.tiktok.factory import build_client, request_concurrency, request_limiter
 from controller.views import refresh_after_run
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
@@ -188,6 +190,24 @@ class Run:
         # Whether this run created a table or added a column: the views are made again then.
         self.tables_changed = False
 
+    def _learn_currencies(
+        self, client: TikTokClient, specs: list[ReportSpec], deadline: float
+    ) -> None:
+        """The account currency of reports TikTok serves without one (GMV Max), from the
+        account info (one request per 100 advertisers), unless this run already read it. An
+        account whose info is unreadable keeps a null currency; its report still loads."""
+        if not any("currency" in spec.filled for spec in specs):
+            return
+        missing = [a for a in self.plan.request.advertiser_ids if a not in self.currencies]
+        if not missing:
+            return
+        accounts = [Account(advertiser_id, None) for advertiser_id in missing]
+        read_info(client, accounts, deadline=deadline)
+        for account in accounts:
+            currency = (account.info or {}).get("currency")
+            if currency:
+                self.currencies[account.advertiser_id] = str(currency)
+
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
         return warehouse_for(self.settings, project_id, dataset_id)
 
@@ -222,6 +242,7 @@ class Run:
         limiter = request_limiter(settings, request.max_qps, request.max_qpm)
         concurrency = request_concurrency(settings, limiter)
         client = build_client(settings, self.plan.access_token, limiter, concurrency)
+        self._learn_currencies(client, specs, extraction_deadline)
         inserted: dict[tuple[str, str], int] = {}
         reconciler = reconciliation.Reconciler()  # day sums of the streamed pages, per level
         with tempfile.TemporaryDirectory(prefix="tiktok-run-") as workdir:
@@ -313,6 +334,7 @@ class Run:
                 status=item.status,
                 rows=item.inserted_rows,
                 requests=requests.get((item.advertiser_id, item.report_type), 0),
+                rate_budget=item.rate_budget,
                 error=item.error,
                 warnings=list(item.warnings),
                 reconciliation=reconciliation.for_item(
@@ -391,6 +413,7 @@ class Run:
                 destination_table=f"{dataset}.{registry.get(r.report_type).table}",
                 inserted_rows=inserted.get((r.advertiser_id, r.report_type), 0),
                 requests=r.requests,
+                rate_budget=r.budget,
                 status="success" if r.ok else "error",
                 error=None if r.ok else r.error,
                 warnings=r.warnings,

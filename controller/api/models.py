@@ -223,6 +223,8 @@ class ItemOutcome(BaseModel):
     destination_table: str
     inserted_rows: int
     requests: int = 0  # TikTok requests it took (a backfill planner's measure)
+    # the rate budget those requests counted against: the app's (general) or GMV Max's own
+    rate_budget: Literal["general", "gmv_max"] = "general"
     status: Literal["success", "error"]
     error: str | None = None
     # e.g. metrics TikTok refused at this level: loaded as nulls, said here rather than hidden
