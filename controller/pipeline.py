@@ -44,8 +44,9 @@ from controller.extraction import Extraction, ItemResult
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec, arrow_schema
 from controller.tiktok.accounts import Account, read_info
-from controller.tiktok.client import TikTokClient
+from controller.tiktok.client import TikTokClient, TikTokError
 from controller.tiktok.factory import build_client, request_concurrency, request_limiter
+from controller.tiktok.gmv_max import tt_shop_spend
 from controller.views import refresh_after_run
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE, RunLogRow, ensure_run_log, write_run_log
@@ -208,6 +209,34 @@ class Run:
             if currency:
                 self.currencies[account.advertiser_id] = str(currency)
 
+    def _read_tt_shop(
+        self,
+        client: TikTokClient,
+        results: list[ItemResult],
+        reconciler: reconciliation.Reconciler,
+        deadline: float,
+    ) -> None:
+        """TikTok's TT_SHOP spend per GMV Max campaign and day, the cross-check of TKT050,
+        for each advertiser whose ``gmv_max_campaign`` read succeeded with rows or stores.
+        If TikTok does not serve it (it may retire TT_SHOP), the item says so and loads."""
+        for result in results:
+            if result.report_type != reconciliation.GMV_MAX or not result.ok:
+                continue
+            if result.requests == 0:  # no store: nothing to cross-check
+                continue
+            try:
+                spend, requests = tt_shop_spend(
+                    client, result.advertiser_id, self.plan.start, self.plan.end, deadline=deadline
+                )
+            except (TikTokError, TimeoutError) as exc:
+                result.warnings.append(f"TT_SHOP cross-check not read: {exc}")
+                continue
+            reconciler.add_tt_shop(result.advertiser_id, spend)
+            log.info(
+                "TT_SHOP spend read for the GMV Max cross-check",
+                extra={"fields": {"advertiser_id": result.advertiser_id, "requests": requests}},
+            )
+
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
         return warehouse_for(self.settings, project_id, dataset_id)
 
@@ -278,6 +307,7 @@ class Run:
             )
             try:
                 results = extraction.run()
+                self._read_tt_shop(client, results, reconciler, extraction_deadline)
             finally:
                 client.close()
                 committed = early.wait()

@@ -247,6 +247,10 @@ class ReconciliationDifference(BaseModel):
     date: date
     metric: str
     values: dict[str, float] = Field(description="The day's total at each level loaded.")
+    campaign_id: str | None = Field(
+        default=None,
+        description="A GMV Max campaign whose TT_SHOP spend and TKT050 cost disagree.",
+    )
 
 
 class RunLogOutcome(BaseModel):

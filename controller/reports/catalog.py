@@ -79,6 +79,7 @@ DAYS_PER_REQUEST = {
     ("AUDIENCE", "day"): 7,
     ("BASIC", "hour"): 1,
     ("GMV_MAX", "day"): 30,
+    ("TT_SHOP", "day"): 30,
 }
 # ``tiktok_report_type`` of the GMV Max reports: their own endpoint (``/gmv_max/report/get/``),
 # one store per request, a filtering object, their own rate budget (docs/tiktok_api_gmv_smartplus.md §1).

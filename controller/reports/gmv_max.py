@@ -79,6 +79,20 @@ def _gmv_max(
     )
 
 
+# TikTok's TT_SHOP spend per GMV Max campaign and day (``/report/integrated/get/``, the app
+# tier; docs/tiktok_api_gmv_smartplus.md §1.2): no table of its own, read by reconciliation as a cross-check
+# of TKT050's cost. No filtering (TikTok refuses it) and no status filter.
+TT_SHOP_CAMPAIGN = ReportSpec(
+    report_type="tt_shop_campaign",
+    table="",
+    data_level="AUCTION_CAMPAIGN",
+    id_dimension="campaign_id",
+    status_field=None,
+    attributes=(),
+    metrics={"spend": F},
+    tiktok_report_type="TT_SHOP",
+)
+
 GMV_MAX_REPORTS: dict[str, ReportSpec] = {
     spec.report_type: spec
     for spec in (

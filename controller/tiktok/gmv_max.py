@@ -10,8 +10,10 @@ caller reports like any refused account.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
+from controller.reports.gmv_max import TT_SHOP_CAMPAIGN
 from controller.tiktok.client import TikTokClient
 
 STORE_LIST_PATH = "gmv_max/store/list/"
@@ -52,3 +54,43 @@ def _store(row: dict[str, Any]) -> Store:
         name=row.get("store_name"),
         available=row.get("is_gmv_max_available") is True,
     )
+
+
+def tt_shop_spend(
+    client: TikTokClient,
+    advertiser_id: str,
+    start: date,
+    end: date,
+    *,
+    deadline: float | None = None,
+) -> tuple[dict[tuple[date, str], float], int]:
+    """TikTok's TT_SHOP spend per (day, GMV Max campaign) of ``start..end``, and the requests
+    it took (30 days per request, paged as BASIC; the app's general tier)."""
+    spec = TT_SHOP_CAMPAIGN
+    days = spec.days_per_request or 30
+    spend: dict[tuple[date, str], float] = {}
+    requests = 0
+    first = start
+    while first <= end:
+        last = min(first + timedelta(days=days - 1), end)
+        page, total_page = 1, 1
+        while page <= total_page:
+            result = client.fetch_page(
+                spec, advertiser_id, list(spec.metrics), first, last, page, deadline=deadline
+            )
+            requests += 1
+            for row in result.rows:
+                dimensions, metrics = row.get("dimensions") or {}, row.get("metrics") or {}
+                day = date.fromisoformat(str(dimensions["stat_time_day"])[:10])
+                key = (day, str(dimensions["campaign_id"]))
+                spend[key] = spend.get(key, 0.0) + _money(metrics.get("spend"))
+            page, total_page = page + 1, result.total_page
+        first = last + timedelta(days=1)
+    return spend, requests
+
+
+def _money(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0  # TikTok's "-": no spend
