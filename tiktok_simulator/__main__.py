@@ -23,6 +23,11 @@ def _token(spec: str) -> tuple[str, list[str] | str]:
     return name, ids.split(",") if ids else "*"
 
 
+def _position_or_id(value: str) -> int | str:
+    """An advertiser's position in the world (a short number) or its id (19 digits)."""
+    return int(value) if len(value) < 6 else value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tiktok_simulator", description=__doc__)
     add = parser.add_argument
@@ -40,6 +45,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="Upgraded Smart+ campaigns per advertiser (advertisers at even positions)",
     )
     add("--creatives", type=int, default=3, help="creatives per Upgraded Smart+ ad")
+    add(
+        "--gmv-max-stores",
+        type=int,
+        default=0,
+        help="GMV Max stores per advertiser (positions not 2 mod 3; plus one unavailable store)",
+    )
+    add(
+        "--gmv-max-campaigns",
+        type=int,
+        default=1,
+        help="active Product and LIVE campaigns per store",
+    )
+    add("--gmv-max-products", type=int, default=3, help="products per Product GMV Max campaign")
+    add("--gmv-max-rooms", type=int, default=2, help="LIVE rooms per LIVE GMV Max campaign")
+    add(
+        "--gmv-max-revoked",
+        default="",
+        help="advertiser positions or ids without GMV Max permission (comma-separated)",
+    )
+    add(
+        "--gmv-max-not-in-advertiser-total",
+        action="store_true",
+        help="BASIC AUCTION_ADVERTISER spend leaves GMV Max cost out",
+    )
+    add("--gmv-max-qps", type=int, default=8, help="GMV Max report budget per second")
+    add("--gmv-max-qpm", type=int, default=240, help="GMV Max report budget per minute")
+    add("--gmv-max-daily-quota", type=int, default=20_000, help="GMV Max reports per UTC day")
     add("--start", default="2025-01-01", help="first day with delivery")
     add("--end", default="2026-12-31", help="last day with delivery")
     add("--delivery-probability", type=float, default=0.7)
@@ -77,6 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         deleted_fraction=args.deleted_fraction,
         smart_plus_campaigns_per_advertiser=args.smart_plus_campaigns,
         creatives_per_smart_plus_ad=args.creatives,
+        gmv_max_stores_per_advertiser=args.gmv_max_stores,
+        gmv_max_campaigns_per_store=args.gmv_max_campaigns,
+        gmv_max_products_per_campaign=args.gmv_max_products,
+        gmv_max_rooms_per_campaign=args.gmv_max_rooms,
+        gmv_max_revoked_advertisers=[
+            _position_or_id(v) for v in args.gmv_max_revoked.split(",") if v
+        ],
+        gmv_max_in_advertiser_total=not args.gmv_max_not_in_advertiser_total,
+        gmv_max_qps=args.gmv_max_qps,
+        gmv_max_qpm=args.gmv_max_qpm,
+        gmv_max_daily_quota=args.gmv_max_daily_quota,
     )
     tokens = dict(_token(spec) for spec in args.token) if args.token else None
     server = SimulatorServer(

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import audience, entities, errors
+from . import audience, entities, errors, gmv_max
 from .errors import ApiError
 from .faults import FaultInjector, FaultPlan
 from .holds import Holds
@@ -40,6 +40,8 @@ API_PREFIX = "/open_api/v1.3/"
 REPORT_PATH = API_PREFIX + "report/integrated/get/"
 ADVERTISER_INFO_PATH = API_PREFIX + "advertiser/info/"
 OAUTH_ADVERTISERS_PATH = API_PREFIX + "oauth2/advertiser/get/"
+GMV_MAX_STORE_LIST_PATH = API_PREFIX + gmv_max.STORE_LIST_PATH
+GMV_MAX_REPORT_PATH = API_PREFIX + gmv_max.REPORT_PATH
 ENTITY_PATHS = {API_PREFIX + path: level for path, level in entities.LEVEL_OF_PATH.items()}
 DEFAULT_TOKEN = "sim-token"
 ALL_ADVERTISERS = "*"
@@ -123,6 +125,14 @@ class Settings:
     # (e.g. {"campaign_budget": "unlimited"}): an attribute must then load as null with a
     # warning, a delivery metric fail its report (TikTok's values are not guaranteed typed).
     worded_metrics: dict[str, str] = field(default_factory=dict)
+    # The GMV Max report's own budget (docs/tiktok_api_gmv_smartplus.md §1.1); None: the
+    # world's (``World(gmv_max_qps=8, gmv_max_qpm=240, gmv_max_daily_quota=20_000)``).
+    gmv_max_qps: int | None = None
+    gmv_max_qpm: int | None = None
+    gmv_max_daily_quota: int | None = None
+    # Advertisers whose GMV Max permission is revoked now, beside the world's (40001 on both
+    # GMV Max endpoints): an account that loses it in the middle of a history.
+    gmv_max_revoked_advertisers: list[str] = field(default_factory=list)
 
     def update(self, key: str, value: Any) -> None:
         if key in ("qps", "qpm", "throttle_threshold", "attribution_days"):
@@ -132,8 +142,11 @@ class Settings:
         elif key == "query_size_measure":
             if value not in ("days_metrics", "rows_metrics"):
                 raise ValueError("query_size_measure must be days_metrics or rows_metrics")
-        elif key == "advertiser_qps":
+        elif key in ("advertiser_qps", "gmv_max_qps", "gmv_max_qpm", "gmv_max_daily_quota"):
             value = None if value is None else _positive_int(key, value)
+        elif key == "gmv_max_revoked_advertisers":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{key} must be a list of advertiser ids")
         elif key in ("latency", "latency_per_row"):
             value = float(value)
             if value < 0:
@@ -288,7 +301,19 @@ class SimulatorApp:
             self.settings.qps, self.settings.qpm, self.settings.count_rejected
         )
         self.advertiser_limiter = AdvertiserRateLimiter(self.settings.advertiser_qps)
+        self.gmv_max_budget = gmv_max.GmvMaxBudget(
+            *self._gmv_max_limits(), self.settings.count_rejected
+        )
         self.faults.set_plan(None)
+
+    def _gmv_max_limits(self) -> tuple[int, int, int]:
+        """QPS, QPM and daily quota of the GMV Max report: the settings', else the world's."""
+        s, w = self.settings, self.world
+        return (
+            s.gmv_max_qps or w.gmv_max_qps,
+            s.gmv_max_qpm or w.gmv_max_qpm,
+            s.gmv_max_daily_quota or w.gmv_max_daily_quota,
+        )
 
     # ------------------------------------------------------------------ control (Python)
     def reset(self) -> None:
@@ -316,6 +341,9 @@ class SimulatorApp:
             if {"qps", "qpm"} & changes.keys():
                 self.app_limiter.configure(self.settings.qps, self.settings.qpm)
             self.advertiser_limiter.qps = self.settings.advertiser_qps
+            self.gmv_max_budget.count_rejected = self.settings.count_rejected
+            if {"gmv_max_qps", "gmv_max_qpm", "gmv_max_daily_quota"} & changes.keys():
+                self.gmv_max_budget.configure(*self._gmv_max_limits())
         return self.config()
 
     def _apply(self, key: str, value: Any) -> None:
@@ -376,6 +404,8 @@ class SimulatorApp:
             REPORT_PATH: self._report,
             ADVERTISER_INFO_PATH: self._advertiser_info,
             OAUTH_ADVERTISERS_PATH: self._oauth_advertisers,
+            GMV_MAX_STORE_LIST_PATH: self._gmv_max_store_list,
+            GMV_MAX_REPORT_PATH: self._gmv_max_report,
             **{p: functools.partial(self._entity_list, lvl) for p, lvl in ENTITY_PATHS.items()},
         }
         route = routes.get(path)
@@ -396,7 +426,7 @@ class SimulatorApp:
         arrived = time.time() if arrived is None else arrived
         self.stats.begin(path)
         try:
-            token = self._admit(headers, arrived)
+            token = self._admit(headers, arrived, path)
             outcome = route(params, token)
         except ApiError as error:
             outcome = Outcome(error_reply(error), code=error.code)
@@ -415,8 +445,9 @@ class SimulatorApp:
         )
         return reply
 
-    def _admit(self, headers: Mapping[str, str], arrived: float) -> str:
-        """Authenticate the token, then count the request against the app's rate limit."""
+    def _admit(self, headers: Mapping[str, str], arrived: float, path: str) -> str:
+        """Authenticate the token, then count the request against the app's rate limit (the
+        GMV Max report against its own budget instead, on the arrival's wall clock)."""
         token = _header(headers, "Access-Token")
         if not token:
             raise ApiError(errors.TOKEN_MISSING, errors.TOKEN_MISSING_MESSAGE)
@@ -428,6 +459,13 @@ class SimulatorApp:
             raise ApiError(errors.TOKEN_INVALID, errors.TOKEN_INVALID_MESSAGE)
         if expired:
             raise ApiError(errors.TOKEN_EXPIRED, errors.TOKEN_EXPIRED_MESSAGE)
+        if rate_limit and path == GMV_MAX_REPORT_PATH:
+            exceeded = self.gmv_max_budget.try_acquire(arrived)
+            if exceeded is not None:
+                limit = self.gmv_max_budget.limit(exceeded)
+                raise gmv_max.rate_limited(exceeded, limit, app_id)
+            self.stats.accepted_at(arrived)
+            return token
         # The window counts arrivals (the server's receive time), on the monotonic clock.
         arrival = time.monotonic() - max(0.0, time.time() - arrived)
         if rate_limit and not self.app_limiter.try_acquire(arrival):
@@ -445,6 +483,8 @@ class SimulatorApp:
 
     # ------------------------------------------------------------------ report
     def _report(self, params: dict[str, str], token: str) -> Outcome:
+        if params.get("report_type") == "TT_SHOP":
+            return self._tt_shop(params, token)
         query = parse_report_query(params, (self.world.start, self.world.end))
         dropped = self.settings.dropped_campaigns.get(query.data_level)
         if dropped:
@@ -474,7 +514,7 @@ class SimulatorApp:
         settings = self.settings
         if fault is not None and fault not in PAGE_FAULTS:
             time.sleep(settings.latency)
-            return self._fault_outcome(fault, query)
+            return self._fault_outcome(fault, query.advertiser_ids[0])
         reply, rows = self._report_reply(query, fault)
         time.sleep(
             settings.latency
@@ -538,16 +578,70 @@ class SimulatorApp:
         headers = {THROTTLE_HEADER: THROTTLE_MESSAGE} if selection.throttled else {}
         return json_reply(errors.OK, "OK", data, headers), len(rows)
 
-    def _fault_outcome(self, fault: str, query: ReportQuery) -> Outcome:
+    def _fault_outcome(self, fault: str, advertiser_id: str) -> Outcome:
         """The reply of a fault kind other than "slow" and "truncated" (see ``faults``)."""
         if fault == "reset":
             return Outcome(Reply(0, b"", action="reset"), fault=fault)
         if fault == "empty_ok":
             return Outcome(json_reply(errors.OK, "OK", {}), code=errors.OK, fault=fault)
         if fault.isdigit() and len(fault) == 5:
-            error = errors.simulated(int(fault), query.advertiser_ids[0], self.settings.app_id)
+            error = errors.simulated(int(fault), advertiser_id, self.settings.app_id)
             return Outcome(error_reply(error), code=error.code, fault=fault)
         return Outcome(http_fault_reply(fault), fault=fault)
+
+    # ------------------------------------------------------------------ GMV Max
+    def _authorise_gmv_max(self, token: str, advertiser_id: str) -> None:
+        """40001 for an advertiser not granted, then for one whose GMV Max permission is gone."""
+        self._authorise(token, [advertiser_id])
+        with self._lock:
+            revoked = advertiser_id in self.settings.gmv_max_revoked_advertisers
+        if revoked or advertiser_id in self.world.gmv_max_revoked_advertisers:
+            raise gmv_max.no_permission(advertiser_id)
+
+    def _gmv_max_store_list(self, params: dict[str, str], token: str) -> Outcome:
+        advertiser_id = params.get("advertiser_id")
+        if advertiser_id is None:
+            raise errors.param_error("advertiser_id: Missing data for required field.")
+        self._authorise_gmv_max(token, advertiser_id)
+        data = gmv_max.store_list(self.world, advertiser_id)
+        return Outcome(json_reply(errors.OK, "OK", data), code=errors.OK)
+
+    def _gmv_max_report(self, params: dict[str, str], token: str) -> Outcome:
+        """``/gmv_max/report/get/`` (``gmv_max``): holds and faults apply as to BASIC reports."""
+        query = gmv_max.parse_report_query(params)
+        self._authorise_gmv_max(token, query.advertiser_id)
+        gmv_max.check_store(self.world, query)
+        self.holds.wait_if_held(params)
+        fault, slow_seconds = self.faults.draw((query.advertiser_id,))
+        fault = None if fault == "ok" else fault
+        if fault is not None and fault not in PAGE_FAULTS:
+            time.sleep(self.settings.latency)
+            return self._fault_outcome(fault, query.advertiser_id)
+        rows = gmv_max.report_rows(gmv_max.shops_of(self.world), query)
+        reply, served = self._paged_reply(rows, query.page, query.page_size, fault)
+        time.sleep(self.settings.latency + (slow_seconds if fault == "slow" else 0.0))
+        if fault == "truncated":
+            reply.action = "truncate"
+        return Outcome(reply, code=errors.OK, fault=fault, rows=served)
+
+    def _tt_shop(self, params: dict[str, str], token: str) -> Outcome:
+        """``report_type=TT_SHOP``: GMV Max spend per campaign or advertiser and day."""
+        query = gmv_max.parse_tt_shop_query(params)
+        self._authorise(token, [query.advertiser_id])
+        rows = gmv_max.tt_shop_rows(self.world, query)
+        reply, served = self._paged_reply(rows, query.page, query.page_size, None)
+        return Outcome(reply, code=errors.OK, rows=served)
+
+    @staticmethod
+    def _paged_reply(
+        rows: list[dict[str, Any]], page: int, page_size: int, fault: str | None
+    ) -> tuple[Reply, int]:
+        data = gmv_max.page_data(rows, page, page_size)
+        if fault == "short_page":
+            data["list"] = data["list"][:-1]
+        elif fault == "drift":
+            data["page_info"]["total_number"] += 1
+        return json_reply(errors.OK, "OK", data), len(data["list"])
 
     # ------------------------------------------------------------------ other endpoints
     def _advertiser_info(self, params: dict[str, str], token: str) -> Outcome:

@@ -10,7 +10,6 @@ The rules are deliberately as strict as the reference: a lax simulator hides cli
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -29,6 +28,33 @@ from .metrics import (
     METRICS,
 )
 from .metrics import invalid_metrics as find_invalid_metrics
+from .params import (
+    boolean as _boolean,
+)
+from .params import (
+    dates as _dates,
+)
+from .params import (
+    duplicates as _duplicates,
+)
+from .params import (
+    integer as _integer,
+)
+from .params import (
+    json_param as _json,
+)
+from .params import (
+    missing as _missing,
+)
+from .params import (
+    one_of as _one_of,
+)
+from .params import (
+    parse_advertiser_ids,
+)
+from .params import (
+    string_list as _string_list,
+)
 from .report import ID_DIMENSIONS, TIME_DIMENSIONS, ReportQuery
 from .world import DEFAULT_ORIGINS, ORIGINS
 
@@ -54,8 +80,6 @@ UNSUPPORTED_DIMENSIONS = frozenset(
         "skan_postback_sequence",
     }
 )
-MAX_DAYS = {"stat_time_day": 30, "stat_time_hour": 1, None: 365}
-MAX_ADVERTISER_IDS = 5
 MAX_FILTER_IDS = 100
 
 FILTER_TYPES = (
@@ -86,114 +110,6 @@ STATUS_VALUES = ("STATUS_ALL", "STATUS_NOT_DELETE")
 # the totals (TikTok's docs are silent there; the client sends it at every level).
 ORIGINS_FILTER = "campaign_system_origins"
 UNSUPPORTED_STATUS_VALUES = frozenset({"STATUS_DELIVERY_OK", "STATUS_DELETE", "STATUS_DISABLE"})
-
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_INT_RE = re.compile(r"[+-]?\d+")
-
-
-# --------------------------------------------------------------------------- primitives
-def _missing(name: str):
-    return param_error(f"{name}: Missing data for required field.")
-
-
-def _one_of(name: str, choices: tuple[str, ...]):
-    return param_error(f"{name}: Must be one of: {', '.join(choices)}.")
-
-
-def _json(params: Mapping[str, str], name: str) -> Any:
-    try:
-        return orjson.loads(params[name])
-    except orjson.JSONDecodeError:
-        raise param_error(f"{name}: Not a valid JSON string.") from None
-
-
-def _string_list(params: Mapping[str, str], name: str) -> list[str]:
-    value = _json(params, name)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise param_error(f"{name}: Not a valid list of strings.")
-    return value
-
-
-def _boolean(params: Mapping[str, str], name: str) -> bool:
-    raw = params.get(name)
-    if raw is None:
-        return False
-    if raw.lower() not in ("true", "false"):
-        raise param_error(f"{name}: Not a valid boolean.")
-    return raw.lower() == "true"
-
-
-def _integer(params: Mapping[str, str], name: str, default: int, lo: int, hi: int | None) -> int:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    if not _INT_RE.fullmatch(raw):
-        raise param_error(f"{name}: Not a valid integer.")
-    value = int(raw)
-    if value < lo or (hi is not None and value > hi):
-        if hi is None:
-            raise param_error(f"{name}: Must be greater than or equal to {lo}.")
-        raise param_error(
-            f"{name}: Must be greater than or equal to {lo} and less than or equal to {hi}."
-        )
-    return value
-
-
-def _date(params: Mapping[str, str], name: str) -> date:
-    raw = params.get(name)
-    if raw is None:
-        raise _missing(name)
-    try:
-        if not _DATE_RE.fullmatch(raw):
-            raise ValueError(raw)
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise param_error(f"{name}: Not a valid date, the format must be YYYY-MM-DD.") from None
-
-
-def _duplicates(values: list[str]) -> list[str]:
-    seen: set[str] = set()
-    dupes: list[str] = []
-    for v in values:
-        if v in seen and v not in dupes:
-            dupes.append(v)
-        seen.add(v)
-    return dupes
-
-
-# --------------------------------------------------------------------------- parameters
-def parse_advertiser_ids(params: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
-    """``advertiser_ids`` (JSON, max 5, wins when both are given) or ``advertiser_id``."""
-    if "advertiser_ids" in params:
-        ids = parse_id_list(params, "advertiser_ids", MAX_ADVERTISER_IDS)
-        if _duplicates(ids):
-            raise param_error(f"advertiser_ids: Duplicate advertiser ids: {_duplicates(ids)!r}.")
-        return tuple(ids), True
-    advertiser_id = params.get("advertiser_id")
-    if advertiser_id is None:
-        raise _missing("advertiser_id")
-    _check_id("advertiser_id", advertiser_id)
-    return (advertiser_id,), False
-
-
-def parse_id_list(
-    params: Mapping[str, str], name: str, max_length: int, digits: bool = True
-) -> list[str]:
-    """A required, non-empty JSON array of strings (of digits: ids), at most ``max_length`` long."""
-    values = _string_list(params, name)
-    if not values:
-        raise param_error(f"{name}: Shorter than minimum length 1.")
-    if len(values) > max_length:
-        raise param_error(f"{name}: Longer than maximum length {max_length}.")
-    if digits:
-        for value in values:
-            _check_id(name, value)
-    return values
-
-
-def _check_id(name: str, value: str) -> None:
-    if not value.isdigit():
-        raise param_error(f"{name}: {value!r} is not a valid id, ids are digit strings.")
 
 
 def _report_type(params: Mapping[str, str]) -> str:
@@ -270,20 +186,6 @@ def _id_dimension(dimensions: list[str], data_level: str) -> str:
     if "ad_id" in dimensions:
         raise param_error("dimensions: ad_id and ad_id_v2 cannot be used together.")
     return "ad_id_v2"
-
-
-def _dates(params: Mapping[str, str], time_dimension: str | None) -> tuple[date, date]:
-    start, end = _date(params, "start_date"), _date(params, "end_date")
-    if start > end:
-        raise param_error("end_date: Must be later than or equal to start_date.")
-    limit = MAX_DAYS[time_dimension]
-    if (end - start).days + 1 > limit:
-        context = f"with {time_dimension}" if time_dimension else "without a time dimension"
-        raise param_error(
-            f"start_date, end_date: The time range must be within {limit} day(s) {context}; "
-            f"got {(end - start).days + 1} days."
-        )
-    return start, end
 
 
 def _metrics(

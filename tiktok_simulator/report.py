@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from . import gmv_max
 from .compiled import Generator, direct_renderer_for, generator_for, renderer_for
 from .metrics import (
     AD,
@@ -190,6 +191,8 @@ class ReportBuilder:
             entities.extend(in_scope)
         selection = Selection(entities, query.start.toordinal(), throttled)
         selection.keys.extend(selection.pack(*key) for key in self._keys(query, entities))
+        if query.data_level == ADVERTISER:  # GMV Max days, when the world counts them there
+            gmv_max.extend_advertiser_keys(self.world, query, selection)
         return selection
 
     def _keys(self, query: ReportQuery, entities: list[Entity]) -> Iterator[Key]:
@@ -235,7 +238,10 @@ class ReportBuilder:
     def rows(self, query: ReportQuery, selection: Selection, lo: int, hi: int) -> list[Row]:
         """The wire rows for positions ``lo:hi`` of the report."""
         keys = self.ordered_keys(query, selection)[lo:hi]
-        return self._render(query, selection, keys, query.output_metrics)
+        rows = self._render(query, selection, keys, query.output_metrics)
+        if query.data_level == ADVERTISER:  # GMV Max spend, when the world counts it there
+            gmv_max.add_to_advertiser_rows(self.world, query, selection, keys, rows)
+        return rows
 
     def total_metrics(self, query: ReportQuery, selection: Selection) -> dict[str, str]:
         """``data.total_metrics``: metrics over every row; attributes are not aggregatable."""

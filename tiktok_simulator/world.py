@@ -216,6 +216,15 @@ class World:
         promote_campaigns_per_advertiser: int = 1,
         smart_plus_campaigns_per_advertiser: int = 0,
         creatives_per_smart_plus_ad: int = 3,
+        gmv_max_stores_per_advertiser: int = 0,
+        gmv_max_campaigns_per_store: int = 1,
+        gmv_max_products_per_campaign: int = 3,
+        gmv_max_rooms_per_campaign: int = 2,
+        gmv_max_revoked_advertisers: Iterable[int | str] = (),
+        gmv_max_in_advertiser_total: bool = True,
+        gmv_max_qps: int = 8,
+        gmv_max_qpm: int = 240,
+        gmv_max_daily_quota: int = 20_000,
     ) -> None:
         if not 1 <= advertisers <= 999:
             raise ValueError("advertisers must be between 1 and 999")
@@ -242,6 +251,17 @@ class World:
             raise ValueError("too many campaigns per advertiser (ids would collide)")
         if not 0.0 <= delivery_probability <= 1.0 or not 0.0 <= deleted_fraction <= 1.0:
             raise ValueError("probabilities must be within [0, 1]")
+        if not 0 <= gmv_max_stores_per_advertiser <= 99:
+            raise ValueError("gmv_max_stores_per_advertiser must be between 0 and 99")
+        if not 0 <= gmv_max_campaigns_per_store <= 400:
+            raise ValueError("gmv_max_campaigns_per_store must be between 0 and 400")
+        if (
+            not 1 <= gmv_max_products_per_campaign <= 999
+            or not 1 <= gmv_max_rooms_per_campaign <= 999
+        ):
+            raise ValueError("gmv_max products and rooms per campaign must be between 1 and 999")
+        if min(gmv_max_qps, gmv_max_qpm, gmv_max_daily_quota) < 1:
+            raise ValueError("gmv_max_qps, gmv_max_qpm and gmv_max_daily_quota must be >= 1")
         self.seed = seed
         self.campaigns_per_advertiser = campaigns_per_advertiser
         self.adgroups_per_campaign = adgroups_per_campaign
@@ -266,6 +286,20 @@ class World:
         self._accounts: dict[int, Account] = {}
         self._lock = threading.Lock()
         self._builder = None  # its report engine: tiktok_simulator.report.builder_for
+        # GMV Max (TikTok Shop; docs/tiktok_api_gmv_smartplus.md §1.3), built by ``gmv_max``.
+        self.gmv_max_stores_per_advertiser = gmv_max_stores_per_advertiser
+        self.gmv_max_campaigns_per_store = gmv_max_campaigns_per_store
+        self.gmv_max_products_per_campaign = gmv_max_products_per_campaign
+        self.gmv_max_rooms_per_campaign = gmv_max_rooms_per_campaign
+        self.gmv_max_revoked_advertisers = frozenset(
+            self.advertiser_ids[a] if isinstance(a, int) else str(a)
+            for a in gmv_max_revoked_advertisers
+        )
+        self.gmv_max_in_advertiser_total = gmv_max_in_advertiser_total
+        self.gmv_max_qps = gmv_max_qps
+        self.gmv_max_qpm = gmv_max_qpm
+        self.gmv_max_daily_quota = gmv_max_daily_quota
+        self._gmv_max = None  # its shops: tiktok_simulator.gmv_max.shop_of
 
     def describe(self) -> dict[str, object]:
         """The parameters that reproduce this world."""
@@ -282,6 +316,15 @@ class World:
             "promote_campaigns_per_advertiser": self.promote_campaigns_per_advertiser,
             "smart_plus_campaigns_per_advertiser": self.smart_plus_campaigns_per_advertiser,
             "creatives_per_smart_plus_ad": self.creatives_per_smart_plus_ad,
+            "gmv_max_stores_per_advertiser": self.gmv_max_stores_per_advertiser,
+            "gmv_max_campaigns_per_store": self.gmv_max_campaigns_per_store,
+            "gmv_max_products_per_campaign": self.gmv_max_products_per_campaign,
+            "gmv_max_rooms_per_campaign": self.gmv_max_rooms_per_campaign,
+            "gmv_max_revoked_advertisers": sorted(self.gmv_max_revoked_advertisers),
+            "gmv_max_in_advertiser_total": self.gmv_max_in_advertiser_total,
+            "gmv_max_qps": self.gmv_max_qps,
+            "gmv_max_qpm": self.gmv_max_qpm,
+            "gmv_max_daily_quota": self.gmv_max_daily_quota,
             "advertiser_ids": list(self.advertiser_ids),
         }
 

@@ -29,3 +29,22 @@ def smart_plus_world(advertisers: int) -> World:
         creatives_per_smart_plus_ad=3,
         deleted_fraction=0.2,
     )
+
+
+def gmv_max_world(**options: object) -> World:
+    """GMV Max at advertisers 0, 1 and 3 (2 is a plain account, 3 lost its GMV Max permission):
+    2 usable stores and 1 unusable each, per usable store a Product and a LIVE campaign plus a
+    deleted one of each, 3 products and 2 LIVE rooms per campaign. ``options`` override."""
+    params: dict[str, object] = {
+        "seed": 30,
+        "advertisers": 4,
+        "campaigns_per_advertiser": 2,
+        "adgroups_per_campaign": 1,
+        "ads_per_adgroup": 2,
+        "start": "2025-01-01",
+        "end": "2025-12-31",
+        "gmv_max_stores_per_advertiser": 2,
+        "gmv_max_revoked_advertisers": [3],
+        **options,
+    }
+    return World(**params)  # type: ignore[arg-type]
