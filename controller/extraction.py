@@ -40,6 +40,7 @@ from controller.tiktok.client import (
     GMV_MAX_BUDGET,
     Budget,
     Page,
+    QuotaError,
     TikTokApiError,
     TikTokClient,
     TikTokError,
@@ -591,6 +592,11 @@ class Extraction:
                     return None
                 if not self._drop_rejected_metrics(spec, group, metrics, exc):
                     raise
+            except QuotaError as exc:
+                if not exc.sent:  # refused by the day's count before it left: it cost nothing
+                    with self._lock:
+                        item.result.requests -= 1
+                raise
             except TikTokTruncatedError:
                 if page != 1 or not spec.splits_by_campaign or len(scope) == 1:
                     raise

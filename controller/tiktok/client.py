@@ -115,7 +115,10 @@ class TikTokHttpError(TikTokError):
 
 class QuotaError(TikTokError):
     """A budget's day quota is spent (by our count or TikTok's 40100 saying so): nothing of
-    that budget can be read before UTC midnight, so it is not retried."""
+    that budget can be read before UTC midnight, so it is not retried. ``sent``: whether
+    the request reached TikTok (False: refused by our count, it cost nothing)."""
+
+    sent = False
 
 
 class TikTokTruncatedError(TikTokError):
@@ -541,7 +544,9 @@ def _quota_error(
         "; this report was not read, nothing of it is loaded: run it again after 00:00 UTC "
         "(other reports are not affected)"
     )
-    return QuotaError(advertiser_id, detail)
+    error = QuotaError(advertiser_id, detail)
+    error.sent = exc is not None
+    return error
 
 
 def _check_page(request: _Request, page: Page) -> None:
