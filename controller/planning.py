@@ -8,6 +8,11 @@ type) over a short sample span tells the rows, hence the pages, hence the reques
 of any length will cost. The answer gives, per item: the sample's rows and the requests
 its extraction would make, the days one request may cover (``days_per_request``), and how
 many requests each page costs (``metric_groups``, when a level's metrics need several).
+
+A GMV Max item (``rate_budget: gmv_max``) is asked store by store and per promotion type:
+its sample lists the advertiser's stores (one request of the app's tier) and reads page 1 of
+each (store, promotion type) part; ``parts`` says how many request chains a window costs
+(0 for an account without a store), ``rows`` and ``requests`` are summed over them.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any
 
 from config.settings import Settings
 from controller.reports import registry
-from controller.tiktok.client import PAGE_SIZE, TikTokClient, TikTokError
+from controller.tiktok.client import GENERAL, GMV_MAX_BUDGET, PAGE_SIZE, TikTokClient, TikTokError
 from controller.tiktok.factory import build_client, request_limiter
+from controller.tiktok.gmv_max import list_stores, usable_stores
 from controller.tiktok.origins import ALL_ORIGINS, refuses_origins
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,10 @@ def _item(
         "days_per_request": spec.days_per_request,
         "metric_groups": len(groups),
         "page_size": PAGE_SIZE,
+        "rate_budget": GMV_MAX_BUDGET if spec.gmv_max else GENERAL,
     }
+    if spec.gmv_max:
+        return entry | _gmv_max_sample(client, advertiser_id, report_type, groups[0], start, end)
     try:
         # Every campaign origin, like the run itself (Promote rows are rows to plan for); a
         # TikTok that refuses several origins in one filter is sampled with its default.
@@ -68,6 +77,35 @@ def _item(
     return entry | {
         "rows": page.total_number,
         "requests": max(1, page.total_page) * len(groups),
+        "status": "success",
+        "error": None,
+    }
+
+
+def _gmv_max_sample(
+    client: TikTokClient,
+    advertiser_id: str,
+    report_type: str,
+    metrics: list[str],
+    start: date,
+    end: date,
+) -> dict[str, Any]:
+    """Page 1 of every (store, promotion type) of a GMV Max report over the sample."""
+    spec = registry.get(report_type)
+    try:
+        stores = usable_stores(list_stores(client, advertiser_id))
+        parts = [(store, kind) for store in stores for kind in spec.promotion_types]
+        rows, requests = 0, 0
+        for part in parts:
+            page = client.fetch_page(spec, advertiser_id, metrics, start, end, 1, store=part)
+            rows += page.total_number
+            requests += max(1, page.total_page)
+    except TikTokError as exc:
+        return {"parts": None, "rows": None, "requests": None, "status": "error", "error": str(exc)}
+    return {
+        "parts": len(parts),
+        "rows": rows,
+        "requests": requests,
         "status": "success",
         "error": None,
     }

@@ -12,6 +12,7 @@ switches) and compares TikTok's TT_SHOP spend with TKT050 campaign by campaign.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -254,3 +255,37 @@ def test_a_campaign_missing_from_the_gmv_max_answer_is_reported_with_its_amount(
     assert days == {day for day, amount in expected.items() if amount}
     item = items(body)[(shop, "gmv_max_campaign")]
     assert any("do not add up" in w for w in item["warnings"])
+
+
+def test_plan_sizes_gmv_max_per_store_on_its_budget_and_the_backfill_counts_it(app, world):
+    backfill = importlib.import_module("tiktok_ads.backfill")  # the DAG's package: no Airflow
+    shop, plain = world.advertiser_ids[SHOP], world.advertiser_ids[PLAIN]
+    sample_end = date(2025, 5, 10)
+    response = app.post(
+        "/plan",
+        json={
+            "access_token": "sim-token",
+            "advertiser_ids": [shop, plain],
+            "report_types": [*GMV_TYPES, "campaign"],
+            "start_date": START.isoformat(),
+            "end_date": sample_end.isoformat(),
+        },
+    )
+    assert response.status_code == 200, response.get_json()
+    got = {(i["advertiser_id"], i["report_type"]): i for i in response.get_json()["items"]}
+    parts = {"gmv_max_campaign": 4, "gmv_max_product": 2, "gmv_max_live": 2}  # stores x types
+    for name in GMV_TYPES:
+        rows = sim_gmv_max.served_rows(world, shop, LEVEL[name], START, sample_end)
+        item = got[(shop, name)]
+        assert (item["rate_budget"], item["parts"], item["status"]) == (
+            "gmv_max",
+            parts[name],
+            "success",
+        )
+        assert (item["rows"], item["requests"]) == (len(rows), parts[name])
+        none = got[(plain, name)]
+        assert (none["parts"], none["rows"], none["requests"]) == (0, 0, 0)
+        # the 40-day run reads 2 windows of each part: what the backfill planner counts
+        assert backfill.estimate_requests(item, 40) == 2 * parts[name]
+        assert backfill.estimate_requests(none, 40) == 0
+    assert got[(shop, "campaign")]["rate_budget"] == "general"
