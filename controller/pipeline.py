@@ -96,6 +96,31 @@ def fill_currency(table: pa.Table, currency: str | None) -> pa.Table:
     return table.set_column(index, table.field(index), pc.fill_null(column, currency))
 
 
+def learn_currencies(
+    client: TikTokClient,
+    specs: list[ReportSpec],
+    advertiser_ids: list[str],
+    currencies: dict[str, str],
+    *,
+    deadline: float | None = None,
+) -> None:
+    """Add to ``currencies`` the account currency of the advertisers of reports TikTok serves
+    without one (GMV Max), from the account info (one request per 100 advertisers), unless
+    already known. An account whose info is unreadable keeps a null currency; its report
+    still loads."""
+    if not any("currency" in spec.filled for spec in specs):
+        return
+    missing = [a for a in advertiser_ids if a not in currencies]
+    if not missing:
+        return
+    accounts = [Account(advertiser_id, None) for advertiser_id in missing]
+    read_info(client, accounts, deadline=deadline)
+    for account in accounts:
+        currency = (account.info or {}).get("currency")
+        if currency:
+            currencies[account.advertiser_id] = str(currency)
+
+
 class EarlyCommits:
     """Commit a report as soon as every advertiser of it succeeded, while the run goes on.
 
@@ -191,24 +216,6 @@ class Run:
         # Whether this run created a table or added a column: the views are made again then.
         self.tables_changed = False
 
-    def _learn_currencies(
-        self, client: TikTokClient, specs: list[ReportSpec], deadline: float
-    ) -> None:
-        """The account currency of reports TikTok serves without one (GMV Max), from the
-        account info (one request per 100 advertisers), unless this run already read it. An
-        account whose info is unreadable keeps a null currency; its report still loads."""
-        if not any("currency" in spec.filled for spec in specs):
-            return
-        missing = [a for a in self.plan.request.advertiser_ids if a not in self.currencies]
-        if not missing:
-            return
-        accounts = [Account(advertiser_id, None) for advertiser_id in missing]
-        read_info(client, accounts, deadline=deadline)
-        for account in accounts:
-            currency = (account.info or {}).get("currency")
-            if currency:
-                self.currencies[account.advertiser_id] = str(currency)
-
     def _read_tt_shop(
         self,
         client: TikTokClient,
@@ -271,7 +278,9 @@ class Run:
         limiter = request_limiter(settings, request.max_qps, request.max_qpm)
         concurrency = request_concurrency(settings, limiter)
         client = build_client(settings, self.plan.access_token, limiter, concurrency)
-        self._learn_currencies(client, specs, extraction_deadline)
+        learn_currencies(
+            client, specs, request.advertiser_ids, self.currencies, deadline=extraction_deadline
+        )
         inserted: dict[tuple[str, str], int] = {}
         reconciler = reconciliation.Reconciler()  # day sums of the streamed pages, per level
         with tempfile.TemporaryDirectory(prefix="tiktok-run-") as workdir:

@@ -12,7 +12,11 @@ switches) and compares TikTok's TT_SHOP spend with TKT050 campaign by campaign.
 
 from __future__ import annotations
 
+import csv
 import importlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -22,6 +26,7 @@ import pytest
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec
 from controller.tiktok.gmv_max import NO_STORE
+from local_env.stack import ROOT
 from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.support.truth import typed_cell
@@ -289,3 +294,38 @@ def test_plan_sizes_gmv_max_per_store_on_its_budget_and_the_backfill_counts_it(a
         assert backfill.estimate_requests(item, 40) == 2 * parts[name]
         assert backfill.estimate_requests(none, 40) == 0
     assert got[(shop, "campaign")]["rate_budget"] == "general"
+
+
+@pytest.mark.e2e  # runs run_local_csv.py as a process
+def test_the_csv_tool_writes_gmv_max_store_by_store(server, world, tmp_path):
+    server.reset()
+    server.configure(qps=50, qpm=3000)
+    shop, plain = world.advertiser_ids[SHOP], world.advertiser_ids[PLAIN]
+    env = {**os.environ, "TIKTOK_API_BASE_URL": server.base_url}
+    env.pop("TIKTOK_ACCESS_TOKEN", None)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_local_csv.py"), "--output-dir", str(tmp_path),
+         "--access-token", "sim-token", "--advertiser-ids", f"{shop},{plain}",
+         "--start-date", "2025-05-01", "--end-date", "2025-05-05",
+         "--report-types", "gmv_max_live"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    spec = SPECS["gmv_max_live"]
+    files = {p.name.removeprefix(f"{spec.table}_").rsplit("_", 1)[0]: p for p in tmp_path.iterdir()}
+    with files[shop].open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    truth = sim_gmv_max.served_rows(world, shop, "live", "2025-05-01", "2025-05-05")
+    assert len(rows) == len(truth) > 0
+    got = {(r["store_id"], r["campaign_id"], r["room_id"], r["stat_time_day"]): r for r in rows}
+    currency = world.advertiser_info(shop)["currency"]
+    for raw in truth:
+        d = raw["dimensions"]
+        row = got[(raw["store_id"], d["campaign_id"], d["room_id"], d["stat_time_day"])]
+        assert float(row["cost"]) == float(raw["metrics"]["cost"])
+        assert row["ten_second_live_views"] == raw["metrics"]["10_second_live_views"]
+        assert row["currency"] == currency
+    with files[plain].open(newline="") as handle:
+        assert list(csv.DictReader(handle)) == []  # the header only
+    assert f"({len(rows)} rows)" in result.stdout
+    assert f"[{plain}] gmv_max_live: saved {files[plain]} (0 rows); {NO_STORE}" in result.stdout
