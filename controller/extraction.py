@@ -25,7 +25,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -46,7 +45,7 @@ from controller.tiktok.client import (
     TikTokError,
     TikTokTruncatedError,
 )
-from controller.tiktok.gmv_max import NO_STORE, list_stores, usable_stores
+from controller.tiktok.gmv_max import NO_STORE, Discovered, discover_stores
 from controller.tiktok.origins import ADVERTISER_WARNING, OriginPlan, Origins, refuses_origins
 from controller.tiktok.query_size import (
     QuerySizes,
@@ -186,6 +185,7 @@ class Extraction:
         on_request_done: Callable[[int], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
         row_bound: int = CHUNK_ROW_BOUND,
+        stores: Discovered | None = None,
     ) -> None:
         self._client = client
         self._row_bound = row_bound
@@ -213,6 +213,7 @@ class Extraction:
         ]
         # advertiser -> the GMV Max stores to read (``_discover_stores``)
         self._stores: dict[str, list[str]] = {}
+        self._given_stores: Discovered = dict(stores or {})  # already discovered by the caller
         # The metric families asked for (default: every family of the level), in requests
         # of at most 100 metrics joined on the dimensions. Columns of families not asked
         # for load as null (``normalize.finish``): a table's schema never loses a column.
@@ -273,31 +274,20 @@ class Extraction:
         return self.results
 
     def _discover_stores(self) -> None:
-        """The GMV Max stores of every advertiser with a GMV Max item (one store list each,
-        at once over the pool's threads). An advertiser without a usable store: its GMV Max
-        items succeed with 0 rows and say why; one TikTok refuses (40001, GMV Max permission
-        revoked): its GMV Max items fail with TikTok's words, like a revoked account."""
-        advertisers = sorted({i.result.advertiser_id for i in self._items if i.spec.gmv_max})
-        if not advertisers:
-            return
-
-        def discover(advertiser_id: str) -> list[str] | TikTokError:
-            try:
-                return usable_stores(
-                    list_stores(self._client, advertiser_id, deadline=self._deadline)
-                )
-            except TikTokError as exc:
-                return exc
-
-        context = contextvars.copy_context()
-        with ThreadPoolExecutor(min(self._workers, len(advertisers))) as pool:
-            found = dict(
-                zip(
-                    advertisers,
-                    pool.map(lambda a: context.copy().run(discover, a), advertisers),
-                    strict=True,
-                )
+        """The GMV Max stores of every advertiser with a GMV Max item (those not given). An
+        advertiser without a usable store: its GMV Max items succeed with 0 rows and say
+        why; one TikTok refuses (40001, GMV Max permission revoked): its GMV Max items fail
+        with TikTok's words, like a revoked account."""
+        wanted = {i.result.advertiser_id for i in self._items if i.spec.gmv_max}
+        found = dict(self._given_stores)
+        found.update(
+            discover_stores(
+                self._client,
+                sorted(wanted - set(found)),
+                workers=self._workers,
+                deadline=self._deadline,
             )
+        )
         for item in self._items:
             stores = found.get(item.result.advertiser_id) if item.spec.gmv_max else None
             if isinstance(stores, TikTokError):

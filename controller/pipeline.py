@@ -43,10 +43,11 @@ from controller.api.models import (
 from controller.extraction import Extraction, ItemResult
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec, arrow_schema
+from controller.reports.gmv_max import GMV_MAX_REPORTS
 from controller.tiktok.accounts import Account, read_info
 from controller.tiktok.client import TikTokClient, TikTokError
 from controller.tiktok.factory import build_client, request_concurrency, request_limiter
-from controller.tiktok.gmv_max import tt_shop_spend
+from controller.tiktok.gmv_max import Discovered, discover_stores, tt_shop_spend
 from controller.views import refresh_after_run
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE, RunLogRow, ensure_run_log, write_run_log
@@ -244,6 +245,43 @@ class Run:
                 extra={"fields": {"advertiser_id": result.advertiser_id, "requests": requests}},
             )
 
+    def _add_gmv_max(
+        self,
+        client: TikTokClient,
+        specs: list[ReportSpec],
+        items: list[tuple[str, ReportSpec]],
+        deadline: float,
+    ) -> Discovered:
+        """Add the GMV Max reports to a run of the default set (or ``with_gmv_max``), unless
+        the deployment turned them off (``TIKTOK_GMV_MAX=off``): for the advertisers with a
+        usable TikTok Shop store, and those TikTok refuses with 40001 (permission revoked:
+        reported like a revoked account). The others get no GMV Max item (the store list
+        costs one request of the app's tier per advertiser). Returns what was discovered."""
+        request = self.plan.request
+        if not (self.settings.tiktok_gmv_max and request.gmv_max_added()):
+            return {}
+        added = [s for s in GMV_MAX_REPORTS.values() if s.report_type not in request.report_types]
+        if not added:
+            return {}
+        stores = discover_stores(
+            client,
+            list(request.advertiser_ids),
+            workers=self.settings.tiktok_concurrency,
+            deadline=deadline,
+        )
+        # A store to read, or TikTok's 40001 (GMV Max permission revoked). Any other refusal
+        # (a revoked token...) is the default reports' to tell: no GMV Max item repeats it.
+        shops = [
+            adv
+            for adv in request.advertiser_ids
+            if (found := stores.get(adv))
+            and (not isinstance(found, TikTokError) or getattr(found, "code", None) == 40001)
+        ]
+        if shops:
+            specs += added
+            items += [(adv, spec) for spec in added for adv in shops]
+        return stores
+
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
         return warehouse_for(self.settings, project_id, dataset_id)
 
@@ -255,6 +293,10 @@ class Run:
         extraction_deadline = deadline - min(60.0, settings.run_deadline_seconds * 0.25)
         specs = [registry.get(name) for name in request.report_types]
         items = [(adv, spec) for spec in specs for adv in request.advertiser_ids]
+        limiter = request_limiter(settings, request.max_qps, request.max_qpm)
+        concurrency = request_concurrency(settings, limiter)
+        client = build_client(settings, self.plan.access_token, limiter, concurrency)
+        stores = self._add_gmv_max(client, specs, items, extraction_deadline)
         results: list[ItemResult]
         self._started_at = datetime.now(UTC)
         warehouse: BigQueryWarehouse | None = None
@@ -270,14 +312,12 @@ class Run:
                 str(exc) if isinstance(exc, WarehouseError) else f"BigQuery setup failed: {exc}"
             )
             log.error("warehouse setup failed", extra={"fields": {"error": reason}})
+            client.close()
             results = [
                 ItemResult(adv, spec.report_type, "error", error=reason) for adv, spec in items
             ]
             return self._finish(warehouse, results, {}, started)
 
-        limiter = request_limiter(settings, request.max_qps, request.max_qpm)
-        concurrency = request_concurrency(settings, limiter)
-        client = build_client(settings, self.plan.access_token, limiter, concurrency)
         learn_currencies(
             client, specs, request.advertiser_ids, self.currencies, deadline=extraction_deadline
         )
@@ -313,6 +353,7 @@ class Run:
                 row_bound=settings.tiktok_chunk_row_bound,
                 on_item_done=early.item_done,
                 stop_requested=self._stop_requested,
+                stores=stores,
             )
             try:
                 results = extraction.run()

@@ -59,15 +59,13 @@ class Difference:
     campaign_id: str | None = None  # a GMV Max campaign's TT_SHOP spend against TKT050
 
     def as_dict(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {
+        return {
             "advertiser_id": self.advertiser_id,
             "date": self.date.isoformat(),
             "metric": self.metric,
             "values": dict(self.values),
+            "campaign_id": self.campaign_id,
         }
-        if self.campaign_id is not None:
-            shown["campaign_id"] = self.campaign_id
-        return shown
 
 
 class Reconciler:

@@ -9,9 +9,10 @@ row count per table read back from BigQuery, then stops what it started (unless
 simulator's app credentials, discovers three advertisers, skips the closed one with its
 reason) and loads the account info and entity history tables before the reports.
 
-``--all-reports`` also loads every prebuilt report (audience, hourly, lifetime) and the custom
-reports of ``local_env/custom_reports.example.json`` over the same window, and lists every
-report type, its table and its row count.
+``--all-reports`` also loads every prebuilt report (audience, hourly, lifetime, GMV Max) and the
+custom reports of ``local_env/custom_reports.example.json`` over the same window, and lists
+every report type, its table and its row count. Its simulator gives the advertisers TikTok
+Shop stores (``--gmv-max-stores``), so the GMV Max tables (TKT050-052) have rows.
 
 Then ``POST /views`` (the analysts' layer: README "Analysts' layer"; the run already made them,
 so every view answers ``unchanged``) and a cross-platform query: spend per account from
@@ -37,6 +38,8 @@ STATE = ROOT / ".local"
 SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "2", "--token", "sim-token")
 # --all: a third advertiser (seeded closed) and the simulator's default app credentials.
 ALL_SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "3", "--token", "sim-token")
+# --all-reports: TikTok Shop stores with GMV Max campaigns at the advertisers (TKT050-052).
+GMV_MAX_SIMULATOR_ARGS = ("--gmv-max-stores", "1")
 APP_CREDENTIALS = {"TIKTOK_APP_ID": "1234567890", "TIKTOK_APP_SECRET": "sim-app-secret"}
 ENTITY_TYPES = ["advertiser_info", "campaigns", "adgroups", "ads"]
 CUSTOM_REPORTS = ROOT / "local_env" / "custom_reports.example.json"
@@ -64,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     logs = STATE / "logs"
     print("Starting the TikTok simulator, local BigQuery and the service (gunicorn)…")
     simulator = SimulatorProcess(
-        logs / "simulator.log", *(ALL_SIMULATOR_ARGS if args.all else SIMULATOR_ARGS)
+        logs / "simulator.log",
+        *(ALL_SIMULATOR_ARGS if args.all else SIMULATOR_ARGS),
+        *(GMV_MAX_SIMULATOR_ARGS if args.all_reports else ()),
     )
     bigquery = LocalBigQuery(payload["project_id"], STATE / "bigquery").start()
     service = None

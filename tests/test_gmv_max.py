@@ -329,3 +329,106 @@ def test_the_csv_tool_writes_gmv_max_store_by_store(server, world, tmp_path):
         assert list(csv.DictReader(handle)) == []  # the header only
     assert f"({len(rows)} rows)" in result.stdout
     assert f"[{plain}] gmv_max_live: saved {files[plain]} (0 rows); {NO_STORE}" in result.stdout
+
+
+@pytest.mark.parametrize("gmv_max", ["on", "off"])
+def test_the_default_set_adds_gmv_max_for_accounts_with_stores_unless_off(
+    gmv_max, server, world, local_bigquery, bq_client, bq_dataset
+):
+    server.reset()
+    server.configure(qps=50, qpm=3000)
+    settings = service_settings_for(
+        server, local_bigquery, tiktok_qps=50.0, tiktok_qpm=3000, tiktok_gmv_max=gmv_max == "on"
+    )
+    app = create_app(settings).test_client()
+    shop, plain, revoked = (world.advertiser_ids[i] for i in (SHOP, PLAIN, REVOKED))
+    body = {
+        "access_token": "sim-token",
+        "advertiser_ids": [shop, plain, revoked],
+        "project_id": bq_client.project,
+        "dataset_id": bq_dataset,
+        "start_date": "2025-05-01",
+        "end_date": "2025-05-03",
+        "metric_families": ["core"],
+    }  # report_types left out: the default set
+    response = app.post("/run", json=body).get_json()
+    got = items(response)
+    seeds = {(a, r) for a in (shop, plain, revoked) for r in registry.default_report_types()}
+    lists = server.stats(include_log=False)["by_path"].get("/open_api/v1.3/gmv_max/store/list/", 0)
+    if gmv_max == "off":
+        assert set(got) == seeds and lists == 0
+        return
+    assert set(got) == seeds | {(a, r) for a in (shop, revoked) for r in GMV_TYPES}
+    assert lists == 3  # one store list per advertiser, on the app's tier
+    assert all(got[(shop, r)]["status"] == "success" for r in GMV_TYPES)
+    assert all(got[(shop, r)]["inserted_rows"] > 0 for r in GMV_TYPES)
+    assert all("40001" in got[(revoked, r)]["error"] for r in GMV_TYPES)
+    # a request naming its reports gets exactly those, unless it asks for GMV Max too
+    named = app.post("/run", json=body | {"report_types": ["campaign"]}).get_json()
+    assert {r["report_type"] for r in named["results"]} == {"campaign"}
+    both = app.post(
+        "/run", json=body | {"report_types": ["campaign"], "with_gmv_max": True}
+    ).get_json()
+    assert {(r["advertiser_id"], r["report_type"]) for r in both["results"]} == {
+        (a, "campaign") for a in (shop, plain, revoked)
+    } | {(a, r) for a in (shop, revoked) for r in GMV_TYPES}
+
+
+def test_the_daily_dag_asks_for_gmv_max_where_there_are_stores():
+    config_module = importlib.import_module("tiktok_ads.config")  # the DAG's package
+    fanout = importlib.import_module("tiktok_ads.fanout")
+    assert (
+        set(config_module.GMV_MAX_REPORT_TYPES) == set(GMV_TYPES) <= set(config_module.REPORT_TYPES)
+    )
+    config = {
+        "service_url": "https://svc-abc.a.run.app",
+        "advertiser_ids": ["1", "2"],
+        "project_id": "p",
+        "dataset_id": "raw",
+        "report_types": list(config_module.SEED_REPORT_TYPES),
+        "batch_size": 20,
+        "parallel_batches": 1,
+        "app_qps": 10.0,
+        "app_qpm": 600,
+    }
+    (request,) = fanout.build_requests(config, date(2026, 3, 7), date(2026, 3, 9))
+    assert request["payload"]["with_gmv_max"] is True
+    assert request["payload"]["report_types"] == list(config_module.SEED_REPORT_TYPES)
+
+
+def test_account_report_adds_the_gmv_max_spend_per_account_day(
+    server, world, local_bigquery, bq_client, bq_dataset
+):
+    server.reset()
+    server.configure(qps=50, qpm=3000)
+    reporting, fivetran = f"{bq_dataset}_rep", f"{bq_dataset}_ft"
+    settings = service_settings_for(
+        server,
+        local_bigquery,
+        tiktok_qps=50.0,
+        tiktok_qpm=3000,
+        views_raw_dataset=bq_dataset,
+        views_reporting_dataset=reporting,
+        views_fivetran_dataset=fivetran,
+    )
+    app = create_app(settings).test_client()
+    shop = world.advertiser_ids[SHOP]
+    end = date(2025, 5, 7)
+    body = run(app, bq_client, bq_dataset, [shop], ["advertiser", "gmv_max_campaign"], end=end)
+    assert body["errors_count"] == 0
+    try:
+        response = app.post(
+            "/views", json={"project_id": bq_client.project, "dataset_id": bq_dataset}
+        )
+        assert response.status_code == 200, response.get_json()
+        rows = table_rows(bq_client, reporting, "account_report")
+        costs: dict[date, Decimal] = {}
+        for row in loaded(bq_client, bq_dataset, SPECS["gmv_max_campaign"]):
+            costs[row["date"]] = costs.get(row["date"], Decimal(0)) + Decimal(str(row["cost"]))
+        assert costs and {r["date_day"] for r in rows} >= set(costs)
+        for row in rows:
+            expected = costs.get(row["date_day"], Decimal(0))
+            assert Decimal(str(row["gmv_max_spend"])).quantize(Decimal("0.01")) == expected
+    finally:
+        for dataset in (reporting, fivetran):
+            bq_client.delete_dataset(dataset, delete_contents=True, not_found_ok=True)

@@ -9,12 +9,14 @@ caller reports like any refused account.
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from controller.reports.gmv_max import TT_SHOP_CAMPAIGN
-from controller.tiktok.client import TikTokClient
+from controller.tiktok.client import TikTokClient, TikTokError
 
 STORE_LIST_PATH = "gmv_max/store/list/"
 # The item's reason when an advertiser has no store to read (it succeeds with 0 rows).
@@ -41,6 +43,34 @@ def list_stores(
         list_key="store_list",
     )
     return [_store(row) for row in page.rows if isinstance(row, dict) and row.get("store_id")]
+
+
+# advertiser -> the ids of its usable stores, or TikTok's refusal (40001: permission revoked)
+Discovered = dict[str, "list[str] | TikTokError"]
+
+
+def discover_stores(
+    client: TikTokClient,
+    advertiser_ids: list[str],
+    *,
+    workers: int = 8,
+    deadline: float | None = None,
+) -> Discovered:
+    """The usable stores of each advertiser (one store list each, at once over ``workers``
+    threads); an advertiser TikTok refuses gets its error instead."""
+
+    def discover(advertiser_id: str) -> list[str] | TikTokError:
+        try:
+            return usable_stores(list_stores(client, advertiser_id, deadline=deadline))
+        except TikTokError as exc:
+            return exc
+
+    if not advertiser_ids:
+        return {}
+    context = contextvars.copy_context()  # the run's request id on the workers' log lines
+    with ThreadPoolExecutor(max(1, min(workers, len(advertiser_ids)))) as pool:
+        found = pool.map(lambda a: context.copy().run(discover, a), advertiser_ids)
+        return dict(zip(advertiser_ids, found, strict=True))
 
 
 def usable_stores(stores: list[Store]) -> list[str]:
