@@ -19,10 +19,12 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
+import requests
 
 from tests.fixtures.simulator import SIM_TOKEN
 from tests.support.worlds import gmv_max_world
-from tiktok_simulator import SimulatorApp, World, gmv_max
+from tiktok_simulator import SimulatorApp, SimulatorServer, World, gmv_max
+from tiktok_simulator.__main__ import build_parser, build_world
 from tiktok_simulator.report import served_rows
 
 START, END = "2025-03-01", "2025-03-30"
@@ -426,6 +428,13 @@ def test_budgets_are_apart(world: World) -> None:
     assert [gmv_report(app, arrived, **params)["code"] for _ in range(3)] == [0, 0, 40100]
     limited = get(app, report_path, arrived, **basic)
     assert (limited["code"], limited["message"]) == (40100, APP_LIMITED)
+    stats = app.stats.snapshot(False)
+    assert sum(n for _, n in stats["accepted_per_second"]) == 2
+    assert sum(n for _, n in stats["gmv_max_accepted_per_second"]) == 2
+    assert stats["codes_by_path"] == {
+        "/open_api/v1.3/" + report_path: {"0": 2, "40100": 1},
+        "/open_api/v1.3/" + gmv_max.REPORT_PATH: {"0": 2, "40100": 1},
+    }
 
 
 def test_budget_is_configurable_and_switched_off_with_the_rate_limit(world: World) -> None:
@@ -615,3 +624,122 @@ def test_world_describes_its_gmv_max_options(world: World) -> None:
     assert (described["gmv_max_qps"], described["gmv_max_qpm"]) == (8, 240)
     assert described["gmv_max_daily_quota"] == 20_000
     assert World(seed=30).describe()["gmv_max_stores_per_advertiser"] == 0
+
+
+def test_a_day_with_gmv_max_spend_only_is_an_advertiser_row() -> None:
+    """An account whose one BASIC ad did not deliver that day still spent on GMV Max."""
+    options = {
+        "seed": 3,
+        "advertisers": 1,
+        "campaigns_per_advertiser": 1,
+        "adgroups_per_campaign": 1,
+        "ads_per_adgroup": 1,
+        "promote_campaigns_per_advertiser": 0,
+        "delivery_probability": 0.5,
+        "gmv_max_stores_per_advertiser": 1,
+    }
+    world, basic_only = World(**options), World(**options, gmv_max_in_advertiser_total=False)
+    adv = world.advertiser_ids[0]
+    metrics = ["spend", "impressions"]
+    rows = served_rows(world, adv, "AUCTION_ADVERTISER", START, END, metrics)
+    basic = served_rows(basic_only, adv, "AUCTION_ADVERTISER", START, END, metrics)
+    gmv_only = [r for r in rows if r["metrics"]["impressions"] == "0"]
+    assert len(rows) == 30 > len(basic) and len(gmv_only) == 30 - len(basic) > 0
+    gmv = gmv_max.advertiser_cost_by_day(world, adv, START, END)
+    for row in gmv_only:
+        day = date.fromisoformat(row["dimensions"]["stat_time_day"][:10]).toordinal()
+        assert Decimal(row["metrics"]["spend"]) == Decimal(gmv[day][0]) / 100
+
+
+# --------------------------------------------------------------------------- wire and CLI
+def test_endpoints_over_http_and_the_truth_control(world: World) -> None:
+    with SimulatorServer(world, rate_limit=False) as server:
+        headers = {"Access-Token": SIM_TOKEN}
+        base = server.base_url
+        stores = requests.get(
+            base + gmv_max.STORE_LIST_PATH,
+            params={"advertiser_id": world.advertiser_ids[0]},
+            headers=headers,
+            timeout=10,
+        ).json()
+        assert len(stores["data"]["store_list"]) == 3
+        params = gmv_params(
+            world,
+            "live",
+            filtering=json.dumps(
+                {"gmv_max_promotion_types": ["LIVE"], "campaign_statuses": ["STATUS_ALL"]}
+            ),
+        )
+        body = requests.get(base + gmv_max.REPORT_PATH, params=params, headers=headers, timeout=10)
+        truth = gmv_max.served_rows(world, world.advertiser_ids[0], "live", START, END)
+        assert body.json()["data"]["list"] == wire(truth, store_ids(world)[0])
+        posted = requests.post(base + gmv_max.REPORT_PATH, headers=headers, timeout=10)
+        assert posted.status_code == 405
+        control = base.split("/open_api")[0] + "/_sim/gmv_max/truth"
+        query = {"advertiser_id": world.advertiser_ids[0], "start_date": START, "end_date": END}
+        truth = requests.get(control, params={**query, "level": "product"}, timeout=10).json()
+        assert truth["rows"] == gmv_max.served_rows(
+            world, world.advertiser_ids[0], "product", START, END
+        )
+        spend = requests.get(control, params={**query, "level": "tt_shop"}, timeout=10).json()
+        expected = gmv_max.tt_shop_spend(world, world.advertiser_ids[0], START, END)
+        assert {
+            (r["campaign_id"], r["stat_time_day"]): Decimal(r["spend"]) for r in spend["rows"]
+        } == expected
+        bad = requests.get(control, params={**query, "level": "ad"}, timeout=10)
+        assert bad.status_code == 400
+
+
+def test_cli_flags_build_the_gmv_max_world() -> None:
+    args = build_parser().parse_args(
+        [
+            "--advertisers",
+            "4",
+            "--gmv-max-stores",
+            "3",
+            "--gmv-max-campaigns",
+            "2",
+            "--gmv-max-products",
+            "4",
+            "--gmv-max-rooms",
+            "1",
+            "--gmv-max-revoked",
+            "1",
+            "--gmv-max-not-in-advertiser-total",
+            "--gmv-max-qps",
+            "12",
+            "--gmv-max-qpm",
+            "360",
+            "--gmv-max-daily-quota",
+            "30000",
+        ]
+    )
+    world = build_world(args)
+    described = world.describe()
+    assert described["gmv_max_stores_per_advertiser"] == 3
+    assert described["gmv_max_revoked_advertisers"] == [world.advertiser_ids[1]]
+    assert described["gmv_max_in_advertiser_total"] is False
+    assert (described["gmv_max_qps"], described["gmv_max_qpm"]) == (12, 360)
+    assert described["gmv_max_daily_quota"] == 30_000
+    store = gmv_max.shops_of(world).stores(world.advertiser_ids[0])[0]
+    # per store: 2 active + 1 deleted of each type; 4 products, 1 room each
+    assert [len(c.leaves) for c in store.campaigns] == [4, 4, 4, 1, 1, 1]
+
+
+def test_faults_and_worded_values_reach_the_gmv_max_report(app: SimulatorApp, world: World) -> None:
+    adv, params = world.advertiser_ids[0], gmv_params(world)
+    app.set_faults({"mode": "queue", "queue": ["50000", "short_page"]})
+    failed = gmv_report(app, **params)
+    assert (failed["code"], failed["message"]) == (50000, "System error.")
+    short = gmv_report(app, **params)["data"]
+    assert short["page_info"]["total_number"] == len(short["list"]) + 1
+    app.configure(worded_metrics={"roas_bid": "auto"})
+    rows = gmv_report(app, **params)["data"]["list"]
+    product = {
+        c.id for c in gmv_max.shops_of(world).campaigns(adv) if c.promotion_type == "PRODUCT"
+    }
+    truth = gmv_max.served_rows(world, adv, "campaign", START, END, include_deleted=False)
+    expected = [
+        r for r in wire(truth, store_ids(world)[0]) if r["dimensions"]["campaign_id"] in product
+    ]
+    assert rows == [{**r, "metrics": {**r["metrics"], "roas_bid": "auto"}} for r in expected]

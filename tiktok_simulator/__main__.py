@@ -95,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    world = World(
+def build_world(args: argparse.Namespace) -> World:
+    """The world the command line describes."""
+    return World(
         seed=args.seed,
         advertisers=args.advertisers,
         campaigns_per_advertiser=args.campaigns,
@@ -121,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         gmv_max_qpm=args.gmv_max_qpm,
         gmv_max_daily_quota=args.gmv_max_daily_quota,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    world = build_world(args)
     tokens = dict(_token(spec) for spec in args.token) if args.token else None
     server = SimulatorServer(
         world,

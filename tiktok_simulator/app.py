@@ -460,12 +460,12 @@ class SimulatorApp:
             raise ApiError(errors.TOKEN_INVALID, errors.TOKEN_INVALID_MESSAGE)
         if expired:
             raise ApiError(errors.TOKEN_EXPIRED, errors.TOKEN_EXPIRED_MESSAGE)
-        if rate_limit and path == GMV_MAX_REPORT_PATH:
-            exceeded = self.gmv_max_budget.try_acquire(arrived)
+        if path == GMV_MAX_REPORT_PATH:
+            exceeded = self.gmv_max_budget.try_acquire(arrived) if rate_limit else None
             if exceeded is not None:
                 limit = self.gmv_max_budget.limit(exceeded)
                 raise gmv_max.rate_limited(exceeded, limit, app_id)
-            self.stats.accepted_at(arrived)
+            self.stats.accepted_at(arrived, gmv_max=True)
             return token
         # The window counts arrivals (the server's receive time), on the monotonic clock.
         arrival = time.monotonic() - max(0.0, time.time() - arrived)
@@ -622,6 +622,7 @@ class SimulatorApp:
             time.sleep(self.settings.latency)
             return self._fault_outcome(fault, query.advertiser_id)
         rows = gmv_max.report_rows(gmv_max.shops_of(self.world), query)
+        rows = _worded(rows, self.settings.worded_metrics)
         reply, served = self._paged_reply(rows, query.page, query.page_size, fault)
         time.sleep(self.settings.latency + (slow_seconds if fault == "slow" else 0.0))
         if fault == "truncated":
@@ -632,7 +633,7 @@ class SimulatorApp:
         """``report_type=TT_SHOP``: GMV Max spend per campaign or advertiser and day."""
         query = gmv_max.parse_tt_shop_query(params)
         self._authorise(token, [query.advertiser_id])
-        rows = gmv_max.tt_shop_rows(self.world, query)
+        rows = _worded(gmv_max.tt_shop_rows(self.world, query), self.settings.worded_metrics)
         reply, served = self._paged_reply(rows, query.page, query.page_size, None)
         return Outcome(reply, code=errors.OK, rows=served)
 
@@ -705,6 +706,7 @@ class SimulatorApp:
             ("POST", "/_sim/config"): lambda p, b: self.configure(**(b or {})),
             ("GET", "/_sim/truth"): lambda p, _: self._truth(p),
             ("GET", "/_sim/world"): lambda p, _: self.world.describe(),
+            ("GET", "/_sim/gmv_max/truth"): lambda p, _: self._gmv_max_truth(p),
             ("GET", "/_sim/entities"): lambda p, _: self._entities(p),
             ("GET", "/_sim/entity_changes"): lambda p, _: [
                 asdict(c) | {"day": c.day.isoformat()}
@@ -746,6 +748,23 @@ class SimulatorApp:
             attribution_days=self.settings.attribution_days,
             origins=orjson.loads(params["origins"]) if "origins" in params else DEFAULT_ORIGINS,
         )
+        return {"total_number": len(rows), "rows": rows}
+
+    def _gmv_max_truth(self, params: dict[str, str]) -> dict[str, Any]:
+        """``gmv_max.served_rows`` (``level`` campaign/product/live) or, with ``level=tt_shop``,
+        ``gmv_max.tt_shop_spend`` as rows, for tests that run the simulator as a process."""
+        args = (params["advertiser_id"], params["start_date"], params["end_date"])
+        if params["level"] == "tt_shop":
+            spend = gmv_max.tt_shop_spend(self.world, *args)
+            rows = [
+                {"campaign_id": c, "stat_time_day": day, "spend": str(amount)}
+                for (c, day), amount in sorted(spend.items())
+            ]
+        elif params["level"] in gmv_max.LEVELS:
+            adv, start, end = args
+            rows = gmv_max.served_rows(self.world, adv, params["level"], start, end)
+        else:
+            raise ValueError(f"level must be one of {[*gmv_max.LEVELS, 'tt_shop']}")
         return {"total_number": len(rows), "rows": rows}
 
     def _entities(self, params: dict[str, str]) -> dict[str, Any]:

@@ -274,6 +274,7 @@ class ReportBuilder:
                 key[1] >= 0
                 and key[2] < 0
                 and len(entity.ads) == 1
+                and entity.level != ADVERTISER  # its row may be a GMV Max day alone (gmv_max)
                 and is_final(query.as_of_ordinal, key[1], query.attribution_days)
             ):
                 # One ad on one day (the bulk of an ad-level daily report): no summing needed.

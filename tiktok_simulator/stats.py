@@ -31,6 +31,8 @@ class Stats:
         self.http_status: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.accepted: list[float] = []
+        self.gmv_max_accepted: list[float] = []  # the GMV Max report's own budget
+        self.codes_by_path: dict[str, Counter[str]] = {}
         self.rows_served = 0
         self.max_in_flight = self.in_flight
         self.log: list[dict[str, Any]] = []
@@ -42,10 +44,11 @@ class Stats:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
-    def accepted_at(self, timestamp: float) -> None:
-        """A request passed the app rate limiter (arrival time, wall clock)."""
+    def accepted_at(self, timestamp: float, gmv_max: bool = False) -> None:
+        """A request passed the app rate limiter, or with ``gmv_max`` the GMV Max report's
+        own budget (arrival time, wall clock): the two are counted apart as TikTok does."""
         with self._lock:
-            self.accepted.append(timestamp)
+            (self.gmv_max_accepted if gmv_max else self.accepted).append(timestamp)
 
     def end(
         self,
@@ -73,6 +76,7 @@ class Stats:
             self.http_status[str(status) if status is not None else "none"] += 1
             if code is not None:
                 self.codes[str(code)] += 1
+                self.codes_by_path.setdefault(path, Counter())[str(code)] += 1
             if fault is not None:
                 self.faults[fault] += 1
             self.rows_served += rows
@@ -94,6 +98,10 @@ class Stats:
                 "max_in_flight": self.max_in_flight,
                 "accepted_timestamps": list(self.accepted),
                 "accepted_per_second": sorted(per_second.items()),
+                "gmv_max_accepted_per_second": sorted(
+                    Counter(int(t) for t in self.gmv_max_accepted).items()
+                ),
+                "codes_by_path": {p: dict(c) for p, c in self.codes_by_path.items()},
             }
             if include_log:
                 data["log"] = [dict(e) for e in self.log]

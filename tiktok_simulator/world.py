@@ -21,6 +21,11 @@ what the ``ad_id`` dimension reports (``campaign_automation_type``
 per creative; the ``ad_id_v2`` dimension reports the ad, summing its creatives. A classic ad is
 one row either way, its ``ad_id_v2`` its own second id.
 
+GMV Max (TikTok Shop; docs/tiktok_api_gmv_smartplus.md §1.3; opt-in with
+``gmv_max_stores_per_advertiser``) is not made of these entities: ``gmv_max`` builds its stores,
+campaigns, products and LIVE rooms from the ``gmv_max_*`` options, and BASIC reports below the
+advertiser never see them.
+
 IDs are digit strings above 2**53 (16, 18 and 19 digits, mostly odd), so a client that
 round-trips them through a float corrupts them; the very first campaign is 2**53 + 1.
 Names contain commas, quotes and non-ASCII text to exercise CSV quoting downstream.
@@ -260,6 +265,11 @@ class World:
             or not 1 <= gmv_max_rooms_per_campaign <= 999
         ):
             raise ValueError("gmv_max products and rooms per campaign must be between 1 and 999")
+        leaves = max(gmv_max_products_per_campaign, gmv_max_rooms_per_campaign)
+        if gmv_max_stores_per_advertiser * (gmv_max_campaigns_per_store + 1) * leaves >= 500_000:
+            raise ValueError(
+                "too many GMV Max products or rooms per advertiser (ids would collide)"
+            )
         if min(gmv_max_qps, gmv_max_qpm, gmv_max_daily_quota) < 1:
             raise ValueError("gmv_max_qps, gmv_max_qpm and gmv_max_daily_quota must be >= 1")
         self.seed = seed
