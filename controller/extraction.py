@@ -122,7 +122,8 @@ class ItemResult:
 Sink = Callable[[ReportSpec, str, pa.Table], None]
 Scope = tuple[str, ...]  # campaign ids a request is narrowed to; () = the whole advertiser
 # A request's part of the item besides its scope: the campaign origins asked for (BASIC), or
-# the (store id, promotion type) of a GMV Max request.
+# the (store id, promotion type) of a GMV Max request (passed where ``origins`` go).
+Part = tuple[str, ...]
 
 
 @dataclass
@@ -297,7 +298,7 @@ class Extraction:
             elif stores:
                 self._stores[item.result.advertiser_id] = stores
 
-    def _parts(self, item: _Item) -> list[Origins]:
+    def _parts(self, item: _Item) -> list[Part]:
         """A chunk's page-1 requests per metric group: one per campaign-origin request
         (BASIC), or per store and promotion type (GMV Max, which takes one store each)."""
         spec = item.spec

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     payload = json.loads((ROOT / "sample_request.json").read_text())
+    if args.all_reports:  # the world has Shop stores: GMV Max for them, as the daily DAG asks
+        payload["with_gmv_max"] = True
     if args.all:
         payload["advertiser_ids"] = "all"
         payload["report_types"] = ENTITY_TYPES + payload["report_types"]
