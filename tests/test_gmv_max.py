@@ -26,6 +26,7 @@ import pytest
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec
 from controller.tiktok.gmv_max import NO_STORE
+from database.run_log import RUN_LOG_TABLE
 from local_env.stack import ROOT
 from main import create_app
 from tests.fixtures.service import service_settings_for
@@ -36,6 +37,7 @@ from tiktok_simulator import SimulatorServer, World
 from tiktok_simulator import gmv_max as sim_gmv_max
 
 START, END = date(2025, 5, 1), date(2025, 6, 9)  # 40 days: two request windows
+SHORT = date(2025, 5, 10)  # one window, where two add nothing to what a test shows
 GMV_TYPES = ["gmv_max_campaign", "gmv_max_product", "gmv_max_live"]
 SPECS = {name: registry.get(name) for name in GMV_TYPES}
 LEVEL = {"gmv_max_campaign": "campaign", "gmv_max_product": "product", "gmv_max_live": "live"}
@@ -136,7 +138,13 @@ def test_tables_equal_the_truth_deleted_campaigns_included_and_replace_twice(
         assert {got[(adv, n)]["rate_budget"] for n in GMV_TYPES} == {"gmv_max"}
     stats = server.stats(include_log=False)
     assert stats["codes"].get("40100", 0) == 0
-    again = run(app, bq_client, bq_dataset, shops, GMV_TYPES)
+    # the run log counts the requests per budget
+    logged = bq_client.query(
+        f"SELECT rate_budget, SUM(requests) AS requests FROM `{bq_client.project}.{bq_dataset}."
+        f"{RUN_LOG_TABLE}` WHERE request_id = '{body['request_id']}' GROUP BY 1"
+    ).result(timeout=60)
+    assert {row["rate_budget"]: row["requests"] for row in logged} == {"gmv_max": 2 * 16}
+    again = run(app, bq_client, bq_dataset, shops, ["gmv_max_campaign"])  # TKT050 replaced
     assert again["errors_count"] == 0
     for name, spec in SPECS.items():
         expected = [row for adv in shops for row in truth(world, spec, adv)]
@@ -223,14 +231,14 @@ def test_the_advertiser_level_counts_gmv_max_either_way(
     world.gmv_max_in_advertiser_total = in_total
     try:
         reports = ["advertiser", "campaign", "gmv_max_campaign"]
-        body = run(app, bq_client, bq_dataset, [shop], reports)
+        body = run(app, bq_client, bq_dataset, [shop], reports, end=SHORT)
     finally:
         world.gmv_max_in_advertiser_total = True
     assert body["status"] == "Ok" and body["reconciliation"] == [], body["reconciliation"]
     advertiser = _spend(loaded(bq_client, bq_dataset, registry.get("advertiser")))
     campaigns = _spend(loaded(bq_client, bq_dataset, registry.get("campaign")))
     gmv = _spend(loaded(bq_client, bq_dataset, SPECS["gmv_max_campaign"]), "cost")
-    tt_shop = sum(sim_gmv_max.tt_shop_spend(world, shop, START, END).values(), Decimal(0))
+    tt_shop = sum(sim_gmv_max.tt_shop_spend(world, shop, START, SHORT).values(), Decimal(0))
     assert gmv == tt_shop > 0
     account = advertiser if in_total else advertiser + gmv
     assert account == campaigns + gmv
@@ -240,12 +248,13 @@ def test_a_campaign_missing_from_the_gmv_max_answer_is_reported_with_its_amount(
     app, server, world, bq_client, bq_dataset
 ):
     shop = world.advertiser_ids[SHOP]
-    spend = sim_gmv_max.tt_shop_spend(world, shop, START, END)
+    spend = sim_gmv_max.tt_shop_spend(world, shop, START, SHORT)
     busiest = max(
         {c for c, _ in spend}, key=lambda c: sum(v for (k, _), v in spend.items() if k == c)
     )
     server.configure(dropped_campaigns={sim_gmv_max.DROPPED: [busiest]})
-    body = run(app, bq_client, bq_dataset, [shop], ["advertiser", "campaign", "gmv_max_campaign"])
+    reports = ["advertiser", "campaign", "gmv_max_campaign"]
+    body = run(app, bq_client, bq_dataset, [shop], reports, end=SHORT)
     assert body["status"] == "Ok" and body["errors_count"] == 0
     by_campaign = [d for d in body["reconciliation"] if d.get("campaign_id")]
     expected = {
