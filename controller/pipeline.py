@@ -47,7 +47,12 @@ from controller.reports.gmv_max import GMV_MAX_REPORTS
 from controller.tiktok.accounts import Account, read_info
 from controller.tiktok.client import TikTokClient, TikTokError
 from controller.tiktok.factory import build_client, request_concurrency, request_limiter
-from controller.tiktok.gmv_max import Discovered, discover_stores, tt_shop_spend
+from controller.tiktok.gmv_max import (
+    Discovered,
+    discover_stores,
+    refuses_gmv_max,
+    tt_shop_spend,
+)
 from controller.views import refresh_after_run
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE, RunLogRow, ensure_run_log, write_run_log
@@ -269,13 +274,14 @@ class Run:
             workers=self.settings.tiktok_concurrency,
             deadline=deadline,
         )
-        # A store to read, or TikTok's 40001 (GMV Max permission revoked). Any other refusal
-        # (a revoked token...) is the default reports' to tell: no GMV Max item repeats it.
+        # A store to read, or TikTok's refusal naming GMV Max (its permission revoked). Any
+        # other refusal (an advertiser not granted, a revoked token) is the other reports' to
+        # tell: no GMV Max item repeats it.
         shops = [
             adv
             for adv in request.advertiser_ids
             if (found := stores.get(adv))
-            and (not isinstance(found, TikTokError) or getattr(found, "code", None) == 40001)
+            and (not isinstance(found, TikTokError) or refuses_gmv_max(found))
         ]
         if shops:
             specs += added

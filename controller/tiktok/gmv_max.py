@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from controller.reports.gmv_max import TT_SHOP_CAMPAIGN
-from controller.tiktok.client import TikTokClient, TikTokError
+from controller.tiktok.client import TikTokApiError, TikTokClient, TikTokError
 
 STORE_LIST_PATH = "gmv_max/store/list/"
 # The item's reason when an advertiser has no store to read (it succeeds with 0 rows).
@@ -71,6 +71,16 @@ def discover_stores(
     with ThreadPoolExecutor(max(1, min(workers, len(advertiser_ids)))) as pool:
         found = pool.map(lambda a: context.copy().run(discover, a), advertiser_ids)
         return dict(zip(advertiser_ids, found, strict=True))
+
+
+def refuses_gmv_max(error: TikTokError) -> bool:
+    """Whether TikTok refused GMV Max itself (40001 naming it: the advertiser's GMV Max
+    permission), not the advertiser as a whole (40001 for an advertiser not granted)."""
+    return (
+        isinstance(error, TikTokApiError)
+        and error.code == 40001
+        and "gmv max" in error.message.lower()
+    )
 
 
 def usable_stores(stores: list[Store]) -> list[str]:
