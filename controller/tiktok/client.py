@@ -200,7 +200,6 @@ class TikTokClient:
         gmv_max_limiter: RateLimiter | None = None,
     ) -> None:
         self._base = base_url.rstrip("/") + "/"
-        self._url = self._base + REPORT_PATH
         self._limiter = limiter
         # The GMV Max report's own budget (QPS, QPM, day quota); without one, its requests
         # would count against the app's (tests of other parts build clients without it).
