@@ -31,6 +31,7 @@ from config.logging import register_secret
 from config.settings import SettingsError, load_settings
 from controller.entity_csv import write_entity_csvs
 from controller.extraction import Extraction, ItemResult
+from controller.pipeline import fill_currency, learn_currencies
 from controller.reports import registry
 from controller.reports.catalog import REPORT_TYPES, ReportSpec, arrow_schema
 from controller.reports.custom import CustomReportError
@@ -179,8 +180,12 @@ class CsvSink:
     A failed report leaves no file behind: a half file would look like a complete account.
     """
 
-    def __init__(self, directory: Path, run_day: date) -> None:
+    def __init__(
+        self, directory: Path, run_day: date, currencies: dict[str, str] | None = None
+    ) -> None:
         self.directory = directory
+        # advertiser -> account currency, for reports TikTok serves without one (GMV Max)
+        self.currencies = currencies or {}
         self.stamp = run_day.strftime("%Y%m%d")
         self._writers: dict[tuple[str, str], pacsv.CSVWriter] = {}
         self._lock = threading.Lock()
@@ -196,6 +201,7 @@ class CsvSink:
         return self._writers[key]
 
     def write(self, spec: ReportSpec, advertiser_id: str, table: pa.Table) -> None:
+        table = fill_currency(table, self.currencies.get(advertiser_id))
         with self._lock:
             self._writer(spec, advertiser_id).write_table(table)
 
@@ -299,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     for result in entity_results:
         print(f"[{result.advertiser_id}] {result.report_type}: {result.status} ({result.rows} rows)"
               + (f": {result.error}" if result.error else ""))  # fmt: skip
-    sink = CsvSink(args.output_dir, now.date())
+    currencies: dict[str, str] = {}
+    learn_currencies(client, specs, args.advertiser_ids, currencies)
+    sink = CsvSink(args.output_dir, now.date(), currencies)
     extraction: Extraction | None = None
     progress = Progress(
         len(items), lambda: limiter.waits, lambda: extraction.planned_requests if extraction else 0
@@ -308,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     def item_done(result: ItemResult) -> None:
         saved = sink.finish(result)
         if saved:
+            said = "".join(f"; {warning}" for warning in result.warnings)
             progress.item_done(
-                f"[{result.advertiser_id}] {result.report_type}: saved {saved} ({result.rows} rows)"
+                f"[{result.advertiser_id}] {result.report_type}: saved {saved} "
+                f"({result.rows} rows){said}"
             )
         else:
             progress.item_done(

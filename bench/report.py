@@ -18,6 +18,8 @@ from typing import Any
 from bench.backfill import BackfillResult
 from bench.cpu import CpuResult
 from bench.families import FamiliesResult
+from bench.gmv_max import GmvMaxResult
+from bench.gmv_max import table_row as gmv_max_row
 from bench.memory import MIB, MemoryResult, ServiceRun
 from bench.rate import ExtractionRun, RateResult
 from bench.reports import ReportsResult
@@ -66,6 +68,7 @@ class Results:
     families: FamiliesResult | None = None
     backfill: BackfillResult | None = None  # the DAG's planner and units, at the limit
     simulator: SimulatorResult | None = None  # the simulator alone: pages per second
+    gmv_max: GmvMaxResult | None = None  # Shop accounts: requests per rate budget
 
 
 def _mark(ok: bool) -> str:
@@ -127,6 +130,8 @@ def table_rows(results: Results) -> list[dict[str, str]]:
         )
     if results.reports:
         rows += reports_rows(results.reports, MIN_RATE_RATIO)
+    if results.gmv_max:
+        rows.append(gmv_max_row(results.gmv_max))
     if results.families:
         fam = results.families
         for run, label in (
@@ -305,6 +310,7 @@ def to_json(results: Results, rows: list[dict[str, str]]) -> dict[str, Any]:
         "families": results.families.to_json() if results.families else None,
         "backfill": results.backfill.to_json() if results.backfill else None,
         "simulator": results.simulator.to_json() if results.simulator else None,
+        "gmv_max": results.gmv_max.to_json() if results.gmv_max else None,
         "table": rows,
     }
 

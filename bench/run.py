@@ -23,6 +23,8 @@ Scenarios (see each module's docstring for what is measured and why):
   backfill bench/backfill.py 50 advertisers × 2 years × 4 reports through the DAG's planner
           and POST /run units at the planned parallelism (scaled TikTok): wall ÷ minimum
           (only with --backfill or --only-backfill; it takes a few minutes)
+  gmv_max bench/gmv_max.py  TikTok Shop accounts: GMV Max and BASIC requests per rate budget,
+          40100s (only with --gmv-max or --only-gmv-max)
 
     python -m bench.run --only-backfill  # e.g. make bench BENCH_ARGS=--only-backfill
 """
@@ -36,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import backfill, cpu, families, memory, rate, report, reports, simulator
+from bench import backfill, cpu, families, gmv_max, memory, rate, report, reports, simulator
 from bench.stack import WorldSize
 from local_env.stack import ROOT
 
@@ -52,6 +54,7 @@ FULL = {
     "families": families.FamiliesSize(),
     "backfill": backfill.BackfillSize(),
     "simulator": simulator.SimulatorSize(),
+    "gmv_max": gmv_max.GmvMaxSize(),
 }
 QUICK = {
     "rate": rate.RateSize(
@@ -80,6 +83,13 @@ QUICK = {
         run_deadline=20.0,
     ),
     "simulator": simulator.SimulatorSize(requests=20, full_width_pages=5),
+    "gmv_max": gmv_max.GmvMaxSize(
+        world=WorldSize(
+            advertisers=3, campaigns=1, adgroups=1, ads=2, delivery=0.8, gmv_max_stores=1
+        ),
+        days=40,
+        latency=0.2,
+    ),
 }
 
 
@@ -101,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--skip-simulator", action="store_true", help="no simulator speed scenario")
     add("--backfill", action="store_true", help="also the agency backfill scenario")
     add("--only-backfill", action="store_true", help="only the agency backfill scenario")
+    add("--gmv-max", action="store_true", help="also the TikTok Shop (GMV Max) scenario")
+    add("--only-gmv-max", action="store_true", help="only the TikTok Shop (GMV Max) scenario")
     add(
         "--results-dir",
         type=Path,
@@ -207,6 +219,7 @@ def sizes_from(args: argparse.Namespace) -> dict:
         "families": families_size,
         "backfill": backfill_size,
         "simulator": preset["simulator"],
+        "gmv_max": preset["gmv_max"],
     }
 
 
@@ -226,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(x, 2) for x in os.getloadavg()]
     progress(f"load average before: {load_before} on {os.cpu_count()} CPUs")
     began = time.perf_counter()
-    if args.only_backfill:
+    if args.only_backfill or args.only_gmv_max:
         args.skip_rate = args.skip_reports = args.skip_cpu = args.skip_memory = True
         args.skip_families = args.skip_simulator = True
     if not args.skip_rate:
@@ -243,14 +256,21 @@ def main(argv: list[str] | None = None) -> int:
         results.simulator = simulator.run(sizes["simulator"], LOG_DIR, progress=progress)
     if args.backfill or args.only_backfill:
         results.backfill = backfill.run(sizes["backfill"], LOG_DIR, progress=progress)
+    if args.gmv_max or args.only_gmv_max:
+        results.gmv_max = gmv_max.run(sizes["gmv_max"], LOG_DIR, progress=progress)
     rows = report.table_rows(results)
     print(report.render_table(rows))
     data = report.to_json(results, rows)
     data["bench_seconds"] = round(time.perf_counter() - began, 1)
     data["machine"]["load_average_before"] = load_before
     results_dir = args.results_dir or (QUICK_RESULTS_DIR if args.quick else RESULTS_DIR)
-    # --only-backfill keeps the full run's latest.json: its figures go to a file of their own.
-    name = "backfill.json" if args.only_backfill else "latest.json"
+    # --only-backfill/--only-gmv-max keep the full run's latest.json: their figures go to a
+    # file of their own.
+    name = "latest.json"
+    if args.only_backfill:
+        name = "backfill.json"
+    elif args.only_gmv_max:
+        name = "gmv_max.json"
     written = [report.write_json(data, results_dir / name)]
     if results.rate:
         written.append(report.write_rate_chart(results.rate, results_dir / "rate.png"))

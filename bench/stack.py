@@ -31,6 +31,7 @@ class WorldSize:
     ads: int
     delivery: float = 0.9
     seed: int = 42
+    gmv_max_stores: int = 0  # usable TikTok Shop stores per Shop advertiser (GMV Max)
 
     @property
     def ads_per_advertiser(self) -> int:
@@ -75,6 +76,8 @@ class Simulator:
             "--qpm", str(qpm),
             "--token", SIM_TOKEN,
         ]  # fmt: skip
+        if world.gmv_max_stores:
+            args += ["--gmv-max-stores", str(world.gmv_max_stores)]
         self.qps, self.qpm = qps, qpm
         log_path.unlink(missing_ok=True)  # SimulatorProcess reads the first READY line of the log
         self.process = SimulatorProcess(log_path, *args)

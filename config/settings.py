@@ -36,6 +36,13 @@ class Settings:
     tiktok_app_secret: str | None = None
     tiktok_qps: float = 10.0  # the developer app's tier (Basic: 10 QPS / 600 QPM)
     tiktok_qpm: int = 600
+    # The GMV Max report's own budget (docs/tiktok_api_gmv_smartplus.md §1.1; Basic tier), apart
+    # from the app tier above: QPS, QPM and requests per UTC day. ``tiktok_gmv_max`` off
+    # leaves GMV Max out of the default report set (the daily DAG's) for every account.
+    tiktok_gmv_max_qps: float = 8.0
+    tiktok_gmv_max_qpm: int = 240
+    tiktok_gmv_max_daily_quota: int = 20_000
+    tiktok_gmv_max: bool = True
     tiktok_rate_margin: float = 0.03  # seconds added to each rate window against network jitter
     tiktok_concurrency: int = 24  # requests in flight; the rate limiter is the real throttle
     tiktok_connect_timeout: float = 10.0
@@ -145,6 +152,17 @@ def _flag(raw: str) -> bool:
     return raw.lower() in {"true", "1"}
 
 
+def _switch(raw: str) -> bool:
+    """on/off, as a deployment writes a feature switch (true/false and 1/0 too)."""
+    value = raw.lower()
+    if value in {"on", "off"}:
+        return value == "on"
+    try:
+        return _flag(raw)
+    except ValueError:
+        raise ValueError("must be on or off") from None
+
+
 def _currency(raw: str) -> str:
     if not (len(raw) == 3 and raw.isascii() and raw.isalpha() and raw.isupper()):
         raise ValueError("must be a 3-letter ISO 4217 code, e.g. EUR")
@@ -167,6 +185,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "TIKTOK_APP_SECRET": str,
     "TIKTOK_QPS": _positive(float),
     "TIKTOK_QPM": _positive(int),
+    "TIKTOK_GMV_MAX_QPS": _positive(float),
+    "TIKTOK_GMV_MAX_QPM": _positive(int),
+    "TIKTOK_GMV_MAX_DAILY_QUOTA": _positive(int),
+    "TIKTOK_GMV_MAX": _switch,
     "TIKTOK_RATE_MARGIN": _non_negative_float,
     "TIKTOK_CONCURRENCY": _positive(int),
     "TIKTOK_CONNECT_TIMEOUT": _positive(float),

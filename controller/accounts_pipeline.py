@@ -146,6 +146,7 @@ class AccountsRun:
                 update={
                     "advertiser_ids": found.advertiser_ids,
                     "report_types": request.report_kinds,
+                    "with_gmv_max": request.gmv_max_added(),
                 }
             )
             # The reports get what is left of the run's deadline, not a fresh one: the

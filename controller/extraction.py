@@ -35,12 +35,17 @@ from config.settings import Settings
 from controller.reports.catalog import REPORTS, SMART_PLUS_AD_ID, ReportSpec
 from controller.scheduling import PriorityPool, page_priority
 from controller.tiktok.client import (
+    GENERAL,
+    GMV_MAX_BUDGET,
+    Budget,
     Page,
+    QuotaError,
     TikTokApiError,
     TikTokClient,
     TikTokError,
     TikTokTruncatedError,
 )
+from controller.tiktok.gmv_max import NO_STORE, Discovered, discover_stores
 from controller.tiktok.origins import ADVERTISER_WARNING, OriginPlan, Origins, refuses_origins
 from controller.tiktok.query_size import (
     QuerySizes,
@@ -53,6 +58,7 @@ from controller.tiktok.reader import (
     OddValues,
     ad_rows,
     finish,
+    gmv_max_rows,
     join_metric_groups,
     page_reader,
     page_to_table,
@@ -106,6 +112,7 @@ class ItemResult:
     requests: int = 0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    budget: Budget = GENERAL  # the rate budget its report requests count against
 
     @property
     def ok(self) -> bool:
@@ -114,6 +121,9 @@ class ItemResult:
 
 Sink = Callable[[ReportSpec, str, pa.Table], None]
 Scope = tuple[str, ...]  # campaign ids a request is narrowed to; () = the whole advertiser
+# A request's part of the item besides its scope: the campaign origins asked for (BASIC), or
+# the (store id, promotion type) of a GMV Max request (passed where ``origins`` go).
+Part = tuple[str, ...]
 
 
 @dataclass
@@ -176,6 +186,7 @@ class Extraction:
         on_request_done: Callable[[int], None] | None = None,
         stop_requested: Callable[[], bool] | None = None,
         row_bound: int = CHUNK_ROW_BOUND,
+        stores: Discovered | None = None,
     ) -> None:
         self._client = client
         self._row_bound = row_bound
@@ -191,9 +202,19 @@ class Extraction:
         self._stop_requested = stop_requested
         self._lock = threading.Lock()
         self._items = [
-            _Item(spec, ItemResult(advertiser_id, spec.report_type))
+            _Item(
+                spec,
+                ItemResult(
+                    advertiser_id,
+                    spec.report_type,
+                    budget=GMV_MAX_BUDGET if spec.gmv_max else GENERAL,
+                ),
+            )
             for advertiser_id, spec in items
         ]
+        # advertiser -> the GMV Max stores to read (``_discover_stores``)
+        self._stores: dict[str, list[str]] = {}
+        self._given_stores: Discovered = dict(stores or {})  # already discovered by the caller
         # The metric families asked for (default: every family of the level), in requests
         # of at most 100 metrics joined on the dimensions. Columns of families not asked
         # for load as null (``normalize.finish``): a table's schema never loses a column.
@@ -232,10 +253,13 @@ class Extraction:
             for item in self._items:
                 item.pending += 1
                 self._outstanding += 1
+        self._discover_stores()
         # Chunk-major order: every item gets its first request early.
         for index in range(max(map(len, chunks.values()))):
             for item in self._items:
-                if index >= len(chunks[item.spec.report_type]):
+                if index >= len(chunks[item.spec.report_type]) or item.result.status != "running":
+                    continue
+                if item.spec.gmv_max and not self._stores.get(item.result.advertiser_id):
                     continue
                 start, end = chunks[item.spec.report_type][index]
                 self._open_chunk(item, start, end, end)
@@ -250,13 +274,46 @@ class Extraction:
         self._pool.shutdown(wait=True)
         return self.results
 
+    def _discover_stores(self) -> None:
+        """The GMV Max stores of every advertiser with a GMV Max item (those not given). An
+        advertiser without a usable store: its GMV Max items succeed with 0 rows and say
+        why; one TikTok refuses (40001, GMV Max permission revoked): its GMV Max items fail
+        with TikTok's words, like a revoked account."""
+        wanted = {i.result.advertiser_id for i in self._items if i.spec.gmv_max}
+        found = dict(self._given_stores)
+        found.update(
+            discover_stores(
+                self._client,
+                sorted(wanted - set(found)),
+                workers=self._workers,
+                deadline=self._deadline,
+            )
+        )
+        for item in self._items:
+            stores = found.get(item.result.advertiser_id) if item.spec.gmv_max else None
+            if isinstance(stores, TikTokError):
+                self._fail(item, stores)
+            elif stores == []:
+                item.result.warnings.append(NO_STORE)
+            elif stores:
+                self._stores[item.result.advertiser_id] = stores
+
+    def _parts(self, item: _Item) -> list[Part]:
+        """A chunk's page-1 requests per metric group: one per campaign-origin request
+        (BASIC), or per store and promotion type (GMV Max, which takes one store each)."""
+        spec = item.spec
+        if spec.gmv_max:
+            stores = self._stores.get(item.result.advertiser_id, [])
+            return [(store, kind) for store in stores for kind in spec.promotion_types]
+        return list(self._origins.requests(spec.by_entity))
+
     def _open_chunk(self, item: _Item, start: date, end: date, rest_end: date) -> None:
         """Queue page 1 of every metric group of ``start..end``; ``rest_end``: windows follow."""
         groups = len(self._groups[item.spec.report_type])
         chunk = _Chunk(start, end, [[] for _ in range(groups)], rest_end=rest_end)
         chunk.pending += 1  # held open while its groups are queued, as items are in ``run``
         for group in range(groups):
-            for origins in self._origins.requests(item.spec.by_entity):
+            for origins in self._parts(item):
                 self._submit(item, chunk, group, 1, (), origins)
         self._release_chunk(item, chunk)
 
@@ -454,6 +511,7 @@ class Extraction:
         otherwise: over the ad cap (in parts of a few campaigns), refused with both origins
         in one filter (once per origin), or too large for TikTok (40067: in smaller requests)."""
         spec = item.spec
+        gmv_max = spec.gmv_max
         key = (item.result.advertiser_id, spec.report_type)
         while True:
             with self._lock:
@@ -462,7 +520,7 @@ class Extraction:
             wire, asked, typed = self._wire(item, chunk, metrics)
             if chunk.by_ad_id_v2:
                 read = page_reader(wire, asked)
-            if page == 1 and len(origins) > 1 and not self._origins.combined:
+            if page == 1 and not gmv_max and len(origins) > 1 and not self._origins.combined:
                 # queued before TikTok refused the combined filter: not sent again as is
                 for single in self._origins.requests(spec.by_entity):
                     self._submit(item, chunk, group, 1, scope, single)
@@ -476,6 +534,8 @@ class Extraction:
                 # Runs on one of the client's few decode threads, not on this request thread:
                 # the decoded page, its typing and its spooling stay in those threads.
                 table = typed(rows)
+                if gmv_max:
+                    table = gmv_max_rows(spec, table, origins[0])
                 if whole and len(table):
                     self._emit(item, chunk, table)
                 return table
@@ -496,10 +556,11 @@ class Extraction:
                     convert=convert,
                     read=read,
                     campaign_ids=scope,
-                    origins=origins,
+                    origins=() if gmv_max else origins,
+                    store=(origins[0], origins[1]) if gmv_max else None,
                 )
             except TikTokApiError as exc:
-                if page == 1 and is_too_large(exc):
+                if page == 1 and is_too_large(exc) and not gmv_max:
                     if self._sizes.shrink(key, days, len(metrics)) is None:
                         raise QueryTooLargeError(
                             item.result.advertiser_id,
@@ -509,7 +570,7 @@ class Extraction:
                             "families or contact TikTok",
                         ) from None
                     continue  # page 1 again: now over the learnt size, read shrunk
-                if page == 1 and refuses_origins(exc):
+                if page == 1 and not gmv_max and refuses_origins(exc):
                     each = self._origins.refused(origins, spec.by_entity)
                     if each is None:
                         raise
@@ -522,6 +583,11 @@ class Extraction:
                     return None
                 if not self._drop_rejected_metrics(spec, group, metrics, exc):
                     raise
+            except QuotaError as exc:
+                if not exc.sent:  # refused by the day's count before it left: it cost nothing
+                    with self._lock:
+                        item.result.requests -= 1
+                raise
             except TikTokTruncatedError:
                 if page != 1 or not spec.splits_by_campaign or len(scope) == 1:
                     raise

@@ -43,7 +43,16 @@ from controller.api.models import (
 from controller.extraction import Extraction, ItemResult
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec, arrow_schema
+from controller.reports.gmv_max import GMV_MAX_REPORTS
+from controller.tiktok.accounts import Account, read_info
+from controller.tiktok.client import TikTokClient, TikTokError
 from controller.tiktok.factory import build_client, request_concurrency, request_limiter
+from controller.tiktok.gmv_max import (
+    Discovered,
+    discover_stores,
+    refuses_gmv_max,
+    tt_shop_spend,
+)
 from controller.views import refresh_after_run
 from database.bigquery import BigQueryWarehouse, TableDefinition, WarehouseError, make_client
 from database.run_log import RUN_LOG_TABLE, RunLogRow, ensure_run_log, write_run_log
@@ -91,6 +100,31 @@ def fill_currency(table: pa.Table, currency: str | None) -> pa.Table:
         return table
     index = table.column_names.index("currency")
     return table.set_column(index, table.field(index), pc.fill_null(column, currency))
+
+
+def learn_currencies(
+    client: TikTokClient,
+    specs: list[ReportSpec],
+    advertiser_ids: list[str],
+    currencies: dict[str, str],
+    *,
+    deadline: float | None = None,
+) -> None:
+    """Add to ``currencies`` the account currency of the advertisers of reports TikTok serves
+    without one (GMV Max), from the account info (one request per 100 advertisers), unless
+    already known. An account whose info is unreadable keeps a null currency; its report
+    still loads."""
+    if not any("currency" in spec.filled for spec in specs):
+        return
+    missing = [a for a in advertiser_ids if a not in currencies]
+    if not missing:
+        return
+    accounts = [Account(advertiser_id, None) for advertiser_id in missing]
+    read_info(client, accounts, deadline=deadline)
+    for account in accounts:
+        currency = (account.info or {}).get("currency")
+        if currency:
+            currencies[account.advertiser_id] = str(currency)
 
 
 class EarlyCommits:
@@ -188,6 +222,72 @@ class Run:
         # Whether this run created a table or added a column: the views are made again then.
         self.tables_changed = False
 
+    def _read_tt_shop(
+        self,
+        client: TikTokClient,
+        results: list[ItemResult],
+        reconciler: reconciliation.Reconciler,
+        deadline: float,
+    ) -> None:
+        """TikTok's TT_SHOP spend per GMV Max campaign and day, the cross-check of TKT050,
+        for each advertiser whose ``gmv_max_campaign`` read succeeded with rows or stores.
+        If TikTok does not serve it (it may retire TT_SHOP), the item says so and loads."""
+        for result in results:
+            if result.report_type != reconciliation.GMV_MAX or not result.ok:
+                continue
+            if result.requests == 0:  # no store: nothing to cross-check
+                continue
+            try:
+                spend, requests = tt_shop_spend(
+                    client, result.advertiser_id, self.plan.start, self.plan.end, deadline=deadline
+                )
+            except (TikTokError, TimeoutError) as exc:
+                result.warnings.append(f"TT_SHOP cross-check not read: {exc}")
+                continue
+            reconciler.add_tt_shop(result.advertiser_id, spend)
+            log.info(
+                "TT_SHOP spend read for the GMV Max cross-check",
+                extra={"fields": {"advertiser_id": result.advertiser_id, "requests": requests}},
+            )
+
+    def _add_gmv_max(
+        self,
+        client: TikTokClient,
+        specs: list[ReportSpec],
+        items: list[tuple[str, ReportSpec]],
+        deadline: float,
+    ) -> Discovered:
+        """Add the GMV Max reports to a run of the default set (or ``with_gmv_max``), unless
+        the deployment turned them off (``TIKTOK_GMV_MAX=off``): for the advertisers with a
+        usable TikTok Shop store, and those TikTok refuses with 40001 (permission revoked:
+        reported like a revoked account). The others get no GMV Max item (the store list
+        costs one request of the app's tier per advertiser). Returns what was discovered."""
+        request = self.plan.request
+        if not (self.settings.tiktok_gmv_max and request.gmv_max_added()):
+            return {}
+        added = [s for s in GMV_MAX_REPORTS.values() if s.report_type not in request.report_types]
+        if not added:
+            return {}
+        stores = discover_stores(
+            client,
+            list(request.advertiser_ids),
+            workers=self.settings.tiktok_concurrency,
+            deadline=deadline,
+        )
+        # A store to read, or TikTok's refusal naming GMV Max (its permission revoked). Any
+        # other refusal (an advertiser not granted, a revoked token) is the other reports' to
+        # tell: no GMV Max item repeats it.
+        shops = [
+            adv
+            for adv in request.advertiser_ids
+            if (found := stores.get(adv))
+            and (not isinstance(found, TikTokError) or refuses_gmv_max(found))
+        ]
+        if shops:
+            specs += added
+            items += [(adv, spec) for spec in added for adv in shops]
+        return stores
+
     def _default_warehouse(self, project_id: str, dataset_id: str) -> BigQueryWarehouse:
         return warehouse_for(self.settings, project_id, dataset_id)
 
@@ -199,6 +299,10 @@ class Run:
         extraction_deadline = deadline - min(60.0, settings.run_deadline_seconds * 0.25)
         specs = [registry.get(name) for name in request.report_types]
         items = [(adv, spec) for spec in specs for adv in request.advertiser_ids]
+        limiter = request_limiter(settings, request.max_qps, request.max_qpm)
+        concurrency = request_concurrency(settings, limiter)
+        client = build_client(settings, self.plan.access_token, limiter, concurrency)
+        stores = self._add_gmv_max(client, specs, items, extraction_deadline)
         results: list[ItemResult]
         self._started_at = datetime.now(UTC)
         warehouse: BigQueryWarehouse | None = None
@@ -214,14 +318,15 @@ class Run:
                 str(exc) if isinstance(exc, WarehouseError) else f"BigQuery setup failed: {exc}"
             )
             log.error("warehouse setup failed", extra={"fields": {"error": reason}})
+            client.close()
             results = [
                 ItemResult(adv, spec.report_type, "error", error=reason) for adv, spec in items
             ]
             return self._finish(warehouse, results, {}, started)
 
-        limiter = request_limiter(settings, request.max_qps, request.max_qpm)
-        concurrency = request_concurrency(settings, limiter)
-        client = build_client(settings, self.plan.access_token, limiter, concurrency)
+        learn_currencies(
+            client, specs, request.advertiser_ids, self.currencies, deadline=extraction_deadline
+        )
         inserted: dict[tuple[str, str], int] = {}
         reconciler = reconciliation.Reconciler()  # day sums of the streamed pages, per level
         with tempfile.TemporaryDirectory(prefix="tiktok-run-") as workdir:
@@ -254,9 +359,11 @@ class Run:
                 row_bound=settings.tiktok_chunk_row_bound,
                 on_item_done=early.item_done,
                 stop_requested=self._stop_requested,
+                stores=stores,
             )
             try:
                 results = extraction.run()
+                self._read_tt_shop(client, results, reconciler, extraction_deadline)
             finally:
                 client.close()
                 committed = early.wait()
@@ -313,6 +420,7 @@ class Run:
                 status=item.status,
                 rows=item.inserted_rows,
                 requests=requests.get((item.advertiser_id, item.report_type), 0),
+                rate_budget=item.rate_budget,
                 error=item.error,
                 warnings=list(item.warnings),
                 reconciliation=reconciliation.for_item(
@@ -391,6 +499,7 @@ class Run:
                 destination_table=f"{dataset}.{registry.get(r.report_type).table}",
                 inserted_rows=inserted.get((r.advertiser_id, r.report_type), 0),
                 requests=r.requests,
+                rate_budget=r.budget,
                 status="success" if r.ok else "error",
                 error=None if r.ok else r.error,
                 warnings=r.warnings,

@@ -17,6 +17,11 @@ that show them (any metrics cost the same request and tell the same row count), 
 ``smart_plus_requests`` (included in ``requests``) counts those reads: exact for a sample of
 one page; for more pages, page 1's campaigns plus, for a report of one metric group (read
 page by page), one part per further page (an estimate).
+
+A GMV Max item (``rate_budget: gmv_max``) is asked store by store and per promotion type:
+its sample lists the advertiser's stores (one request of the app's tier) and reads page 1 of
+each (store, promotion type) part; ``parts`` says how many request chains a window costs
+(0 for an account without a store), ``rows`` and ``requests`` are summed over them.
 """
 
 from __future__ import annotations
@@ -30,8 +35,16 @@ from config.settings import Settings
 from controller.extraction import CAMPAIGNS_PER_PART, rejected_metrics
 from controller.reports import registry
 from controller.reports.catalog import SMART_PLUS_CREATIVES, ReportSpec
-from controller.tiktok.client import PAGE_SIZE, Page, TikTokClient, TikTokError
+from controller.tiktok.client import (
+    GENERAL,
+    GMV_MAX_BUDGET,
+    PAGE_SIZE,
+    Page,
+    TikTokClient,
+    TikTokError,
+)
 from controller.tiktok.factory import build_client, request_limiter
+from controller.tiktok.gmv_max import list_stores, usable_stores
 from controller.tiktok.origins import ALL_ORIGINS, refuses_origins
 
 log = logging.getLogger(__name__)
@@ -84,7 +97,10 @@ def _item(
         "days_per_request": spec.days_per_request,
         "metric_groups": len(groups),
         "page_size": PAGE_SIZE,
+        "rate_budget": GMV_MAX_BUDGET if spec.gmv_max else GENERAL,
     }
+    if spec.gmv_max:
+        return entry | _gmv_max_sample(client, advertiser_id, report_type, groups[0], start, end)
 
     def sample(metrics: list[str]) -> Page:
         # Every campaign origin, like the run itself (Promote rows are rows to plan for); a
@@ -122,6 +138,35 @@ def _item(
         "rows": page.total_number,
         "requests": max(1, page.total_page) * len(groups) + smart_plus,
         "smart_plus_requests": smart_plus,
+        "status": "success",
+        "error": None,
+    }
+
+
+def _gmv_max_sample(
+    client: TikTokClient,
+    advertiser_id: str,
+    report_type: str,
+    metrics: list[str],
+    start: date,
+    end: date,
+) -> dict[str, Any]:
+    """Page 1 of every (store, promotion type) of a GMV Max report over the sample."""
+    spec = registry.get(report_type)
+    try:
+        stores = usable_stores(list_stores(client, advertiser_id))
+        parts = [(store, kind) for store in stores for kind in spec.promotion_types]
+        rows, requests = 0, 0
+        for part in parts:
+            page = client.fetch_page(spec, advertiser_id, metrics, start, end, 1, store=part)
+            rows += page.total_number
+            requests += max(1, page.total_page)
+    except TikTokError as exc:
+        return {"parts": None, "rows": None, "requests": None, "status": "error", "error": str(exc)}
+    return {
+        "parts": len(parts),
+        "rows": rows,
+        "requests": requests,
         "status": "success",
         "error": None,
     }

@@ -13,6 +13,16 @@ pass through ``Reconciler.add`` too, which keeps only per (advertiser, level, da
 (a few numbers per day) and row counts. Only reports that were committed are compared.
 Rounding: TikTok rounds each row's money to the cent, so two levels may differ by up to one
 cent per row summed; counts are integers and must match exactly.
+
+GMV Max (docs/tiktok_api_gmv_smartplus.md §1): TikTok leaves GMV Max campaigns out of the BASIC levels below
+the advertiser, and whether its advertiser total holds their spend is not documented. When a
+run loads ``gmv_max_campaign`` beside the advertiser level, the window decides which is the
+case (the advertiser total closer to campaigns + GMV Max, or to campaigns alone), and each
+day is then compared that way: campaign levels + GMV Max cost = advertiser spend, or
+campaign levels = advertiser spend (and the account's spend is advertiser + GMV Max). A gap
+shows the GMV Max cost beside the levels. TikTok's TT_SHOP spend per campaign and day
+(``add_tt_shop``) is compared with TKT050's cost of the same campaign and day: a GMV Max
+campaign missing from the GMV Max answer shows there with its amount and its id.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ import pyarrow.compute as pc
 log = logging.getLogger(__name__)
 
 LEVELS = ("advertiser", "campaign", "adgroup", "ad")  # report types, coarsest first
+GMV_MAX = "gmv_max_campaign"  # TKT050: its ``cost`` is GMV Max's spend
+TT_SHOP = "tt_shop"  # TikTok's TT_SHOP spend per GMV Max campaign (values' key)
 METRICS = ("spend", "impressions", "clicks", "conversion")
 MONEY = frozenset({"spend"})
 CENT = 0.01
@@ -44,6 +56,7 @@ class Difference:
     date: date
     metric: str
     values: dict[str, float | int]  # level -> the level's total for the day
+    campaign_id: str | None = None  # a GMV Max campaign's TT_SHOP spend against TKT050
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +64,7 @@ class Difference:
             "date": self.date.isoformat(),
             "metric": self.metric,
             "values": dict(self.values),
+            "campaign_id": self.campaign_id,
         }
 
 
@@ -62,10 +76,17 @@ class Reconciler:
         # (advertiser, level) -> day -> metric -> sum (None: the level has no value for it)
         self._sums: dict[tuple[str, str], dict[date, dict[str, float | None]]] = defaultdict(dict)
         self._rows: dict[tuple[str, str], dict[date, int]] = defaultdict(dict)
+        # advertiser -> (day, campaign) -> spend: GMV Max's cost (TKT050) and TikTok's TT_SHOP
+        self._gmv_campaigns: dict[str, dict[tuple[date, str], float]] = defaultdict(dict)
+        self._gmv_campaign_rows: dict[str, dict[tuple[date, str], int]] = defaultdict(dict)
+        self._tt_shop: dict[str, dict[tuple[date, str], float]] = {}
 
     def add(self, report_type: str, advertiser_id: str, table: pa.Table) -> None:
         """Fold one typed page of a report into its day sums (other report types ignored)."""
         names = set(table.column_names)  # a new list of ~270 names on every access
+        if report_type == GMV_MAX and len(table):
+            self._add_gmv_max(advertiser_id, table)
+            return
         if report_type not in LEVELS or not len(table) or "date" not in names:
             return
         metrics = [m for m in METRICS if m in names]
@@ -87,6 +108,29 @@ class Reconciler:
                     else:
                         current[metric] = (current.get(metric) or 0) + value
 
+    def _add_gmv_max(self, advertiser_id: str, table: pa.Table) -> None:
+        """GMV Max's cost per day (as the level's ``spend``) and per campaign and day."""
+        grouped = table.select(["date", "campaign_id", "cost"]).group_by(["date", "campaign_id"])
+        aggregated = grouped.aggregate([("cost", "sum"), ("cost", "count")]).to_pylist()
+        with self._lock:
+            sums = self._sums[(advertiser_id, GMV_MAX)]
+            rows = self._rows[(advertiser_id, GMV_MAX)]
+            campaigns = self._gmv_campaigns[advertiser_id]
+            campaign_rows = self._gmv_campaign_rows[advertiser_id]
+            for group in aggregated:
+                day, cost = group["date"], group["cost_sum"] or 0.0
+                rows[day] = rows.get(day, 0) + group["cost_count"]
+                current = sums.setdefault(day, {})
+                current["spend"] = (current.get("spend") or 0.0) + cost
+                key = (day, group["campaign_id"])
+                campaigns[key] = campaigns.get(key, 0.0) + cost
+                campaign_rows[key] = campaign_rows.get(key, 0) + group["cost_count"]
+
+    def add_tt_shop(self, advertiser_id: str, spend: dict[tuple[date, str], float]) -> None:
+        """TikTok's TT_SHOP spend per (day, campaign) of the run's window, as read."""
+        with self._lock:
+            self._tt_shop[advertiser_id] = dict(spend)
+
     def differences(self, loaded: Iterable[tuple[str, str]]) -> list[Difference]:
         """Days where two committed levels of an advertiser differ beyond rounding.
 
@@ -95,21 +139,53 @@ class Reconciler:
         a level did not load (all null, e.g. refused by TikTok) is not compared there.
         """
         by_advertiser: dict[str, list[str]] = defaultdict(list)
+        gmv_max: set[str] = set()
         for advertiser_id, report_type in set(loaded):
             if report_type in LEVELS:
                 by_advertiser[advertiser_id].append(report_type)
+            elif report_type == GMV_MAX:
+                gmv_max.add(advertiser_id)
         found: list[Difference] = []
         with self._lock:
             for advertiser_id in sorted(by_advertiser):
                 levels = sorted(by_advertiser[advertiser_id], key=LEVELS.index)
                 if len(levels) > 1:
-                    found += self._compare(advertiser_id, levels)
+                    extra = self._gmv_max_in_levels(advertiser_id, levels, advertiser_id in gmv_max)
+                    found += self._compare(advertiser_id, levels, extra)
+            for advertiser_id in sorted(gmv_max & set(self._tt_shop)):
+                found += self._compare_tt_shop(advertiser_id)
         return found
 
-    def _compare(self, advertiser_id: str, levels: list[str]) -> list[Difference]:
+    def _gmv_max_in_levels(
+        self, advertiser_id: str, levels: list[str], loaded: bool
+    ) -> dict[date, float]:
+        """GMV Max's cost per day to add to the levels below the advertiser when TikTok's
+        advertiser total holds it (decided over the window: whichever of campaign levels
+        + GMV Max and campaign levels alone is closer to it); empty when it does not."""
+        if not loaded or "advertiser" not in levels:
+            return {}
+        gmv = {
+            day: sums.get("spend") or 0.0
+            for day, sums in self._sums.get((advertiser_id, GMV_MAX), {}).items()
+        }
+        if not any(gmv.values()):
+            return {}
+        advertiser = self._sums.get((advertiser_id, "advertiser"), {})
+        lower = self._sums.get((advertiser_id, levels[1]), {})
+        days = set(advertiser) | set(lower) | set(gmv)
+
+        def spend(sums: dict[date, dict[str, float | None]], day: date) -> float:
+            return (sums.get(day) or {}).get("spend") or 0.0
+
+        with_gmv = sum(abs(spend(advertiser, d) - spend(lower, d) - gmv.get(d, 0.0)) for d in days)
+        without = sum(abs(spend(advertiser, d) - spend(lower, d)) for d in days)
+        return gmv if with_gmv < without else {}
+
+    def _compare(
+        self, advertiser_id: str, levels: list[str], gmv_max: dict[date, float] | None = None
+    ) -> list[Difference]:
         sums = {level: self._sums.get((advertiser_id, level), {}) for level in levels}
-        rows = {level: self._rows.get((advertiser_id, level), {}) for level in levels}
-        days = sorted({day for level in levels for day in sums[level]})
+        days = sorted({day for level in levels for day in sums[level]} | set(gmv_max or {}))
         found = []
         for day in days:
             for metric in METRICS:
@@ -125,11 +201,41 @@ class Reconciler:
                         values[level] = round(value, 2) if metric in MONEY else int(value)
                 if len(values) < 2:
                     continue
+                compared = dict(values)
+                added = (gmv_max or {}).get(day, 0.0) if metric == "spend" else 0.0
+                if added:  # the advertiser total holds GMV Max; the levels below do not
+                    for level in compared:
+                        if level != "advertiser":
+                            compared[level] = round(compared[level] + added, 2)
                 tolerance = 0.0
                 if metric in MONEY:  # one cent per row of the level with the most rows
-                    tolerance = CENT * max(rows[level].get(day, 0) for level in values) + 1e-9
-                if max(values.values()) - min(values.values()) > tolerance:
+                    counted = [*values, *([GMV_MAX] if added else [])]
+                    tolerance = (
+                        CENT * max(self._rows_on(advertiser_id, level, day) for level in counted)
+                        + 1e-9
+                    )
+                if max(compared.values()) - min(compared.values()) > tolerance:
+                    if added:
+                        values[GMV_MAX] = round(added, 2)
                     found.append(Difference(advertiser_id, day, metric, values))
+        return found
+
+    def _rows_on(self, advertiser_id: str, level: str, day: date) -> int:
+        return self._rows.get((advertiser_id, level), {}).get(day, 0)
+
+    def _compare_tt_shop(self, advertiser_id: str) -> list[Difference]:
+        """TikTok's TT_SHOP spend against TKT050's cost, per GMV Max campaign and day (its
+        stores summed): a campaign the GMV Max answer left out shows with its amount."""
+        tt_shop, gmv = self._tt_shop[advertiser_id], self._gmv_campaigns.get(advertiser_id, {})
+        rows = self._gmv_campaign_rows.get(advertiser_id, {})
+        found = []
+        for day, campaign in sorted(set(tt_shop) | set(gmv)):
+            shop = round(tt_shop.get((day, campaign), 0.0), 2)
+            cost = round(gmv.get((day, campaign), 0.0), 2)
+            # one cent per store row summed, and TT_SHOP's own cent
+            if abs(shop - cost) > CENT * (rows.get((day, campaign), 0) + 1) + 1e-9:
+                values: dict[str, float | int] = {TT_SHOP: shop, GMV_MAX: cost}
+                found.append(Difference(advertiser_id, day, "spend", values, campaign))
         return found
 
 

@@ -44,6 +44,8 @@ RUN_LOG_SCHEMA = pa.schema(
         ("status", pa.string()),  # success | error, as results[].status of the response
         ("rows", pa.int64()),  # rows inserted into destination_table (0 when it failed)
         ("requests", pa.int64()),  # TikTok requests the report cost
+        # the rate budget they counted against: general (the app tier) or gmv_max
+        ("rate_budget", pa.string()),
         ("error", pa.string()),
         ("warnings_count", pa.int64()),
         ("warnings", pa.string()),  # JSON array of strings
@@ -88,6 +90,7 @@ class RunLogRow:
     service_version: str
     warnings: list[str] = field(default_factory=list)
     reconciliation: list[dict[str, Any]] = field(default_factory=list)
+    rate_budget: str = "general"
 
     def record(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class RunLogRow:
             "status": self.status,
             "rows": self.rows,
             "requests": self.requests,
+            "rate_budget": self.rate_budget,
             "error": self.error,
             "warnings_count": len(self.warnings),
             "warnings": json.dumps(self.warnings, ensure_ascii=False),

@@ -10,10 +10,11 @@ simulator's app credentials, discovers three advertisers, skips the closed one w
 reason) and loads the account info and entity history tables before the reports.
 
 ``--all-reports`` also loads every prebuilt report (audience, hourly, lifetime, the creatives
-of ``ad_creative``) and the custom reports of ``local_env/custom_reports.example.json`` over
-the same window, and lists every report type, its table and its row count. The simulated
+of ``ad_creative``, GMV Max) and the custom reports of ``local_env/custom_reports.example.json``
+over the same window, and lists every report type, its table and its row count. The simulated
 world has an Upgraded Smart+ campaign at the first advertiser, so TKT043 holds more rows
-(creatives) than TKT004 (ads).
+(creatives) than TKT004 (ads), and gives the advertisers TikTok Shop stores
+(``--gmv-max-stores``), so the GMV Max tables (TKT050-052) have rows.
 
 Then ``POST /views`` (the analysts' layer: README "Analysts' layer"; the run already made them,
 so every view answers ``unchanged``) and a cross-platform query: spend per account from
@@ -42,6 +43,8 @@ SMART_PLUS = ("--smart-plus-campaigns", "1", "--creatives", "3")
 SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "2", "--token", "sim-token", *SMART_PLUS)
 # --all: a third advertiser (seeded closed) and the simulator's default app credentials.
 ALL_SIMULATOR_ARGS = ("--seed", "42", "--advertisers", "3", "--token", "sim-token", *SMART_PLUS)
+# --all-reports: TikTok Shop stores with GMV Max campaigns at the advertisers (TKT050-052).
+GMV_MAX_SIMULATOR_ARGS = ("--gmv-max-stores", "1")
 APP_CREDENTIALS = {"TIKTOK_APP_ID": "1234567890", "TIKTOK_APP_SECRET": "sim-app-secret"}
 ENTITY_TYPES = ["advertiser_info", "campaigns", "adgroups", "ads"]
 CUSTOM_REPORTS = ROOT / "local_env" / "custom_reports.example.json"
@@ -63,13 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     payload = json.loads((ROOT / "sample_request.json").read_text())
+    if args.all_reports:  # the world has Shop stores: GMV Max for them, as the daily DAG asks
+        payload["with_gmv_max"] = True
     if args.all:
         payload["advertiser_ids"] = "all"
         payload["report_types"] = ENTITY_TYPES + payload["report_types"]
     logs = STATE / "logs"
     print("Starting the TikTok simulator, local BigQuery and the service (gunicorn)…")
     simulator = SimulatorProcess(
-        logs / "simulator.log", *(ALL_SIMULATOR_ARGS if args.all else SIMULATOR_ARGS)
+        logs / "simulator.log",
+        *(ALL_SIMULATOR_ARGS if args.all else SIMULATOR_ARGS),
+        *(GMV_MAX_SIMULATOR_ARGS if args.all_reports else ()),
     )
     bigquery = LocalBigQuery(payload["project_id"], STATE / "bigquery").start()
     service = None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import backfill, cpu, families, memory, rate, report, reports, simulator
+from bench import backfill, cpu, families, gmv_max, memory, rate, report, reports, simulator
 from bench import run as bench_run
 from bench.stack import WorldSize
 from controller.reports import registry
@@ -227,6 +227,19 @@ def test_simulator_scenario_times_distinct_full_pages(tmp_path: Path):
         "simulator: 2 concurrent clients",
         "simulator: full width",
     ]
+
+
+def test_gmv_max_scenario_counts_requests_per_budget(tmp_path: Path):
+    world = WorldSize(advertisers=3, campaigns=1, adgroups=1, ads=1, delivery=1.0, gmv_max_stores=1)
+    result = gmv_max.run(
+        gmv_max.GmvMaxSize(world=world, days=31, latency=0.05), tmp_path, progress=quiet
+    )
+    # advertisers 0 and 1 have a usable store each; 31 days are two windows
+    assert (result.shops, result.stores) == (2, 2)
+    assert result.requests == {"store_list": 3, "gmv_max_report": 2 * 4 * 2, "basic_report": 3 * 2}
+    assert result.requests["gmv_max_report"] == result.expected_gmv_max_requests
+    assert result.rate_limited == result.failed_items == 0 and result.rows > 0
+    assert gmv_max.table_row(result)["target"].endswith("PASS")
     assert json.dumps(result.to_json())
 
 

@@ -116,5 +116,11 @@ def test_openapi_document_matches_the_payload_model(client):
     document = client.get("/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
     request_schema = document["components"]["schemas"]["RunRequest"]
-    assert set(request_schema["properties"]) == {*VALID, "max_qps", "max_qpm", "metric_families"}
+    assert set(request_schema["properties"]) == {
+        *VALID,
+        "max_qps",
+        "max_qpm",
+        "metric_families",
+        "with_gmv_max",
+    }
     assert set(request_schema["required"]) == {"advertiser_ids", "project_id"}

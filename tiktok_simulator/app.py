@@ -101,7 +101,8 @@ class Settings:
     # level), so clients must survive a stricter API than the catalog assumes.
     refused_metrics: dict[str, list[str]] = field(default_factory=dict)
     # data_level -> campaign ids (or "PROMOTE") whose rows that level leaves out, as if TikTok
-    # changed a default filter at some levels only: the levels then do not add up.
+    # changed a default filter at some levels only: the levels then do not add up. Under
+    # "GMV_MAX" (``gmv_max.DROPPED``): GMV Max campaigns its report leaves out (TT_SHOP not).
     dropped_campaigns: dict[str, list[str]] = field(default_factory=dict)
     # Days a day's conversions keep growing after it (``settlement``), while ``as_of`` is set.
     attribution_days: int = ATTRIBUTION_DAYS
@@ -624,6 +625,9 @@ class SimulatorApp:
     def _gmv_max_report(self, params: dict[str, str], token: str) -> Outcome:
         """``/gmv_max/report/get/`` (``gmv_max``): holds and faults apply as to BASIC reports."""
         query = gmv_max.parse_report_query(params)
+        hidden = self.settings.dropped_campaigns.get(gmv_max.DROPPED)
+        if hidden:
+            query = dataclasses.replace(query, hidden_campaigns=frozenset(hidden))
         self._authorise_gmv_max(token, query.advertiser_id)
         gmv_max.check_store(self.world, query)
         self.holds.wait_if_held(params)

@@ -361,6 +361,9 @@ class GmvQuery:
     leaf_ids: frozenset[str] | None = None  # item_group_ids or room_ids
     page: int = 1
     page_size: int = 10
+    # campaigns the answer leaves out (the ``dropped_campaigns`` setting under ``DROPPED``):
+    # a TikTok whose GMV Max report misses a campaign TT_SHOP still bills
+    hidden_campaigns: frozenset[str] = frozenset()
 
     @property
     def leaf_dimension(self) -> str | None:
@@ -529,6 +532,10 @@ def _day_label(day: int) -> str:
     return f"{date.fromordinal(day).isoformat()} 00:00:00"
 
 
+# The key of the server's ``dropped_campaigns`` setting for the GMV Max report.
+DROPPED = "GMV_MAX"
+
+
 def report_rows(shops: Shops, query: GmvQuery) -> list[Row]:
     """Every row of a report (one store), in serving order: campaign id, leaf id, day."""
     store = shops.store(query.advertiser_id, query.store_id)
@@ -543,6 +550,8 @@ def report_rows(shops: Shops, query: GmvQuery) -> list[Row]:
         if campaign.deleted and not query.include_deleted:
             continue
         if query.campaign_ids is not None and campaign.id not in query.campaign_ids:
+            continue
+        if campaign.id in query.hidden_campaigns:
             continue
         if leaf_dimension is None:
             groups = [("", campaign.leaves)]

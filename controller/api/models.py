@@ -128,6 +128,20 @@ class RunRequest(BaseModel):
     max_qpm: int | None = Field(
         default=None, gt=0, le=MAX_QPM, description="This request's share of the app's QPM."
     )
+    with_gmv_max: bool | None = Field(
+        default=None,
+        description=(
+            "Add the GMV Max reports (TKT050-052) for the advertisers with a TikTok Shop store "
+            "usable for GMV Max; the others get no GMV Max item. Default: when report_types "
+            "is left out. The service's TIKTOK_GMV_MAX=off turns it off."
+        ),
+    )
+
+    def gmv_max_added(self) -> bool:
+        """Whether the run adds the GMV Max reports for the accounts that have a store."""
+        if self.with_gmv_max is not None:
+            return self.with_gmv_max
+        return "report_types" not in self.model_fields_set
 
     @field_validator("advertiser_ids", mode="wrap")
     @classmethod
@@ -223,6 +237,8 @@ class ItemOutcome(BaseModel):
     destination_table: str
     inserted_rows: int
     requests: int = 0  # TikTok requests it took (a backfill planner's measure)
+    # the rate budget those requests counted against: the app's (general) or GMV Max's own
+    rate_budget: Literal["general", "gmv_max"] = "general"
     status: Literal["success", "error"]
     error: str | None = None
     # e.g. metrics TikTok refused at this level: loaded as nulls, said here rather than hidden
@@ -245,6 +261,10 @@ class ReconciliationDifference(BaseModel):
     date: date
     metric: str
     values: dict[str, float] = Field(description="The day's total at each level loaded.")
+    campaign_id: str | None = Field(
+        default=None,
+        description="A GMV Max campaign whose TT_SHOP spend and TKT050 cost disagree.",
+    )
 
 
 class RunLogOutcome(BaseModel):

@@ -58,7 +58,9 @@ SMART_PLUS_CREATIVES = "UPGRADED_SMART_PLUS_CREATIVE"
 # Attribute metrics typed as numbers: settings of the object (budgets), not its delivery. Like
 # the string attributes, a value of theirs that does not fit the type loads as null with a
 # warning (``controller.tiktok.reader.OddValues``): one odd budget must not cost the spend.
-NUMERIC_ATTRIBUTES = frozenset({"campaign_budget", "budget"})
+NUMERIC_ATTRIBUTES = frozenset(
+    {"campaign_budget", "budget", "roas_bid", "target_roi_budget", "max_delivery_budget"}
+)
 
 # Cash and voucher split of spend: the API accepts them only at AUCTION_ADVERTISER, daily.
 ADVERTISER_ONLY = {"cash_spend": F, "voucher_spend": F}
@@ -72,7 +74,19 @@ TIME_DIMENSIONS: dict[str, str | None] = {
 }
 # Days one sync request may cover (TikTok: 30 with stat_time_day, 1 with stat_time_hour; its
 # best practice for AUDIENCE reports is at most 7). Lifetime asks once, dates ignored.
-DAYS_PER_REQUEST = {("BASIC", "day"): 30, ("AUDIENCE", "day"): 7, ("BASIC", "hour"): 1}
+DAYS_PER_REQUEST = {
+    ("BASIC", "day"): 30,
+    ("AUDIENCE", "day"): 7,
+    ("BASIC", "hour"): 1,
+    ("GMV_MAX", "day"): 30,
+    ("TT_SHOP", "day"): 30,
+}
+# ``tiktok_report_type`` of the GMV Max reports: their own endpoint (``/gmv_max/report/get/``),
+# one store per request, a filtering object, their own rate budget (docs/tiktok_api_gmv_smartplus.md §1).
+GMV_MAX = "GMV_MAX"
+# The column that says which TikTok Shop a GMV Max row belongs to (a request's store, not a
+# dimension TikTok serves).
+STORE_ID = "store_id"
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,28 @@ class ReportSpec:
     # One row per ad as Ads Manager shows it (TKT004): the ``ad_id`` rows of Upgraded Smart+
     # creatives are left out and their ads read by ``ad_id_v2`` (``controller.smart_plus``).
     ads_as_shown: bool = False
+    # GMV Max: the promotion types read, one request each (TikTok's filter takes them apart).
+    promotion_types: tuple[str, ...] = ()
+    # Columns the service fills, asked of TikTok by no request (GMV Max's report serves no
+    # currency: the account's fills it).
+    filled: tuple[str, ...] = ()
+    # (metric, column) where TikTok's name is not a BigQuery column name (GMV Max's
+    # ``10_second_live_views``: a column cannot start with a digit).
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    def column(self, name: str) -> str:
+        """The table column of the metric ``name``."""
+        return dict(self.renamed).get(name, name)
+
+    @property
+    def gmv_max(self) -> bool:
+        """Whether the report is read from ``/gmv_max/report/get/``, store by store."""
+        return self.tiktok_report_type == GMV_MAX
+
+    def gmv_max_filtering(self, promotion_type: str) -> dict[str, list[str]]:
+        """GMV Max's filtering object: one promotion type, deleted campaigns included
+        (TikTok leaves them out unless ``STATUS_ALL``)."""
+        return {"gmv_max_promotion_types": [promotion_type], "campaign_statuses": ["STATUS_ALL"]}
 
     @property
     def time_dimension(self) -> str | None:
@@ -122,6 +158,8 @@ class ReportSpec:
     def key_fields(self) -> list[pa.Field]:
         """The columns before the metrics: dimensions (strings), then ``date`` (and ``hour``)."""
         fields = [pa.field(name, pa.string()) for name in self.dimensions]
+        if self.gmv_max:
+            fields.append(pa.field(STORE_ID, pa.string()))
         fields.append(pa.field("date", pa.date32()))
         if self.granularity == "hour":
             fields.append(pa.field("hour", pa.int64()))
@@ -138,10 +176,10 @@ class ReportSpec:
         or (``families`` given) those of the chosen families plus ``core`` and the metrics of
         no optional family (budgets, the advertiser's cash/voucher split, custom names)."""
         if not families:
-            return self.metric_names
+            return [name for name in self.metric_names if name not in self.filled]
         chosen = {m for f in check_family_names(tuple(families)) for m in FAMILIES[f].metrics}
         return [
-            *self.attributes,
+            *(a for a in self.attributes if a not in self.filled),
             *(m for m in self.metrics if m not in OPTIONAL_METRICS or m in chosen),
         ]
 
@@ -297,6 +335,9 @@ BOOKKEEPING_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
 def arrow_schema(spec: ReportSpec) -> pa.Schema:
     """The typed row layout of one report: ids as strings, ``date`` as DATE, metrics typed."""
     fields = spec.key_fields()
-    fields += [pa.field(name, ARROW_TYPES[spec.metric_type(name)]) for name in spec.metric_names]
+    fields += [
+        pa.field(spec.column(name), ARROW_TYPES[spec.metric_type(name)])
+        for name in spec.metric_names
+    ]
     fields += [pa.field(name, typ) for name, typ in BOOKKEEPING_FIELDS]
     return pa.schema(fields)

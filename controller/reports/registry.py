@@ -15,6 +15,7 @@ from controller.reports.catalog import REPORT_TYPES as SEED_REPORT_TYPES
 from controller.reports.catalog import REPORTS as SEED
 from controller.reports.catalog import ReportSpec
 from controller.reports.custom import load_file, parse
+from controller.reports.gmv_max import GMV_MAX_REPORTS
 from controller.reports.prebuilt import PREBUILT
 
 _lock = threading.Lock()
@@ -29,11 +30,11 @@ ENTITY_TYPES: tuple[str, ...] = get_args(EntityType)
 
 
 def builtin() -> dict[str, ReportSpec]:
-    return {**SEED, **PREBUILT}
+    return {**SEED, **PREBUILT, **GMV_MAX_REPORTS}
 
 
 def all_reports() -> dict[str, ReportSpec]:
-    return {**SEED, **PREBUILT, **_custom}
+    return {**builtin(), **_custom}
 
 
 def names() -> tuple[str, ...]:

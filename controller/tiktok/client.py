@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Final, Literal
 from urllib.parse import urlencode
 
 import orjson
@@ -43,11 +43,19 @@ from tenacity import (
 
 from controller.reports.catalog import ReportSpec
 from controller.tiktok.http_gate import NoSlotError, gate, gated_adapter
-from controller.tiktok.rate_limiter import RateLimiter
+from controller.tiktok.rate_limiter import QuotaSpentError, RateLimiter
 
 log = logging.getLogger(__name__)
 
 REPORT_PATH = "report/integrated/get/"
+GMV_MAX_REPORT_PATH = "gmv_max/report/get/"
+# The rate budgets a request counts against: the app tier, or the GMV Max report's own
+# (docs/tiktok_api_gmv_smartplus.md §1.1).
+Budget = Literal["general", "gmv_max"]
+GENERAL: Final = "general"
+GMV_MAX_BUDGET: Final = "gmv_max"
+# One GMV Max request's store and promotion type (TikTok takes one store per request).
+StorePart = tuple[str, str]
 PAGE_SIZE = 1000
 THROTTLE_HEADER = "X-Tt-Ads-Throttle"
 # Threads that decode pages (JSON, then ``convert``). Decoding is CPU-bound and the GIL runs
@@ -105,6 +113,14 @@ class TikTokHttpError(TikTokError):
     """HTTP 4xx other than 429: the request never reached the API logic (wrong URL/path)."""
 
 
+class QuotaError(TikTokError):
+    """A budget's day quota is spent (by our count or TikTok's 40100 saying so): nothing of
+    that budget can be read before UTC midnight, so it is not retried. ``sent``: whether
+    the request reached TikTok (False: refused by our count, it cost nothing)."""
+
+    sent = False
+
+
 class TikTokTruncatedError(TikTokError):
     """TikTok served only the newest 20k ads (``X-Tt-Ads-Throttle``): rows would be lost."""
 
@@ -148,6 +164,8 @@ class _Request:
     timeouts: int = 0
     path: str = REPORT_PATH
     paged: bool = True  # False: an endpoint without page_info (account info, discovery)
+    list_key: str = "list"  # where an unpaged endpoint's rows are in ``data``
+    budget: Budget = GENERAL
 
 
 @dataclass(frozen=True)
@@ -179,10 +197,13 @@ class TikTokClient:
         read_timeout: float = 120.0,
         retry: RetryPolicy | None = None,
         decode_threads: int = DECODE_THREADS,
+        gmv_max_limiter: RateLimiter | None = None,
     ) -> None:
         self._base = base_url.rstrip("/") + "/"
-        self._url = self._base + REPORT_PATH
         self._limiter = limiter
+        # The GMV Max report's own budget (QPS, QPM, day quota); without one, its requests
+        # would count against the app's (tests of other parts build clients without it).
+        self._budgets = {GENERAL: limiter, GMV_MAX_BUDGET: gmv_max_limiter or limiter}
         self._timeout = (connect_timeout, read_timeout)
         self._retry = retry or RetryPolicy()
         self._session = requests.Session()
@@ -216,7 +237,12 @@ class TikTokClient:
         page: int,
         campaign_ids: Sequence[str] = (),
         origins: Sequence[str] = (),
+        store: StorePart | None = None,
     ) -> dict[str, str]:
+        if spec.gmv_max:
+            if store is None:
+                raise ValueError(f"{spec.report_type}: a GMV Max request needs its store")
+            return gmv_max_params(spec, advertiser_id, metrics, start, end, page, store)
         params: dict[str, Any] = {
             "advertiser_id": advertiser_id,
             "service_type": "AUCTION",
@@ -248,8 +274,12 @@ class TikTokClient:
         read: BodyReader | None = None,
         campaign_ids: Sequence[str] = (),
         origins: Sequence[str] = (),
+        store: StorePart | None = None,
     ) -> Page:
         """One page of one report, retried per the policy; raises TikTokError when it gives up.
+
+        A GMV Max report (``spec.gmv_max``) is asked of its own endpoint for one ``store``
+        (store id, promotion type) and counts against the GMV Max budget.
 
         ``campaign_ids`` narrows the report to those campaigns (a report over TikTok's
         20,000-ad cap is read campaign by campaign); ``origins`` are the campaign origins
@@ -262,10 +292,22 @@ class TikTokClient:
         flight. ``convert``'s exceptions propagate unretried.
         """
         params = self.report_params(
-            spec, advertiser_id, metrics, start, end, page, campaign_ids, origins
+            spec, advertiser_id, metrics, start, end, page, campaign_ids, origins, store
         )
         query = urlencode(params)
-        request = _Request(advertiser_id, page, f"{self._url}?{query}", deadline, convert, read)
+        path = GMV_MAX_REPORT_PATH if spec.gmv_max else REPORT_PATH
+        budget: Budget = GMV_MAX_BUDGET if spec.gmv_max else GENERAL
+        url = self._base + path
+        request = _Request(
+            advertiser_id,
+            page,
+            f"{url}?{query}",
+            deadline,
+            convert,
+            read,
+            path=path,
+            budget=budget,
+        )
         return self._retrying(deadline)(self._get_page, request)
 
     def get(
@@ -276,10 +318,12 @@ class TikTokClient:
         advertiser_id: str = "-",
         paged: bool = True,
         deadline: float | None = None,
+        list_key: str = "list",
     ) -> Page:
         """One GET of another endpoint (entity lists, account info, discovery), with the same
         rate limiter, retry policy and envelope checks as the reports. ``paged`` endpoints
-        must answer a consistent ``page_info``; the others answer one page with every row.
+        must answer a consistent ``page_info``; the others answer one page with every row
+        (in ``data[list_key]``).
 
         Query values may be secrets (discovery's app ``secret``): the URL is never logged
         nor put in an exception (errors name the path only).
@@ -295,6 +339,7 @@ class TikTokClient:
             None,
             path=path,
             paged=paged,
+            list_key=list_key,
         )
         return self._retrying(deadline)(self._get_page, request)
 
@@ -322,13 +367,18 @@ class TikTokClient:
 
     def _get_page(self, request: _Request) -> Page:
         advertiser_id = request.advertiser_id
-        limiter = self._advertiser_limiters.get(advertiser_id, self._limiter)
+        if request.budget == GENERAL:
+            limiter = self._advertiser_limiters.get(advertiser_id, self._limiter)
+        else:
+            limiter = self._budgets[request.budget]
         try:
             with gate(lambda: limiter.acquire_slot(request.deadline)):
                 response = self._session.get(request.url, timeout=self._timeout)
             body = response.content
         except NoSlotError as exc:
             raise TimeoutError(str(exc)) from None
+        except QuotaSpentError:
+            raise _quota_error(advertiser_id, request.budget, limiter) from None
         except requests.Timeout:
             request.timeouts += 1
             if request.timeouts < MAX_TIMEOUTS:
@@ -355,8 +405,12 @@ class TikTokClient:
         try:
             page = self._parse(request, response, body)
         except TikTokApiError as exc:
-            if exc.code == 40100:  # the app's quota: everyone waits, and the margin widens
-                self._limiter.rate_limited()
+            budget = self._budgets[request.budget]
+            if exc.code == 40100 and request.budget != GENERAL and _names_day(exc.message):
+                budget.spend_day()  # TikTok counted the day's quota spent: no retry today
+                raise _quota_error(request.advertiser_id, request.budget, budget, exc) from None
+            if exc.code == 40100:  # the budget's quota: everyone waits, and the margin widens
+                budget.rate_limited()
             elif exc.code == ADVERTISER_RATE_LIMITED:
                 self._limit_advertiser(request.advertiser_id, exc.message)
             raise
@@ -418,6 +472,8 @@ class TikTokClient:
             )
         data: Any = envelope.get("data")
         if not request.paged:
+            if request.list_key != "list":
+                rows = (data.get(request.list_key) if isinstance(data, dict) else None) or []
             return Page(rows=rows, page=1, total_page=1, total_number=len(rows))
         if not (isinstance(data, dict) and data.get("page_info")) and not len(rows):
             # No page_info and no rows: what TikTok answers for, e.g., a service_type that
@@ -438,6 +494,58 @@ class TikTokClient:
             ) from None
         _check_page(request, page)
         return page
+
+
+def gmv_max_params(
+    spec: ReportSpec,
+    advertiser_id: str,
+    metrics: list[str],
+    start: date,
+    end: date,
+    page: int,
+    store: StorePart,
+) -> dict[str, str]:
+    """The query of one GMV Max report page (docs/tiktok_api_gmv_smartplus.md §1.1): exactly one
+    store, and ``filtering`` a JSON object (one promotion type, every campaign status)."""
+    store_id, promotion_type = store
+    params: dict[str, Any] = {
+        "advertiser_id": advertiser_id,
+        "store_ids": [store_id],
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "dimensions": list(spec.dimensions),
+        "metrics": metrics,
+        "filtering": spec.gmv_max_filtering(promotion_type),
+        "page": str(page),
+        "page_size": str(PAGE_SIZE),
+    }
+    return {key: _jsonify(value) for key, value in params.items()}
+
+
+def _names_day(message: str) -> bool:
+    """Whether a 40100 says the day's quota is spent (not the QPS or QPM window)."""
+    text = message.lower()
+    return "daily" in text or "per day" in text
+
+
+def _quota_error(
+    advertiser_id: str, budget: str, limiter: RateLimiter, exc: TikTokApiError | None = None
+) -> QuotaError:
+    limit = limiter.daily.limit if limiter.daily is not None else None
+    named = "GMV Max report" if budget == GMV_MAX_BUDGET else budget
+    detail = f"the {named} daily quota"
+    if limit is not None:
+        detail += f" ({limit:,} requests per UTC day)"
+    detail += " is spent"
+    if exc is not None:
+        detail += f" (TikTok: {exc.detail})"
+    detail += (
+        "; this report was not read, nothing of it is loaded: run it again after 00:00 UTC "
+        "(other reports are not affected)"
+    )
+    error = QuotaError(advertiser_id, detail)
+    error.sent = exc is not None
+    return error
 
 
 def _check_page(request: _Request, page: Page) -> None:

@@ -10,12 +10,14 @@ import math
 
 from config.settings import Settings
 from controller.tiktok.client import RetryPolicy, TikTokClient
-from controller.tiktok.rate_limiter import RateLimiter, app_limiter
+from controller.tiktok.rate_limiter import RateLimiter, app_limiter, budget_limiter
 
 
 def build_client(
     settings: Settings, access_token: str, limiter: RateLimiter, concurrency: int | None = None
 ) -> TikTokClient:
+    """A client whose report requests count against ``limiter`` (the app's tier or a share
+    of it) and whose GMV Max report requests against the GMV Max budget, shared alike."""
     return TikTokClient(
         settings.tiktok_api_base_url,
         access_token,
@@ -27,7 +29,28 @@ def build_client(
             max_attempts=settings.tiktok_retry_max_attempts,
             max_seconds=settings.tiktok_retry_max_seconds,
         ),
+        gmv_max_limiter=gmv_max_limiter(settings, limiter),
     )
+
+
+def gmv_max_limiter(settings: Settings, limiter: RateLimiter | None = None) -> RateLimiter:
+    """The GMV Max report's own budget (``TIKTOK_GMV_MAX_QPS``/``_QPM``/``_DAILY_QUOTA``),
+    process-wide; narrowed in the proportion ``limiter`` is a share of the app's tier (a
+    backfill unit at a fifth of the app's rate gets a fifth of GMV Max's too)."""
+    budget = budget_limiter(
+        "gmv_max",
+        settings.tiktok_gmv_max_qps,
+        settings.tiktok_gmv_max_qpm,
+        settings.tiktok_gmv_max_daily_quota,
+        settings.tiktok_rate_margin,
+    )
+    if limiter is None:
+        return budget
+    share = min(limiter.qps / settings.tiktok_qps, limiter.qpm / settings.tiktok_qpm)
+    if share >= 1:
+        return budget
+    qps = max(budget.qps * share, 0.5)
+    return budget.child(qps, max(1, math.floor(budget.qpm * share)))
 
 
 def request_concurrency(settings: Settings, limiter: RateLimiter) -> int:

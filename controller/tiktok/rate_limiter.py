@@ -24,6 +24,12 @@ which also holds every start for a second, as TikTok asks), and narrows back tow
 floor by a tenth of a step every ``NARROW_EVERY`` requests without one: a machine that got
 busy costs a few percent of throughput instead of a run of refusals, and an idle one runs
 at the floor.
+
+Some endpoints have a budget of their own beside the app tier: the GMV Max report counts
+per app at its own QPS and QPM and also per UTC day (docs/tiktok_api_gmv_smartplus.md §1.1). Its limiter
+is another ``RateLimiter`` of the same design with a ``DailyQuota``: once the day's count is
+reached (or TikTok said so), a request is refused at once with ``QuotaSpentError`` instead
+of waiting until midnight.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 MARGIN_STEP = 0.05  # seconds added to every window after a 40100
 MAX_MARGIN = 0.5
@@ -117,6 +124,51 @@ class _Pacing(_Window):
         self.next_at = booked + interval
 
 
+class QuotaSpentError(Exception):
+    """The day's quota of a budget is spent: no request of it may leave before UTC midnight
+    (not an OSError nor a TimeoutError: nothing may retry it)."""
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class DailyQuota:
+    """At most ``limit`` requests per UTC day, counted when each request takes its slot.
+
+    TikTok's own count may be ahead (another process of the same app, a restart): its answer
+    that the day's quota is spent (``spend``) closes the day here too.
+    """
+
+    def __init__(self, limit: int, today: Callable[[], date] = _utc_today) -> None:
+        if limit <= 0:
+            raise ValueError("the daily quota must be greater than 0")
+        self.limit = limit
+        self._today = today
+        self._day = today()
+        self.used = 0
+
+    def _roll(self) -> None:
+        day = self._today()
+        if day != self._day:
+            self._day, self.used = day, 0
+
+    def spent(self) -> bool:
+        self._roll()
+        return self.used >= self.limit
+
+    def take(self) -> None:
+        """Count one request; raises ``QuotaSpentError`` when the day's are all used."""
+        if self.spent():
+            raise QuotaSpentError(f"the daily quota of {self.limit} requests is spent")
+        self.used += 1
+
+    def spend(self) -> None:
+        """TikTok says the day's quota is spent: none more today."""
+        self._roll()
+        self.used = max(self.used, self.limit)
+
+
 @dataclass
 class _Margin:
     """The seconds every window of a limiter family is widened by (shared with children)."""
@@ -155,6 +207,7 @@ class RateLimiter:
         margin: float = 0.03,
         parent: RateLimiter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        daily: DailyQuota | None = None,
     ) -> None:
         if qps <= 0 or qpm <= 0:
             raise ValueError("qps and qpm must be greater than 0")
@@ -181,6 +234,8 @@ class RateLimiter:
             parent._paused_until if parent else [0.0]
         )  # shared with children
         self._held_until = 0.0  # this limiter's alone (see ``hold``)
+        # requests per UTC day (shared with children); None: the budget has no day quota
+        self.daily: DailyQuota | None = parent.daily if parent else daily
 
     @property
     def margin(self) -> float:
@@ -203,6 +258,12 @@ class RateLimiter:
         with self._lock:
             self._held_until = max(self._held_until, self._clock() + seconds)
 
+    def spend_day(self) -> None:
+        """TikTok answered that the day's quota is spent: refuse the rest of the day."""
+        if self.daily is not None:
+            with self._lock:
+                self.daily.spend()
+
     def child(self, qps: float | None, qpm: int | None) -> RateLimiter:
         """A limiter that also honours this one: a caller's share of the app's budget."""
         return RateLimiter(
@@ -215,7 +276,8 @@ class RateLimiter:
     def acquire(self, deadline: float | None = None) -> float:
         """Wait for a slot and take it; returns the seconds waited.
 
-        Raises TimeoutError when no slot frees up before ``deadline`` (monotonic seconds).
+        Raises TimeoutError when no slot frees up before ``deadline`` (monotonic seconds),
+        ``QuotaSpentError`` when the budget's day quota is spent.
         """
         waited, _ = self._acquire(deadline)
         return waited
@@ -229,10 +291,16 @@ class RateLimiter:
         waited = 0.0
         while True:
             with self._lock:
+                if self.daily is not None and self.daily.spent():
+                    raise QuotaSpentError(
+                        f"the daily quota of {self.daily.limit} requests is spent"
+                    )
                 now = self._clock()
                 wait = max(window.wait_time(now) for window in self._windows)
                 wait = max(wait, self._paused_until[0] - now, self._held_until - now)
                 if wait <= 1e-9:  # float rounding must not cost a spin of the loop
+                    if self.daily is not None:
+                        self.daily.take()
                     slot = Slot(now, self._lock, self._clock)
                     for window in self._windows:
                         window.take(slot)
@@ -258,3 +326,20 @@ def app_limiter(qps: float, qpm: int, margin: float = 0.03) -> RateLimiter:
         if key not in _app_limiters:
             _app_limiters[key] = RateLimiter(qps, qpm, margin=margin)
         return _app_limiters[key]
+
+
+_budget_limiters: dict[tuple[str, float, int, int, float], RateLimiter] = {}
+
+
+def budget_limiter(
+    name: str, qps: float, qpm: int, daily_quota: int, margin: float = 0.03
+) -> RateLimiter:
+    """The process-wide limiter of an endpoint's own budget (e.g. ``gmv_max``), with its day
+    quota: shared by all runs and threads, like ``app_limiter``."""
+    with _app_lock:
+        key = (name, qps, qpm, daily_quota, margin)
+        if key not in _budget_limiters:
+            _budget_limiters[key] = RateLimiter(
+                qps, qpm, margin=margin, daily=DailyQuota(daily_quota)
+            )
+        return _budget_limiters[key]

@@ -35,6 +35,7 @@ from controller.reports.catalog import (
     ARROW_TYPES,
     SMART_PLUS_AD_ID,
     SMART_PLUS_CREATIVES,
+    STORE_ID,
     MetricType,
     ReportSpec,
     arrow_schema,
@@ -320,6 +321,14 @@ def page_to_table(
         columns[name] = column
     columns.update(metric_columns)
     return pa.table(columns)
+
+
+def gmv_max_rows(spec: ReportSpec, table: pa.Table, store_id: str) -> pa.Table:
+    """A GMV Max page's rows with the store they were asked for (one store per request),
+    their metrics under the table's column names."""
+    if spec.renamed:
+        table = table.rename_columns([spec.column(name) for name in table.column_names])
+    return table.append_column(STORE_ID, pa.repeat(pa.scalar(store_id, pa.string()), len(table)))
 
 
 def _schema(spec: ReportSpec) -> pa.Schema:

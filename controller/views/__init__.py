@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from config.settings import Settings
+from controller.reports import registry
 from controller.tiktok.accounts import INFO_TABLE
 from controller.views.definitions import (
+    ACCOUNT_EXTRA_SPEND,
     AD,
     AD_GROUP,
     AD_HISTORY,
@@ -62,6 +64,7 @@ def _raw_state(warehouses: Callable[[str, str], BigQueryWarehouse], plan: ViewsP
     tables = {v.table for v in REPORTING_VIEWS} | {v.table for v in SOURCE_VIEWS}
     tables |= {INFO_TABLE, AD_HISTORY, CAMPAIGN.history, AD_GROUP.history, AD.history}
     tables |= {v.hourly_table for v in SOURCE_VIEWS if v.hourly_table}
+    tables |= {registry.get(report_type).table for report_type, _ in ACCOUNT_EXTRA_SPEND}
     columns = {t: cols for t in sorted(tables) if (cols := table_columns(raw, t)) is not None}
     rates_id: str | None = None
     rates_columns: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.reports import registry
+from controller.reports.catalog import STORE_ID
 from controller.tiktok.accounts import INFO_TABLE
 from controller.tiktok.entities import ENTITIES
 
@@ -141,8 +142,8 @@ REPORTING_VIEWS: tuple[ReportingView, ...] = (
     # The account's own report (TKT001): spend TikTok did not attribute to an ad is in it, and
     # Promote spend with it; never rebuilt from ad rows.
     # GMV Max: its spend is reported by its own endpoint (docs/tiktok_api_gmv_smartplus.md) into
-    # tables that do not exist yet. When they do, add them to ACCOUNT_EXTRA_SPEND below; a
-    # table that does not exist must never be named in a view.
+    # TKT050, named in ACCOUNT_EXTRA_SPEND below: account_report gains ``gmv_max_spend`` once
+    # that table exists (a table that does not exist is never named in a view).
     ReportingView("account_report", "advertiser", (), description="one row per account day"),
     ReportingView("campaign_report", "campaign", (CAMPAIGN,), description="per campaign day"),
     ReportingView(
@@ -165,9 +166,12 @@ REPORTING_VIEWS: tuple[ReportingView, ...] = (
     ),
 )
 
-# GMV Max (issue 20): the tables whose spend adds to account_report's, as (table, spend
-# column). Empty until those tables exist; see REPORTING_VIEWS.
-ACCOUNT_EXTRA_SPEND: tuple[tuple[str, str], ...] = ()
+# GMV Max (issue 20): the reports whose spend account_report adds per account and day, as
+# (report type, spend column), summed into its ``gmv_max_spend`` column. Kept apart from
+# ``spend``: whether TikTok's advertiser total already holds GMV Max is undocumented
+# (docs/tiktok_api_gmv_smartplus.md §1; the run's reconciliation tells which it is).
+ACCOUNT_EXTRA_SPEND: tuple[tuple[str, str], ...] = (("gmv_max_campaign", "cost"),)
+EXTRA_SPEND_COLUMN = "gmv_max_spend"
 
 
 # --------------------------------------------------------------------------- Fivetran source
@@ -199,7 +203,9 @@ class SourceView:
 def report_keys(report_type: str) -> tuple[str, ...]:
     """A report row's key. ``date`` adds nothing to it (it is the time label's day) but lets
     BigQuery push a filter on the partition column through the views' window function."""
-    return ("_advertiser_id", *registry.get(report_type).dimensions, "date")
+    spec = registry.get(report_type)
+    stores = (STORE_ID,) if spec.gmv_max else ()  # a GMV Max row is one store's
+    return ("_advertiser_id", *spec.dimensions, *stores, "date")
 
 
 def _same(*names: str, type_: str = STRING) -> tuple[Col, ...]:

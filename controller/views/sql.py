@@ -17,11 +17,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from controller.reports import registry
 from controller.tiktok.accounts import INFO_TABLE
 from controller.views.definitions import (
     ACCOUNT_EXTRA_SPEND,
     AD_HISTORY,
     CONVERTED,
+    EXTRA_SPEND_COLUMN,
     PLATFORM,
     RATES_COLUMNS,
     REPORTING_METRICS,
@@ -168,8 +170,6 @@ def reporting_view(raw: Raw, view: ReportingView) -> str | None:
     """The SELECT of one ad_reporting view, or None when a table it needs does not exist."""
     if not raw.has(view.table) or (view.url and not raw.has(AD_HISTORY, "landing_page_url")):
         return None
-    if view.name == "account_report" and ACCOUNT_EXTRA_SPEND:
-        raise NotImplementedError("GMV Max spend: add ACCOUNT_EXTRA_SPEND to the account rows")
     available = raw.columns[view.table]
     rows = _latest_rows(raw, view.table, report_keys(view.report_type))
     items = [
@@ -196,7 +196,32 @@ def reporting_view(raw: Raw, view: ReportingView) -> str | None:
     currency_items, currency_joins = _currency_columns(raw, available)
     items += currency_items
     joins += currency_joins
+    if view.name == "account_report":
+        extra_items, extra_joins = _extra_spend(raw)
+        items += extra_items
+        joins += extra_joins
     return "SELECT\n  " + ",\n  ".join(items) + f"\nFROM {rows} AS r\n" + "\n".join(joins) + where
+
+
+def _extra_spend(raw: Raw) -> tuple[list[str], list[str]]:
+    """GMV Max's spend per account and day (``ACCOUNT_EXTRA_SPEND``), when its tables exist:
+    the ``gmv_max_spend`` column, 0 on an account day without any."""
+    legs, joins = [], []
+    for index, (report_type, column) in enumerate(ACCOUNT_EXTRA_SPEND):
+        table = registry.get(report_type).table
+        if not raw.has(table, column):
+            continue
+        rows = _latest_rows(raw, table, report_keys(report_type))
+        alias = f"x{index}"
+        joins.append(
+            f"LEFT JOIN (SELECT _advertiser_id, date, SUM(`{column}`) AS spend FROM {rows} "
+            f"GROUP BY 1, 2) AS {alias} ON {alias}._advertiser_id = r._advertiser_id "
+            f"AND {alias}.date = r.date"
+        )
+        legs.append(f"IFNULL({alias}.spend, 0)")
+    if not legs:
+        return [], []
+    return [f"CAST({' + '.join(legs)} AS FLOAT64) AS `{EXTRA_SPEND_COLUMN}`"], joins
 
 
 def source_view(raw: Raw, view: SourceView) -> str | None:

@@ -75,20 +75,25 @@ def estimate_requests(item: Mapping[str, Any], days: int) -> int:
 
     An item /plan could not size (TikTok refused it) counts one request per request-window:
     it will fail fast, or it is small. The Upgraded Smart+ ads its sample showed
-    (``smart_plus_requests``) cost as much again in every request-window.
+    (``smart_plus_requests``) cost as much again in every request-window. A GMV Max item
+    reads ``parts`` request chains per window (its stores × promotion types; 0 without a store).
     """
     per_request = item.get("days_per_request")
     windows = 1 if per_request is None else math.ceil(days / per_request)
     groups = int(item.get("metric_groups") or 1)
+    parts = item.get("parts", 1)
+    parts = 1 if parts is None else int(parts)
     rows = item.get("rows")
     if rows is None:
-        return windows * groups
-    rows_per_day = rows / max(1, int(item.get("sample_days") or 1))
+        return windows * groups * max(parts, 1)
+    if parts == 0:
+        return 0
+    rows_per_day = rows / max(1, int(item.get("sample_days") or 1)) / parts
     span = days if per_request is None else min(days, per_request)
     pages = max(1, math.ceil(rows_per_day * span / int(item.get("page_size") or 1000)))
     if per_request is None:
-        pages = max(1, math.ceil(rows / int(item.get("page_size") or 1000)))
-    return windows * (pages * groups + int(item.get("smart_plus_requests") or 0))
+        pages = max(1, math.ceil(rows / parts / int(item.get("page_size") or 1000)))
+    return windows * (pages * groups * parts + int(item.get("smart_plus_requests") or 0))
 
 
 def spans_of(start: date, end: date, count: int, align: int = 1) -> list[tuple[date, date]]:

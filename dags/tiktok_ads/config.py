@@ -23,6 +23,8 @@ from .errors import ConfigError
 EARLIEST_DATE = date(2016, 1, 1)  # TikTok's reporting data starts no earlier
 
 SEED_REPORT_TYPES = ("advertiser", "campaign", "adgroup", "ad")  # the default of a run
+# TikTok Shop's GMV Max campaigns, store by store (TKT050-052; controller/reports/gmv_max.py).
+GMV_MAX_REPORT_TYPES = ("gmv_max_campaign", "gmv_max_product", "gmv_max_live")
 # Every report the service prebuilds (controller/reports/prebuilt.py; a test keeps them equal):
 # audience breakdowns at the four levels, hourly at the four, lifetime below the advertiser.
 REPORT_TYPES = (
@@ -35,6 +37,7 @@ REPORT_TYPES = (
     *(f"{level}_hourly" for level in SEED_REPORT_TYPES),
     *(f"{level}_lifetime" for level in SEED_REPORT_TYPES[1:]),
     "ad_creative",  # TKT043: the ad level's creative rows (Upgraded Smart+)
+    *GMV_MAX_REPORT_TYPES,
 )
 # Account info and entity history (the service's TKT010..TKT013), loaded before the reports.
 ENTITY_TYPES = ("advertiser_info", "campaigns", "adgroups", "ads")

@@ -90,6 +90,9 @@ def build_requests(
                 "if_exists": "replace",
                 "max_qps": max_qps,
                 "max_qpm": max_qpm,
+                # TikTok Shop's GMV Max reports (TKT050-052) for the advertisers that have a
+                # store; the service's TIKTOK_GMV_MAX=off turns them off for a deployment.
+                "with_gmv_max": True,
             },
         }
         for index, (span_start, span_end) in enumerate(spans)

@@ -1,0 +1,136 @@
+"""The TikTok Shop stores an advertiser can read GMV Max reports of (docs/tiktok_api_gmv_smartplus.md §1.1).
+
+``/gmv_max/report/get/`` takes exactly one store per request, from
+``/gmv_max/store/list/`` (one unpaged answer, the app's general rate tier). Only stores
+with ``is_gmv_max_available`` are asked for: TikTok refuses the others. An advertiser
+without GMV Max gets an empty list; one whose permission was revoked gets 40001, which the
+caller reports like any refused account.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from controller.reports.gmv_max import TT_SHOP_CAMPAIGN
+from controller.tiktok.client import TikTokApiError, TikTokClient, TikTokError
+
+STORE_LIST_PATH = "gmv_max/store/list/"
+# The item's reason when an advertiser has no store to read (it succeeds with 0 rows).
+NO_STORE = "no TikTok Shop store available for GMV Max"
+
+
+@dataclass(frozen=True)
+class Store:
+    store_id: str
+    name: str | None
+    available: bool
+
+
+def list_stores(
+    client: TikTokClient, advertiser_id: str, *, deadline: float | None = None
+) -> list[Store]:
+    """Every store TikTok lists for the advertiser (raises TikTokError when it refuses)."""
+    page = client.get(
+        STORE_LIST_PATH,
+        {"advertiser_id": advertiser_id},
+        advertiser_id=advertiser_id,
+        paged=False,
+        deadline=deadline,
+        list_key="store_list",
+    )
+    return [_store(row) for row in page.rows if isinstance(row, dict) and row.get("store_id")]
+
+
+# advertiser -> the ids of its usable stores, or TikTok's refusal (40001: permission revoked)
+Discovered = dict[str, "list[str] | TikTokError"]
+
+
+def discover_stores(
+    client: TikTokClient,
+    advertiser_ids: list[str],
+    *,
+    workers: int = 8,
+    deadline: float | None = None,
+) -> Discovered:
+    """The usable stores of each advertiser (one store list each, at once over ``workers``
+    threads); an advertiser TikTok refuses gets its error instead."""
+
+    def discover(advertiser_id: str) -> list[str] | TikTokError:
+        try:
+            return usable_stores(list_stores(client, advertiser_id, deadline=deadline))
+        except TikTokError as exc:
+            return exc
+
+    if not advertiser_ids:
+        return {}
+    context = contextvars.copy_context()  # the run's request id on the workers' log lines
+    with ThreadPoolExecutor(max(1, min(workers, len(advertiser_ids)))) as pool:
+        found = pool.map(lambda a: context.copy().run(discover, a), advertiser_ids)
+        return dict(zip(advertiser_ids, found, strict=True))
+
+
+def refuses_gmv_max(error: TikTokError) -> bool:
+    """Whether TikTok refused GMV Max itself (40001 naming it: the advertiser's GMV Max
+    permission), not the advertiser as a whole (40001 for an advertiser not granted)."""
+    return (
+        isinstance(error, TikTokApiError)
+        and error.code == 40001
+        and "gmv max" in error.message.lower()
+    )
+
+
+def usable_stores(stores: list[Store]) -> list[str]:
+    """The ids of the stores GMV Max reports can be read for, in TikTok's order."""
+    return [store.store_id for store in stores if store.available]
+
+
+def _store(row: dict[str, Any]) -> Store:
+    return Store(
+        store_id=str(row["store_id"]),
+        name=row.get("store_name"),
+        available=row.get("is_gmv_max_available") is True,
+    )
+
+
+def tt_shop_spend(
+    client: TikTokClient,
+    advertiser_id: str,
+    start: date,
+    end: date,
+    *,
+    deadline: float | None = None,
+) -> tuple[dict[tuple[date, str], float], int]:
+    """TikTok's TT_SHOP spend per (day, GMV Max campaign) of ``start..end``, and the requests
+    it took (30 days per request, paged as BASIC; the app's general tier)."""
+    spec = TT_SHOP_CAMPAIGN
+    days = spec.days_per_request or 30
+    spend: dict[tuple[date, str], float] = {}
+    requests = 0
+    first = start
+    while first <= end:
+        last = min(first + timedelta(days=days - 1), end)
+        page, total_page = 1, 1
+        while page <= total_page:
+            result = client.fetch_page(
+                spec, advertiser_id, list(spec.metrics), first, last, page, deadline=deadline
+            )
+            requests += 1
+            for row in result.rows:
+                dimensions, metrics = row.get("dimensions") or {}, row.get("metrics") or {}
+                day = date.fromisoformat(str(dimensions["stat_time_day"])[:10])
+                key = (day, str(dimensions["campaign_id"]))
+                spend[key] = spend.get(key, 0.0) + _money(metrics.get("spend"))
+            page, total_page = page + 1, result.total_page
+        first = last + timedelta(days=1)
+    return spend, requests
+
+
+def _money(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0  # TikTok's "-": no spend
