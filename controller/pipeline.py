@@ -50,7 +50,6 @@ from controller.tiktok.factory import build_client, request_concurrency, request
 from controller.tiktok.gmv_max import (
     Discovered,
     discover_stores,
-    refuses_gmv_max,
     tt_shop_spend,
 )
 from controller.views import refresh_after_run
@@ -259,9 +258,9 @@ class Run:
     ) -> Discovered:
         """Add the GMV Max reports to a run of the default set (or ``with_gmv_max``), unless
         the deployment turned them off (``TIKTOK_GMV_MAX=off``): for the advertisers with a
-        usable TikTok Shop store, and those TikTok refuses with 40001 (permission revoked:
-        reported like a revoked account). The others get no GMV Max item (the store list
-        costs one request of the app's tier per advertiser). Returns what was discovered."""
+        usable TikTok Shop store, and those whose store list TikTok refuses (40001, a lost
+        permission: reported like a revoked account). The others get no GMV Max item (the
+        store list costs one request of the app's tier per advertiser). Returns what was discovered."""
         request = self.plan.request
         if not (self.settings.tiktok_gmv_max and request.gmv_max_added()):
             return {}
@@ -274,14 +273,14 @@ class Run:
             workers=self.settings.tiktok_concurrency,
             deadline=deadline,
         )
-        # A store to read, or TikTok's refusal naming GMV Max (its permission revoked). Any
-        # other refusal (an advertiser not granted, a revoked token) is the other reports' to
-        # tell: no GMV Max item repeats it.
+        # A store to read, or any refusal of the store list: 40001 in whatever wording
+        # (GMV Max permission revoked, or the advertiser's), a fault that outlived its
+        # retries. Its GMV Max items then fail with TikTok's words, like a revoked account's
+        # reports: an advertiser whose Shop spend could not be asked for is never silent.
         shops = [
             adv
             for adv in request.advertiser_ids
-            if (found := stores.get(adv))
-            and (not isinstance(found, TikTokError) or refuses_gmv_max(found))
+            if isinstance(found := stores.get(adv), TikTokError) or found
         ]
         if shops:
             specs += added

@@ -383,6 +383,32 @@ def test_the_default_set_adds_gmv_max_for_accounts_with_stores_unless_off(
     } | {(a, r) for a in (shop, revoked) for r in GMV_TYPES}
 
 
+def test_a_store_list_refused_in_other_words_still_gets_failing_gmv_max_items(
+    app, server, world, bq_client, bq_dataset
+):
+    """A 40001 on ``/gmv_max/store/list/`` that does not name GMV Max (here the advertiser's
+    own grant is gone): the default set still lists its GMV Max items, failing with TikTok's
+    words like its other reports, so a Shop whose spend could not be asked for is never a
+    silent gap."""
+    shop = world.advertiser_ids[SHOP_TOO]
+    server.remove_permission(shop)
+    body = {
+        "access_token": "sim-token",
+        "advertiser_ids": [shop],
+        "project_id": bq_client.project,
+        "dataset_id": bq_dataset,
+        "start_date": "2025-05-01",
+        "end_date": "2025-05-01",
+        "metric_families": ["core"],
+    }  # report_types left out: the default set
+    got = items(app.post("/run", json=body).get_json())
+    assert set(got) == {(shop, r) for r in [*registry.default_report_types(), *GMV_TYPES]}
+    for name in GMV_TYPES:
+        assert got[(shop, name)]["status"] == "error"
+        assert got[(shop, name)]["error"].startswith(f"advertiser {shop}: TikTok API error 40001: ")
+        assert "GMV Max" not in got[(shop, name)]["error"]
+
+
 def test_the_daily_dag_asks_for_gmv_max_where_there_are_stores():
     config_module = importlib.import_module("tiktok_ads.config")  # the DAG's package
     fanout = importlib.import_module("tiktok_ads.fanout")

@@ -406,7 +406,7 @@ class TikTokClient:
             page = self._parse(request, response, body)
         except TikTokApiError as exc:
             budget = self._budgets[request.budget]
-            if exc.code == 40100 and request.budget != GENERAL and _names_day(exc.message):
+            if exc.code == 40100 and request.budget != GENERAL and names_day_quota(exc.message):
                 budget.spend_day()  # TikTok counted the day's quota spent: no retry today
                 raise _quota_error(request.advertiser_id, request.budget, budget, exc) from None
             if exc.code == 40100:  # the budget's quota: everyone waits, and the margin widens
@@ -522,10 +522,16 @@ def gmv_max_params(
     return {key: _jsonify(value) for key, value in params.items()}
 
 
-def _names_day(message: str) -> bool:
+# A 40100 naming the day's quota rather than the QPS or QPM window. TikTok's wording is not
+# documented (docs/tiktok_api_gmv_smartplus.md §1.3 plays one), so any mention of a day, of
+# the QPD or of the UTC-midnight reset counts: "daily quota", "requests per day", "today's
+# limit", "QPD limit", "resets at 00:00 UTC".
+_DAY_QUOTA = re.compile(r"\b(?:daily|day|today|qpd|midnight|24 ?hours?)\b|00:00", re.IGNORECASE)
+
+
+def names_day_quota(message: str) -> bool:
     """Whether a 40100 says the day's quota is spent (not the QPS or QPM window)."""
-    text = message.lower()
-    return "daily" in text or "per day" in text
+    return _DAY_QUOTA.search(message) is not None
 
 
 def _quota_error(

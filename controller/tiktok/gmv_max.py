@@ -1,8 +1,8 @@
 """The TikTok Shop stores an advertiser can read GMV Max reports of (docs/tiktok_api_gmv_smartplus.md §1.1).
 
 ``/gmv_max/report/get/`` takes exactly one store per request, from
-``/gmv_max/store/list/`` (one unpaged answer, the app's general rate tier). Only stores
-with ``is_gmv_max_available`` are asked for: TikTok refuses the others. An advertiser
+``/gmv_max/store/list/`` (one unpaged answer, the app's general rate tier). Stores with
+``is_gmv_max_available`` false are not asked for: TikTok refuses them. An advertiser
 without GMV Max gets an empty list; one whose permission was revoked gets 40001, which the
 caller reports like any refused account.
 """
@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from controller.reports.gmv_max import TT_SHOP_CAMPAIGN
-from controller.tiktok.client import TikTokApiError, TikTokClient, TikTokError
+from controller.tiktok.client import TikTokClient, TikTokError
 
 STORE_LIST_PATH = "gmv_max/store/list/"
 # The item's reason when an advertiser has no store to read (it succeeds with 0 rows).
@@ -42,7 +42,7 @@ def list_stores(
         deadline=deadline,
         list_key="store_list",
     )
-    return [_store(row) for row in page.rows if isinstance(row, dict) and row.get("store_id")]
+    return [parse_store(row) for row in page.rows if isinstance(row, dict) and row.get("store_id")]
 
 
 # advertiser -> the ids of its usable stores, or TikTok's refusal (40001: permission revoked)
@@ -73,27 +73,29 @@ def discover_stores(
         return dict(zip(advertiser_ids, found, strict=True))
 
 
-def refuses_gmv_max(error: TikTokError) -> bool:
-    """Whether TikTok refused GMV Max itself (40001 naming it: the advertiser's GMV Max
-    permission), not the advertiser as a whole (40001 for an advertiser not granted)."""
-    return (
-        isinstance(error, TikTokApiError)
-        and error.code == 40001
-        and "gmv max" in error.message.lower()
-    )
-
-
 def usable_stores(stores: list[Store]) -> list[str]:
     """The ids of the stores GMV Max reports can be read for, in TikTok's order."""
     return [store.store_id for store in stores if store.available]
 
 
-def _store(row: dict[str, Any]) -> Store:
+def parse_store(row: dict[str, Any]) -> Store:
+    """One row of the store list (``store_id`` as TikTok wrote it, string or number)."""
     return Store(
         store_id=str(row["store_id"]),
         name=row.get("store_name"),
-        available=row.get("is_gmv_max_available") is True,
+        available=_available(row.get("is_gmv_max_available")),
     )
+
+
+def _available(value: Any) -> bool:
+    """``is_gmv_max_available`` as a bool. Only an explicit false (or ``"false"``) skips the
+    store: a store list without the field is read, because skipping would lose the store's
+    spend without a word, while asking for an unusable store fails loudly (TikTok's 40002)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "")
+    return bool(value)
 
 
 def tt_shop_spend(

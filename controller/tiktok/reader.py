@@ -242,15 +242,21 @@ def _metric_columns(
 
 def _dates(labels: pa.Array | pa.ChunkedArray, name: str = "stat_time_day") -> pa.Array:
     """``date`` from the ``stat_time_day`` (or ``stat_time_hour``) labels, parsed once per
-    distinct label of the page."""
+    distinct label of the page. TikTok writes ``YYYY-MM-DD 00:00:00``; a bare ``YYYY-MM-DD``
+    (as some endpoints and public examples write a day) is the same day, not an error."""
     try:
         encoded = pc.dictionary_encode(labels)
         if isinstance(encoded, pa.ChunkedArray):
             encoded = encoded.combine_chunks()
-        days = pc.strptime(encoded.dictionary, format="%Y-%m-%d %H:%M:%S", unit="s")
+        labels = encoded.dictionary
+        bare = pc.equal(pc.utf8_length(labels), len("YYYY-MM-DD"))
+        labels = pc.if_else(bare, pc.binary_join_element_wise(labels, " 00:00:00", ""), labels)
+        days = pc.strptime(labels, format="%Y-%m-%d %H:%M:%S", unit="s")
         return pc.take(pc.cast(days, pa.date32()), encoded.indices)
     except pa.ArrowInvalid as exc:
-        raise NormalizationError(f"{name} is not 'YYYY-MM-DD HH:MM:SS' ({exc})") from None
+        raise NormalizationError(
+            f"{name} is not 'YYYY-MM-DD HH:MM:SS' nor 'YYYY-MM-DD' ({exc})"
+        ) from None
 
 
 def _time_columns(spec: ReportSpec, table: pa.Table, extracted_at: datetime) -> dict[str, pa.Array]:
