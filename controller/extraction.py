@@ -60,6 +60,7 @@ from controller.tiktok.reader import (
     finish,
     gmv_max_rows,
     join_metric_groups,
+    of_campaigns,
     page_reader,
     page_to_table,
     without_creatives,
@@ -143,6 +144,7 @@ class _Chunk:
     # read by ``ad_id_v2`` (the Upgraded Smart+ ads of an ``ads_as_shown`` report)
     by_ad_id_v2: bool = False
     # campaigns whose Upgraded Smart+ ads of these days are already asked for by ad_id_v2
+    # (of a chunk read by ad_id_v2: the campaigns it asks for)
     smart_plus: set[str] = field(default_factory=set)
     rest_end: date | None = None  # the last day of the windows still to read after this one
     replaced: bool = False
@@ -799,7 +801,13 @@ class Extraction:
         if not new:
             return
         groups = len(self._groups[item.spec.report_type])
-        ads = _Chunk(chunk.start, chunk.end, [[] for _ in range(groups)], by_ad_id_v2=True)
+        ads = _Chunk(
+            chunk.start,
+            chunk.end,
+            [[] for _ in range(groups)],
+            by_ad_id_v2=True,
+            smart_plus=set(new),
+        )
         ads.pending += 1  # held open while its requests are queued
         for i in range(0, len(new), CAMPAIGNS_PER_PART):
             part = tuple(new[i : i + CAMPAIGNS_PER_PART])
@@ -809,10 +817,15 @@ class Extraction:
         self._release_chunk(item, ads)
 
     def _emit(self, item: _Item, chunk: _Chunk, table: pa.Table) -> None:
-        if item.spec.ads_as_shown and not chunk.by_ad_id_v2:
-            table, campaigns = without_creatives(table)
-            if campaigns:
-                self._read_smart_plus_ads(item, chunk, campaigns)
+        if item.spec.ads_as_shown:
+            with self._lock:
+                smart_plus = set(chunk.smart_plus)
+            if chunk.by_ad_id_v2:
+                table = of_campaigns(table, smart_plus)
+            else:
+                table, campaigns = without_creatives(table, smart_plus)
+                if campaigns:
+                    self._read_smart_plus_ads(item, chunk, campaigns)
             if not len(table):
                 return
         typed = finish(item.spec, table, item.result.advertiser_id, self._extracted_at)

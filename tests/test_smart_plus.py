@@ -15,11 +15,14 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 
 from controller.reports import registry
+from controller.reports.catalog import SMART_PLUS_CREATIVES as SMART_PLUS_CREATIVE
 from controller.tiktok.entities import ENTITIES
 from controller.tiktok.origins import ALL_ORIGINS
+from controller.tiktok.reader import of_campaigns, without_creatives
 from main import create_app
 from tests.fixtures.service import service_settings_for
 from tests.support.extraction_calls import extract
@@ -384,3 +387,28 @@ def test_a_renamed_smart_plus_ad_adds_one_version(
         (after[change.object_id]["ad_name"], True),
     ]
     assert versions[1]["ad_name"].endswith(" (edited)")
+
+
+def test_every_ad_id_row_of_an_upgraded_smart_plus_campaign_goes_to_its_ad_id_v2_read() -> None:
+    """A creative row names its campaign Upgraded Smart+: the campaign's other rows (one
+    TikTok sent without ``campaign_automation_type``, or with another type) go too, as do
+    rows of a campaign an earlier page named; its ``ad_id_v2`` read holds them all."""
+    kind = "campaign_automation_type"
+    table = pa.table(
+        {
+            "ad_id": ["c1", "c2", "a3", "a4", "c5", "a6"],
+            "campaign_id": ["S", "S", "S", "K", "T", "M"],
+            kind: [SMART_PLUS_CREATIVE, None, "MANUAL", None, SMART_PLUS_CREATIVE, "MANUAL"],
+        }
+    )
+    kept, campaigns = without_creatives(table, known={"K"})
+    assert kept.column("ad_id").to_pylist() == ["a6"] and campaigns == ["S", "T"]
+    assert without_creatives(table.drop_columns([kind]))[0] == table.drop_columns([kind])
+
+
+def test_ad_id_v2_rows_of_campaigns_not_asked_for_are_left_to_the_ad_id_read() -> None:
+    """A classic ad's ``ad_id_v2`` is its ``ad_id``: served by an ``ad_id_v2`` read that
+    asked for other campaigns, it would count twice."""
+    table = pa.table({"ad_id": ["v1", "a2", "v3"], "campaign_id": ["S", "M", None]})
+    assert of_campaigns(table, {"S"}).column("ad_id").to_pylist() == ["v1"]
+    assert of_campaigns(table.drop_columns(["campaign_id"]), {"S"}).num_rows == 3

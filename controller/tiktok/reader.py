@@ -20,7 +20,7 @@ declines every such page (it types only what parses exactly), so this is Python'
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from functools import partial
 from itertools import chain, pairwise
@@ -446,20 +446,37 @@ def _row_codes(key_table: pa.Table) -> pa.Array:
     return codes
 
 
-def without_creatives(table: pa.Table) -> tuple[pa.Table, list[str]]:
-    """``table`` without the ``ad_id`` rows of Upgraded Smart+ creatives, and the campaigns
-    they belong to, whose ads are then read by ``ad_id_v2``
-    (docs/tiktok_api_gmv_smartplus.md §2). A table without ``campaign_automation_type`` or ``campaign_id`` (TikTok refused
-    them) is kept whole: creatives then stay rows, as before Upgraded Smart+ existed."""
+def without_creatives(table: pa.Table, known: Collection[str] = ()) -> tuple[pa.Table, list[str]]:
+    """``table`` without the ``ad_id`` rows of Upgraded Smart+ campaigns, and the campaigns
+    newly seen as such, whose ads are then read by ``ad_id_v2``
+    (docs/tiktok_api_gmv_smartplus.md §2). A campaign is Upgraded Smart+ when one of its rows
+    is a creative (``campaign_automation_type`` ``UPGRADED_SMART_PLUS_CREATIVE``) or it is in
+    ``known`` (seen on an earlier page): all of its rows go, also one TikTok sent without the
+    type or with another, since its ``ad_id_v2`` read covers the whole campaign (kept, such a
+    row would count twice). A table without ``campaign_automation_type`` or ``campaign_id``
+    (TikTok refused them) is kept whole: creatives then stay rows, as before Upgraded Smart+
+    existed."""
     if not len(table) or not {"campaign_automation_type", "campaign_id"} <= set(table.column_names):
         return table, []
     creative = pc.fill_null(
         pc.equal(table.column("campaign_automation_type"), SMART_PLUS_CREATIVES), False
     )
-    if not pc.any(creative).as_py():
+    campaigns = pc.unique(table.column("campaign_id").filter(creative)).drop_null().to_pylist()
+    smart_plus = pa.array(sorted({*campaigns, *known}), pa.string())
+    if not len(smart_plus):
         return table, []
-    campaigns = pc.unique(table.column("campaign_id").filter(creative)).drop_null()
-    return table.filter(pc.invert(creative)), sorted(campaigns.to_pylist())
+    dropped = pc.fill_null(pc.is_in(table.column("campaign_id"), value_set=smart_plus), False)
+    return table.filter(pc.invert(dropped)), sorted(set(campaigns) - set(known))
+
+
+def of_campaigns(table: pa.Table, campaigns: Collection[str]) -> pa.Table:
+    """The rows of ``table`` (read by ``ad_id_v2`` for ``campaigns``) that belong to them:
+    an ``ad_id_v2`` row of another campaign (a classic ad, whose ``ad_id_v2`` is its
+    ``ad_id``) is already a row of the ``ad_id`` read and would count twice."""
+    if not len(table) or "campaign_id" not in table.column_names:
+        return table
+    asked = pa.array(sorted(campaigns), pa.string())
+    return table.filter(pc.fill_null(pc.is_in(table.column("campaign_id"), value_set=asked), False))
 
 
 def ad_rows(table: pa.Table, metrics: list[str]) -> pa.Table:
