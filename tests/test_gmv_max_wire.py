@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from controller.reports import registry
-from controller.tiktok.client import names_day_quota
-from controller.tiktok.gmv_max import NO_STORE, parse_store, usable_stores
+from controller.tiktok.client import TikTokError, names_day_quota
+from controller.tiktok.gmv_max import NO_STORE, parse_store, tt_shop_key, usable_stores
 from controller.tiktok.reader import (
     NormalizationError,
     OddValues,
@@ -106,6 +106,18 @@ def test_a_store_is_skipped_only_when_tiktok_says_it_is_not_available() -> None:
         {"store_id": "5", "is_gmv_max_available": "true", "a_field_tiktok_adds": []},
     ]
     assert usable_stores([parse_store(row) for row in rows]) == ["1", "2", "5"]
+
+
+def test_a_tt_shop_row_is_keyed_by_day_and_campaign_or_refused_by_name() -> None:
+    """TT_SHOP's cross-check rows: numbers or strings, a day with or without its time; a row
+    without them is an error the run reports as the cross-check not read."""
+    row = {"dimensions": {"campaign_id": 95, "stat_time_day": "2025-05-01"}, "metrics": {}}
+    assert tt_shop_key("a1", row) == (date(2025, 5, 1), "95")
+    row = {"dimensions": {"campaign_id": "95", "stat_time_day": "2025-05-01 00:00:00"}}
+    assert tt_shop_key("a1", row) == (date(2025, 5, 1), "95")
+    for dimensions in ({"campaign_id": "95"}, {"stat_time_day": "2025-05-01"}, None):
+        with pytest.raises(TikTokError, match="advertiser a1: a TT_SHOP row without"):
+            tt_shop_key("a1", {"dimensions": dimensions})
 
 
 @pytest.mark.parametrize(

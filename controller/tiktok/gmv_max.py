@@ -122,13 +122,27 @@ def tt_shop_spend(
             )
             requests += 1
             for row in result.rows:
-                dimensions, metrics = row.get("dimensions") or {}, row.get("metrics") or {}
-                day = date.fromisoformat(str(dimensions["stat_time_day"])[:10])
-                key = (day, str(dimensions["campaign_id"]))
-                spend[key] = spend.get(key, 0.0) + _money(metrics.get("spend"))
+                key = tt_shop_key(advertiser_id, row)
+                spend[key] = spend.get(key, 0.0) + _money((row.get("metrics") or {}).get("spend"))
             page, total_page = page + 1, result.total_page
         first = last + timedelta(days=1)
     return spend, requests
+
+
+def tt_shop_key(advertiser_id: str, row: Any) -> tuple[date, str]:
+    """A TT_SHOP row's (day, campaign id); a row without them is TikTok's error, reported as
+    the cross-check not read (not a crash of the run)."""
+    dimensions = (row.get("dimensions") if isinstance(row, dict) else None) or {}
+    try:
+        day = date.fromisoformat(str(dimensions["stat_time_day"])[:10])
+        campaign = dimensions["campaign_id"]
+    except (KeyError, ValueError):
+        raise TikTokError(
+            advertiser_id, f"a TT_SHOP row without a day or campaign_id: {str(row)[:80]}"
+        ) from None
+    if campaign is None:
+        raise TikTokError(advertiser_id, "a TT_SHOP row without a campaign_id")
+    return day, str(campaign)
 
 
 def _money(value: Any) -> float:
