@@ -164,7 +164,8 @@ class _Item:
     result: ItemResult
     pending: int = 0
     # attribute values that did not fit their type, loaded as null: warnings once it is done
-    odd: OddValues = field(default_factory=OddValues)
+    # counted as rows are loaded: not the creative rows an ``ads_as_shown`` report leaves out
+    odd: OddValues = field(default_factory=lambda: OddValues(marked=True))
 
 
 class Extraction:
@@ -645,7 +646,7 @@ class Extraction:
                     self._on_request_done(len(result.rows))
                 tables.append(result.rows)
                 page, total_page = page + 1, result.total_page
-            return pa.concat_tables(tables)
+            return pa.concat_tables(tables, promote_options="default")  # odd marks (reader)
 
         table = read_shrinking(
             fetch,
@@ -768,7 +769,8 @@ class Extraction:
 
     def _emit_joined(self, item: _Item, chunk: _Chunk) -> None:
         """All requests of a split chunk are in: join their groups into full rows."""
-        parts = [pa.concat_tables(tables) for tables in chunk.parts if tables]
+        # pages differ only in their odd marks (``reader.OddValues``), filled with nulls
+        parts = [pa.concat_tables(t, promote_options="default") for t in chunk.parts if t]
         chunk.parts = []
         if parts:
             self._emit(item, chunk, join_metric_groups(item.spec, parts))
@@ -828,6 +830,7 @@ class Extraction:
                     self._read_smart_plus_ads(item, chunk, campaigns)
             if not len(table):
                 return
+        table = item.odd.settle(table)
         typed = finish(item.spec, table, item.result.advertiser_id, self._extracted_at)
         self._sink(item.spec, item.result.advertiser_id, typed)
         with self._lock:

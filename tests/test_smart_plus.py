@@ -412,3 +412,38 @@ def test_ad_id_v2_rows_of_campaigns_not_asked_for_are_left_to_the_ad_id_read() -
     table = pa.table({"ad_id": ["v1", "a2", "v3"], "campaign_id": ["S", "M", None]})
     assert of_campaigns(table, {"S"}).column("ad_id").to_pylist() == ["v1"]
     assert of_campaigns(table.drop_columns(["campaign_id"]), {"S"}).num_rows == 3
+
+
+def test_a_worded_attribute_counts_the_loaded_ads_and_a_worded_metric_fails_the_ad_reports(
+    server, world
+):
+    """Issue 20, point 3 at the ad level: TKT004's warning counts its loaded rows (classic
+    ads and Upgraded Smart+ ads read by ``ad_id_v2``), not the creative rows it leaves out;
+    TKT043 counts its creatives; a delivery metric as a word fails both reports."""
+    advertiser, end = world.advertiser_ids[0], START + timedelta(days=6)
+    items = [(advertiser, AD_SPEC), (advertiser, CREATIVES)]
+    server.reset()
+    server.configure(qps=50, qpm=3000)
+    _, clean = extract(server, items, START, end)
+    server.configure(worded_metrics={"campaign_budget": "lots"})
+    results, tables = extract(server, items, START, end)
+    for result in results:
+        spec = registry.get(result.report_type)
+        table = tables[(spec.report_type, advertiser)]
+        expected = by_key(spec, clean[(spec.report_type, advertiser)].to_pylist())
+        for row in expected.values():
+            row["campaign_budget"] = None
+        assert by_key(spec, table.to_pylist()) == expected
+        assert result.status == "success" and result.rows == len(table) > 0
+        assert result.warnings == [
+            f"{spec.report_type} attribute campaign_budget: {len(table)} row(s) held a value "
+            "that is not a FLOAT64 number (e.g. 'lots'), loaded as null"
+        ]
+    assert len(tables[("ad", advertiser)]) < len(tables[("ad_creative", advertiser)])
+    server.configure(worded_metrics={"spend": "n/a"})
+    results, _ = extract(server, items, START, end)
+    for result in results:
+        assert result.status == "error" and result.warnings == []
+        assert result.error.startswith(
+            f"advertiser {advertiser}: metric spend: value not a FLOAT64 number ("
+        )

@@ -51,6 +51,8 @@ _NATIVE_KINDS = {
     MetricType.FLOAT: native.FLOAT64,
 }
 _SHOWN_CHARS = 40  # an odd value is quoted in its warning up to this length
+# A page's column marking the rows whose attribute ``name`` was odd: ``ODD_MARK + name``.
+ODD_MARK = "\x00odd:"
 _orders: dict[tuple[int, int], pa.Array] = {}
 _schemas: dict[str, tuple[ReportSpec, pa.Schema]] = {}
 
@@ -94,21 +96,39 @@ def _cast(name: str, strings: pa.Array, kind: MetricType) -> pa.Array:
 class OddValues:
     """Attribute values that did not fit their column's type and loaded as null, per column:
     the first such value and how many rows held one. One per item, shared by its pages (typed
-    on several decode threads at once), read into the item's warnings when it is done."""
+    on several decode threads at once), read into the item's warnings when it is done.
 
-    def __init__(self) -> None:
+    ``marked``: rows are counted when they are kept, not when typed. A page then carries a
+    boolean column ``ODD_MARK + name`` per column with odd values, which ``settle`` counts and
+    drops right before its rows are loaded: rows the extraction leaves out after typing (the
+    ``ad_id`` rows of Upgraded Smart+ creatives, whose ads are read by ``ad_id_v2``) are not
+    counted, so the warning's count is of loaded rows."""
+
+    def __init__(self, *, marked: bool = False) -> None:
         self._lock = threading.Lock()
         self._columns: dict[str, tuple[MetricType, str, int]] = {}
+        self.marked = marked
 
     def add(self, column: str, kind: MetricType, value: str, rows: int) -> None:
         with self._lock:
             _, first, count = self._columns.get(column, (kind, value, 0))
             self._columns[column] = (kind, first, count + rows)
 
+    def settle(self, table: pa.Table) -> pa.Table:
+        """``table`` without its marks, each counted for its column (see ``marked``)."""
+        marks = [name for name in table.column_names if name.startswith(ODD_MARK)]
+        for mark in marks:
+            column = mark.removeprefix(ODD_MARK)
+            rows = pc.sum(pc.fill_null(table.column(mark), False)).as_py() or 0
+            with self._lock:
+                kind, first, count = self._columns[column]
+                self._columns[column] = (kind, first, count + rows)
+        return table.drop_columns(marks) if marks else table
+
     def warnings(self, report_type: str) -> list[str]:
         """One warning per column: its name, the first odd value (truncated), the row count."""
         with self._lock:
-            columns = sorted(self._columns.items())
+            columns = sorted(item for item in self._columns.items() if item[1][2])
         return [
             f"{report_type} attribute {column}: {rows} row(s) held a value that is not "
             f"{'a string' if kind is MetricType.STRING else 'a ' + kind.value + ' number'} "
@@ -124,29 +144,47 @@ def _shown(value: str) -> str:
     return repr(value)
 
 
-def _attribute(name: str, values: list[Any], kind: MetricType, odd: OddValues) -> pa.Array:
-    """An attribute column: values that do not fit ``kind`` become nulls, counted in ``odd``.
+def _attribute(
+    name: str, values: list[Any], kind: MetricType, odd: OddValues
+) -> tuple[pa.Array, pa.Array | None]:
+    """An attribute column: values that do not fit ``kind`` become nulls, counted in ``odd``
+    (or, ``odd.marked``, first noted and the rows' mask returned for ``OddValues.settle``).
 
     The fitting values are cast exactly as ``_typed`` casts them; only the odd ones (a
     distinct value at a time, on the rare page that has any) are looked at one by one.
     """
     if kind is MetricType.STRING:
         nested = [v for v in values if isinstance(v, dict | list)]
-        if nested:  # an object or array where a name or enum belongs
-            odd.add(name, kind, orjson.dumps(nested[0]).decode(), len(nested))
-            values = [None if isinstance(v, dict | list) else v for v in values]
-        return _typed(name, values, kind)
+        if not nested:
+            return _typed(name, values, kind), None
+        # an object or array where a name or enum belongs
+        mask = pa.array([isinstance(v, dict | list) for v in values], pa.bool_())
+        values = [None if isinstance(v, dict | list) else v for v in values]
+        return _typed(name, values, kind), _odd(
+            odd, name, kind, orjson.dumps(nested[0]).decode(), mask
+        )
     strings = _nulled(_strings(values))
     try:
-        return _cast(name, strings, kind)
+        return _cast(name, strings, kind), None
     except NormalizationError:
         pass
     bad = [v for v in pc.unique(strings).drop_null().to_pylist() if not _fits(name, v, kind)]
     if not bad:  # each value fits alone, not all together: no value to blame, so strict
-        return _cast(name, strings, kind)
+        return _cast(name, strings, kind), None
     mask = pc.fill_null(pc.is_in(strings, value_set=pa.array(bad, pa.string())), False)
-    odd.add(name, kind, strings.filter(mask)[0].as_py(), pc.sum(mask).as_py())
-    return _cast(name, pc.if_else(mask, pa.scalar(None, pa.string()), strings), kind)
+    typed = _cast(name, pc.if_else(mask, pa.scalar(None, pa.string()), strings), kind)
+    return typed, _odd(odd, name, kind, strings.filter(mask)[0].as_py(), mask)
+
+
+def _odd(
+    odd: OddValues, name: str, kind: MetricType, first: str, mask: pa.Array
+) -> pa.Array | None:
+    """Note a column's odd rows: counted now, or (``odd.marked``) their mask for later."""
+    if odd.marked:
+        odd.add(name, kind, first, 0)
+        return mask
+    odd.add(name, kind, first, pc.sum(mask).as_py())
+    return None
 
 
 def _fits(name: str, value: str, kind: MetricType) -> bool:
@@ -232,9 +270,11 @@ def _metric_columns(
         if block is not None and name in block:
             columns[name] = block[name]
         elif odd is not None and name in lenient:
-            columns[name] = _attribute(
+            columns[name], mask = _attribute(
                 name, [m.get(name) for m in values], spec.metric_type(name), odd
             )
+            if mask is not None:
+                columns[ODD_MARK + name] = mask
         else:
             columns[name] = _typed(name, [m.get(name) for m in values], spec.metric_type(name))
     return columns
