@@ -370,7 +370,11 @@ class Extraction:
     ) -> None:
         try:
             if item.result.status == "running" and not chunk.replaced:
-                self._fetch(item, chunk, group, page, scope, origins)
+                try:
+                    self._fetch(item, chunk, group, page, scope, origins)
+                except TikTokApiError as exc:
+                    if not self._store_refused(item, page, origins, exc):
+                        raise
                 self._chunk_part_done(item, chunk)
         except (TikTokError, NormalizationError, TimeoutError) as exc:
             self._fail(item, exc)
@@ -379,6 +383,25 @@ class Extraction:
             self._fail(item, exc)
         finally:
             self._task_done(item)
+
+    def _store_refused(self, item: _Item, page: int, origins: Origins, exc: TikTokApiError) -> bool:
+        """Whether TikTok refused one GMV Max store (40002 naming it: not, or no longer,
+        usable for GMV Max, e.g. listed without ``is_gmv_max_available``): that store is
+        skipped with a warning naming it and TikTok's words, and the other stores load."""
+        if not (item.spec.gmv_max and page == 1 and exc.code == 40002 and origins):
+            return False
+        store = origins[0]
+        if store not in exc.message:
+            return False
+        warning = f"TikTok Shop store {store} skipped: TikTok refused it ({exc.message})"
+        with self._lock:
+            if warning not in item.result.warnings:
+                item.result.warnings.append(warning)
+        log.warning(
+            "GMV Max store refused by TikTok: skipped",
+            extra={"fields": {"advertiser_id": item.result.advertiser_id, "store_id": store}},
+        )
+        return True
 
     def _chunk_part_done(self, item: _Item, chunk: _Chunk) -> None:
         """Count down a chunk's requests; the last one of a split chunk joins its groups,

@@ -203,3 +203,26 @@ def test_an_advertiser_without_stores_succeeds_with_the_reason(server, world) ->
     (result,), _ = extract(server, [(plain, CAMPAIGN)], START, END)
     assert result.status == "success" and result.rows == 0
     assert result.warnings == [NO_STORE] and gmv_max_requests(server) == 0
+
+
+def test_a_store_tiktok_refuses_is_skipped_by_name_and_the_others_load(server, world) -> None:
+    """A store listed without ``is_gmv_max_available`` is read; when it is not usable after
+    all, TikTok's 40002 names it: that store is skipped with a warning, the others load."""
+    shop = world.advertiser_ids[0]
+    listed = sim_gmv_max.store_list(world, shop)["store_list"]
+    usable = [s["store_id"] for s in listed if s["is_gmv_max_available"]]
+    (unusable,) = [s["store_id"] for s in listed if not s["is_gmv_max_available"]]
+    server.reset()
+    _, tables = extract(server, [(shop, CAMPAIGN)], START, END)
+    expected = keyed(tables[("gmv_max_campaign", shop)])
+    (result,), tables = extract(
+        server, [(shop, CAMPAIGN)], START, END, stores={shop: [*usable, unusable]}
+    )
+    assert result.status == "success" and keyed(tables[("gmv_max_campaign", shop)]) == expected
+    assert result.warnings == [
+        f"TikTok Shop store {unusable} skipped: TikTok refused it (store_ids: Store {unusable} "
+        "is not available for GMV Max (is_gmv_max_available is false).)"
+    ]
+    server.set_faults({"mode": "queue", "queue": ["40002"]})  # 40002 naming no store: fails
+    (failed,), _ = extract(server, [(shop, CAMPAIGN)], START, END)
+    assert failed.status == "error" and "TikTok API error 40002" in failed.error

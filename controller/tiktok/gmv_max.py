@@ -89,8 +89,9 @@ def parse_store(row: dict[str, Any]) -> Store:
 
 def _available(value: Any) -> bool:
     """``is_gmv_max_available`` as a bool. Only an explicit false (or ``"false"``) skips the
-    store: a store list without the field is read, because skipping would lose the store's
-    spend without a word, while asking for an unusable store fails loudly (TikTok's 40002)."""
+    store: a store listed without the field is read, because skipping would lose the store's
+    spend without a word, while an unusable one is refused by name (TikTok's 40002), which
+    the extraction turns into a warning naming the store."""
     if value is None:
         return True
     if isinstance(value, str):
