@@ -35,7 +35,7 @@ START, END = date(2025, 5, 1), date(2025, 5, 4)
 GMV_MAX_REPORT = "/open_api/v1.3/gmv_max/report/get/"
 
 
-def typed(rows: list[dict]) -> list[dict]:
+def typed(rows: list) -> list[dict]:
     """``rows`` as the reader types them for TKT050 (store ``s1``, advertiser ``a1``)."""
     odd = OddValues()
     metrics = list(CAMPAIGN.metric_names)
@@ -95,6 +95,23 @@ def test_a_day_that_is_no_date_still_fails_its_page() -> None:
     rows = [{"dimensions": {"campaign_id": "1", "stat_time_day": "05/01/2025"}, "metrics": {}}]
     with pytest.raises(NormalizationError, match="stat_time_day is not 'YYYY-MM-DD HH:MM:SS'"):
         typed(rows)
+
+
+@pytest.mark.parametrize(
+    ("row", "error"),
+    [
+        ("a row", "a report row without a dimensions object: 'a row'"),
+        (None, "a row has no campaign_id dimension"),
+        ({"dimensions": ["1"], "metrics": {}}, "a report row without a dimensions object"),
+        (
+            {"dimensions": {"campaign_id": "1", "stat_time_day": "2025-05-01"}, "metrics": [1]},
+            "a report row without a metrics object",
+        ),
+    ],
+)
+def test_a_row_that_is_no_report_row_fails_its_page_by_name(row: object, error: str) -> None:
+    with pytest.raises(NormalizationError, match=error.replace("(", "\\(")):
+        typed([row])
 
 
 def test_a_store_is_skipped_only_when_tiktok_says_it_is_not_available() -> None:

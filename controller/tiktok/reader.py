@@ -351,14 +351,14 @@ def page_to_table(
         values = rows.arrays[len(names) :]
         metric_columns = dict(zip(metrics, values, strict=True))
     else:
-        dimensions = [row.get("dimensions") or {} for row in rows]
+        dimensions = [_part(row, "dimensions") for row in rows]
         dimension_columns = [
             _typed(name, [d.get(name) for d in dimensions], MetricType.STRING)
             if name == spec.id_dimension
             else _strings([d.get(name) for d in dimensions])
             for name in names
         ]
-        metric_rows = [row.get("metrics") or {} for row in rows]
+        metric_rows = [_part(row, "metrics") for row in rows]
         metric_columns = _metric_columns(spec, metrics, metric_rows, odd)
     columns: dict[str, pa.Array] = {}
     for name, column in zip(names, dimension_columns, strict=True):
@@ -367,6 +367,18 @@ def page_to_table(
         columns[name] = column
     columns.update(metric_columns)
     return pa.table(columns)
+
+
+def _part(row: Any, name: str) -> dict[str, Any]:
+    """A row's ``dimensions`` or ``metrics`` object (absent or null: empty); anything else
+    is no report row, and fails its page with a clear error rather than an AttributeError."""
+    part = row.get(name) if isinstance(row, dict) else row
+    if part is None:
+        return {}
+    if not isinstance(part, dict):
+        shown = _shown(orjson.dumps(row).decode() if isinstance(row, dict | list) else str(row))
+        raise NormalizationError(f"a report row without a {name} object: {shown}")
+    return part
 
 
 def gmv_max_rows(spec: ReportSpec, table: pa.Table, store_id: str) -> pa.Table:
