@@ -9,14 +9,22 @@ a thread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
 
 from controller.reports import registry
-from controller.tiktok.client import TikTokError, names_day_quota
-from controller.tiktok.gmv_max import NO_STORE, parse_store, tt_shop_key, usable_stores
+from controller.tiktok.client import TikTokClient, TikTokError, names_day_quota
+from controller.tiktok.gmv_max import (
+    NO_STORE,
+    discover_stores,
+    parse_store,
+    tt_shop_key,
+    usable_stores,
+)
+from controller.tiktok.rate_limiter import RateLimiter
 from controller.tiktok.reader import (
     NormalizationError,
     OddValues,
@@ -243,3 +251,24 @@ def test_a_store_tiktok_refuses_is_skipped_by_name_and_the_others_load(server, w
     server.set_faults({"mode": "queue", "queue": ["40002"]})  # 40002 naming no store: fails
     (failed,), _ = extract(server, [(shop, CAMPAIGN)], START, END)
     assert failed.status == "error" and "TikTok API error 40002" in failed.error
+
+
+def test_a_store_list_without_a_rate_slot_before_the_deadline_is_that_advertisers_error(
+    server, world
+) -> None:
+    """One store list a minute (QPM 1), a deadline 30 s away: the first advertiser's list is
+    read, the others' cannot be sent in time and are their errors, not the run's crash."""
+    server.reset()
+    client = TikTokClient(server.base_url, "sim-token", RateLimiter(1, 1))
+    try:
+        found = discover_stores(client, world.advertiser_ids[:3], deadline=time.monotonic() + 30)
+    finally:
+        client.close()
+    errors = [f for f in found.values() if isinstance(f, TikTokError)]
+    assert len(found) == 3 and len(errors) == 2
+    assert all(
+        str(e).endswith(
+            "the GMV Max store list was not read: rate limiter: no request slot before the deadline"
+        )
+        for e in errors
+    )

@@ -64,6 +64,8 @@ def discover_stores(
             return usable_stores(list_stores(client, advertiser_id, deadline=deadline))
         except TikTokError as exc:
             return exc
+        except TimeoutError as exc:  # no rate slot before the run's deadline
+            return TikTokError(advertiser_id, f"the GMV Max store list was not read: {exc}")
 
     if not advertiser_ids:
         return {}
