@@ -70,7 +70,7 @@ def test_rate_scenario_counts_requests_and_no_40100(rate_result: rate.RateResult
     assert 1 <= concurrent.max_in_rolling_second <= 20
     assert rate_result.baseline_projected_seconds > 0 and rate_result.speedup > 0
     assert rate_result.to_json()["concurrent"]["rate_limited_40100"] == 0
-    assert concurrent.families == ("core",) and concurrent.simulator_cpu_seconds > 0
+    assert concurrent.families == ("core",) and concurrent.simulator_cpu_seconds >= 0
     assert rate_result.wide is None  # the default-width run is make bench's (RateSize.wide)
 
 
