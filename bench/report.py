@@ -23,6 +23,8 @@ from bench.memory import MIB, MemoryResult, ServiceRun
 from bench.rate import ExtractionRun, RateResult
 from bench.reports import ReportsResult
 from bench.reports import table_rows as reports_rows
+from bench.simulator import SimulatorResult
+from bench.simulator import table_rows as simulator_rows
 from controller.reports.catalog import REPORTS
 
 # The targets, checked here so that the table says which ones hold.
@@ -67,6 +69,7 @@ class Results:
     memory: MemoryResult | None = None
     families: FamiliesResult | None = None
     backfill: BackfillResult | None = None  # the DAG's planner and units, at the limit
+    simulator: SimulatorResult | None = None  # the simulator alone: pages per second
 
 
 def _mark(ok: bool) -> str:
@@ -212,6 +215,8 @@ def table_rows(results: Results) -> list[dict[str, str]]:
         rows += _wide_rows(memory)
     if results.backfill:
         rows.append(_backfill_row(results.backfill))
+    if results.simulator:
+        rows += simulator_rows(results.simulator)
     return rows
 
 
@@ -348,6 +353,7 @@ def to_json(results: Results, rows: list[dict[str, str]]) -> dict[str, Any]:
         "memory": results.memory.to_json() if results.memory else None,
         "families": results.families.to_json() if results.families else None,
         "backfill": results.backfill.to_json() if results.backfill else None,
+        "simulator": results.simulator.to_json() if results.simulator else None,
         "table": rows,
     }
 

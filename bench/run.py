@@ -20,6 +20,8 @@ Scenarios (see each module's docstring for what is measured and why):
   memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table;
           one big account at the default width over 3 and 12 days (peak must not grow)
   families bench/families.py every metric family vs the App-only set: requests, wall time
+  simulator bench/simulator.py the simulator alone: 1,000-row × 100-metric pages per second,
+          sequential, 2 and 4 clients, and at the default width (target ≥ 50 req/s)
   backfill bench/backfill.py 50 advertisers × 2 years × 4 reports through the DAG's planner
           and POST /run units at the planned parallelism (scaled TikTok): wall ÷ minimum
           (only with --backfill or --only-backfill; it takes a few minutes)
@@ -36,7 +38,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import backfill, cpu, endtoend, families, memory, rate, report, reports
+from bench import (
+    backfill,
+    cpu,
+    endtoend,
+    families,
+    memory,
+    rate,
+    report,
+    reports,
+    simulator,
+)
 from bench.stack import WorldSize
 from local_env.stack import ROOT
 
@@ -52,6 +64,7 @@ FULL = {
     "memory": memory.MemorySize(wide_world=memory.WIDE_WORLD),
     "families": families.FamiliesSize(),
     "backfill": backfill.BackfillSize(),
+    "simulator": simulator.SimulatorSize(),
 }
 QUICK = {
     "rate": rate.RateSize(
@@ -81,6 +94,7 @@ QUICK = {
         days=400,
         run_deadline=20.0,
     ),
+    "simulator": simulator.SimulatorSize(requests=20, full_width_pages=5),
 }
 
 
@@ -100,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--skip-memory", action="store_true", help="no local-bigquery, no service process")
     add("--skip-families", action="store_true", help="no all-families vs App-only comparison")
     add("--families-advertisers", type=int, help="advertisers of the families scenario (8)")
+    add("--skip-simulator", action="store_true", help="no simulator speed scenario")
     add("--backfill", action="store_true", help="also the agency backfill scenario")
     add("--only-backfill", action="store_true", help="only the agency backfill scenario")
     add(
@@ -219,6 +234,7 @@ def sizes_from(args: argparse.Namespace) -> dict:
         "memory": memory_size,
         "families": families_size,
         "backfill": backfill_size,
+        "simulator": preset["simulator"],
     }
 
 
@@ -240,8 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     if args.only_backfill:
         args.skip_rate = args.skip_reports = args.skip_cpu = args.skip_memory = True
-        args.skip_endtoend = True
-        args.skip_families = True
+        args.skip_endtoend = args.skip_families = args.skip_simulator = True
     if not args.skip_rate:
         results.rate = rate.run(sizes["rate"], LOG_DIR, progress=progress)
     if not args.skip_reports:
@@ -254,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         results.memory = memory.run(sizes["memory"], LOG_DIR, progress=progress)
     if not args.skip_families:
         results.families = families.run(sizes["families"], LOG_DIR, progress=progress)
+    if not args.skip_simulator:
+        results.simulator = simulator.run(sizes["simulator"], LOG_DIR, progress=progress)
     if args.backfill or args.only_backfill:
         results.backfill = backfill.run(sizes["backfill"], LOG_DIR, progress=progress)
     rows = report.table_rows(results)

@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from bench import backfill, cpu, endtoend, families, memory, rate, report, reports
+from bench import (
+    backfill,
+    cpu,
+    endtoend,
+    families,
+    memory,
+    rate,
+    report,
+    reports,
+    simulator,
+)
 from bench import run as bench_run
 from bench.stack import WorldSize
 from controller.reports import registry
@@ -169,7 +179,7 @@ def test_cli_sizes_and_a_run_with_every_scenario_skipped(tmp_path: Path, capsys)
     full = bench_run.sizes_from(parser.parse_args(["--large-days", "200"]))
     assert full["memory"].large_days == 200 and full["rate"] == bench_run.FULL["rate"]
     argv = ["--skip-rate", "--skip-reports", "--skip-cpu", "--skip-memory", "--skip-families"]
-    argv += ["--skip-endtoend"]
+    argv += ["--skip-endtoend", "--skip-simulator"]
     argv += ["--results-dir", str(tmp_path)]
     assert bench_run.main(argv) == 0
     assert "scenario" in capsys.readouterr().out
@@ -226,6 +236,32 @@ def test_endtoend_scenario_measures_the_csv_tool_per_metric_value(tmp_path: Path
     ]
     assert rows[0]["target"].endswith(("PASS", "MISS")) and "target" not in rows[1]
     assert json.loads(json.dumps(result.to_json()))["variants"][0]["native_reader"] is True
+
+
+@pytest.mark.e2e  # the bench starts the simulator as a process
+def test_simulator_scenario_times_distinct_full_pages(tmp_path: Path):
+    # 100 ads delivering on ~80 % of a 30-day window (deleted ones left out): 2 full pages
+    world = WorldSize(advertisers=1, campaigns=1, adgroups=10, ads=10, delivery=0.9)
+    size = simulator.SimulatorSize(
+        world=world, requests=4, clients=(2,), full_width_pages=2, pages_per_window=2
+    )
+    result = simulator.run(size, tmp_path, progress=quiet)
+    assert [run.label for run in result.runs] == [
+        "sequential",
+        "2 concurrent clients",
+        "full width",
+    ]
+    assert [run.requests for run in result.runs] == [4, 4, 2 * 3]
+    assert all(run.rows == run.requests * 1000 for run in result.runs)  # full pages only
+    assert result.runs[-1].metrics == sum(map(len, registry.get("ad").metric_groups()))
+    assert all(run.cpu_seconds > 0 and run.per_cpu_second > 0 for run in result.runs)
+    rows = report.table_rows(report.Results(quick=True, sizes={}, simulator=result))
+    assert [row["scenario"] for row in rows] == [
+        "simulator: sequential",
+        "simulator: 2 concurrent clients",
+        "simulator: full width",
+    ]
+    assert json.dumps(result.to_json())
 
 
 def test_backfill_scenario_is_selected_and_sized_by_flags():

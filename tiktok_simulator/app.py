@@ -31,7 +31,7 @@ from .holds import Holds
 from .metrics import DEFAULT_METRICS, LEVELS
 from .query import parse_report_query
 from .ratelimit import AdvertiserRateLimiter, AppRateLimiter
-from .report import ReportQuery, Selection, builder_for, served_rows
+from .report import ReportBuilder, ReportQuery, Selection, builder_for, served_rows
 from .settlement import ATTRIBUTION_DAYS
 from .stats import Stats
 from .world import DEFAULT_ORIGINS, World, mix64
@@ -518,12 +518,17 @@ class SimulatorApp:
                 selection = self._sparse(query, selection)
         total = len(selection.keys)
         first = (query.page - 1) * query.page_size
-        rows = builder.rows(query, selection, first, min(first + query.page_size, total))
-        rows = _worded(rows, self.settings.worded_metrics)
+        last = max(first, min(first + query.page_size, total))
         if fault == "short_page":
-            rows = rows[:-1]
+            last = max(first, last - 1)
         elif fault == "drift":  # the report grew while it was being paged
             total += 1
+        words = self.settings.worded_metrics
+        rows: list[dict[str, Any]] | orjson.Fragment
+        if isinstance(builder, ReportBuilder):  # rendered in columns, straight to JSON
+            rows = orjson.Fragment(builder.page_json(query, selection, first, last, words))
+        else:  # another report's rows (AUDIENCE)
+            rows = _worded(builder.rows(query, selection, first, last), words)
         data: dict[str, Any] = {
             "page_info": {
                 "page": query.page,
@@ -536,7 +541,7 @@ class SimulatorApp:
         if query.enable_total_metrics:
             data["total_metrics"] = builder.total_metrics(query, selection)
         headers = {THROTTLE_HEADER: THROTTLE_MESSAGE} if selection.throttled else {}
-        return json_reply(errors.OK, "OK", data, headers), len(rows)
+        return json_reply(errors.OK, "OK", data, headers), last - first
 
     def _fault_outcome(self, fault: str, query: ReportQuery) -> Outcome:
         """The reply of a fault kind other than "slow" and "truncated" (see ``faults``)."""

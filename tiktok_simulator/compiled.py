@@ -12,6 +12,10 @@ Three shapes:
 * ``renderer_for(names)``: ``(bases, attributes) -> {metric: text}``;
 * ``direct_renderer_for(names)``: ``(hv, scale, attributes) -> {metric: text}``, both fused,
   for the common case of a row made of one ad-day (ad level, daily).
+
+Pages on the wire are rendered by ``columnar`` (the same formulas by columns, 2.5-15×
+cheaper); these functions are its reference (``served_rows``, ``report.ReportBuilder.rows``)
+and compute ``total_metrics`` and the values pages are ordered by.
 """
 
 from __future__ import annotations

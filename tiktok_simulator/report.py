@@ -6,7 +6,8 @@ A query is answered in two steps so that paging stays cheap:
    stable order (id, then time). It needs only the presence hash of each ad-day, and is
    cached per query shape, so the pages of one report share one selection.
 2. ``rows`` renders only the requested slice of keys: generates the ad-day bases, sums them
-   over the entity's ads and renders each metric.
+   over the entity's ads and renders each metric. ``page_json`` serves the same slice as
+   JSON rendered by columns (``columnar``), 2.5-15× cheaper; ``rows`` is its reference.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
+import orjson
+
+from . import columnar
 from .compiled import Generator, direct_renderer_for, generator_for, renderer_for
 from .metrics import (
     AD,
@@ -33,7 +38,7 @@ from .metrics import (
     zeroed_bases,
 )
 from .settlement import ATTRIBUTION_DAYS, is_final, settler
-from .world import AD_V2, DEFAULT_ORIGINS, ORIGINS, Entity, World, as_date
+from .world import AD_V2, DEFAULT_ORIGINS, M64, ORIGINS, Entity, World, as_date
 
 ID_DIMENSIONS: dict[str, str] = {
     ADVERTISER: "advertiser_id",
@@ -236,6 +241,175 @@ class ReportBuilder:
         """The wire rows for positions ``lo:hi`` of the report."""
         keys = self.ordered_keys(query, selection)[lo:hi]
         return self._render(query, selection, keys, query.output_metrics)
+
+    def page_json(
+        self,
+        query: ReportQuery,
+        selection: Selection,
+        lo: int,
+        hi: int,
+        words: dict[str, str] | None = None,
+    ) -> bytes:
+        """``rows(query, selection, lo, hi)`` as JSON, rendered in columns (``columnar``).
+
+        ``words``: metrics served as a word (the ``worded_metrics`` setting)."""
+        keys = self.ordered_keys(query, selection)[lo:hi]
+        names = query.output_metrics
+        try:
+            return self._columns_json(query, selection, keys, names, words or {})
+        except (columnar.Unfit, OverflowError):  # sums beyond int64: the reference path
+            rows = self._render(query, selection, keys, names)
+            worded = words or {}
+            for row in rows:
+                row["metrics"].update((n, w) for n, w in worded.items() if n in row["metrics"])
+            return orjson.dumps(rows)
+
+    def _columns_json(
+        self,
+        query: ReportQuery,
+        selection: Selection,
+        packed: array,
+        names: tuple[str, ...],
+        words: dict[str, str],
+    ) -> bytes:
+        """The rows of ``packed`` keys as ``_render`` makes them, with the same split: a row of
+        one ad-day (the bulk of a daily ad-level page) has its bases drawn for the whole page
+        at once; the other rows (sums, hours, days still settling) by ``_sum_columns``."""
+        if not packed:
+            return b"[]"
+        plan = base_plan(names)
+        keys = np.frombuffer(packed, np.int64)
+        offset = (keys >> 5) & 0xFFFF  # ``Selection.unpack``, by columns
+        day = np.where(offset > 0, selection.first_day + offset - 1, -1)
+        hour = (keys & 31) - 1
+        rows = columnar.Distinct.of(keys >> 21)
+        entities = [selection.entities[p] for p in rows.values]
+        ads = [e.ads[0] if len(e.ads) == 1 else None for e in entities]  # one ad: direct
+        direct = (
+            (day >= 0) & (hour < 0) & np.array([ad is not None for ad in ads], bool)[rows.index]
+        )
+        if query.as_of is not None:
+            direct &= query.as_of.toordinal() - day >= max(query.attribution_days, 2)
+        bases = {b.name: np.zeros(len(keys), np.int64) for b in plan}
+        if direct.any():
+            of_row = rows.index[direct]
+            keyed = [
+                (0, 1, frozenset()) if ad is None else (ad.key & M64, ad.scale, ad.zero_legs)
+                for ad in ads
+            ]
+            drawn = columnar.bases_from_hashes(
+                plan,
+                columnar.value_hashes(
+                    np.array([k for k, _, _ in keyed], np.uint64)[of_row], day[direct]
+                ),
+                np.array([scale for _, scale, _ in keyed], np.int64)[of_row],
+            )
+            for legs in {legs for _, _, legs in keyed if legs}:
+                zeroed = np.array([legs == ad_legs for _, _, ad_legs in keyed])[of_row]
+                for name in zeroed_bases(plan, legs):
+                    drawn[name][zeroed] = 0
+            for name, column in drawn.items():
+                bases[name][direct] = column
+        summed = np.flatnonzero(~direct)
+        if len(summed):
+            self._sum_columns(query, plan, bases, summed, rows.index[summed], day, hour, entities)
+        return columnar.page_json(
+            names,
+            [
+                (dim, self._dimension(query, dim, day, hour, rows, entities))
+                for dim in query.dimensions
+            ],
+            bases,
+            columnar.Distinct([e.attributes for e in entities], rows.index),
+            words,
+        )
+
+    # Ad-days drawn at once when summing rows: ~50 MB of columns at 60 bases.
+    PAIRS_AT_ONCE = 100_000
+
+    def _sum_columns(
+        self,
+        query: ReportQuery,
+        plan: tuple[Base, ...],
+        bases: columnar.Columns,
+        summed: np.ndarray,
+        entity_of: np.ndarray,
+        day: np.ndarray,
+        hour: np.ndarray,
+        entities: list[Entity],
+    ) -> None:
+        """``_values`` for the rows ``summed`` of a page, by columns: every (ad, day) pair of
+        those rows (their entity's ads × the row's day, or every day of a lifetime row) is
+        hashed and drawn at once, settled or split into its hour as ``_values`` does in
+        ``_render`` (an hour is split from the final day), and added to its row."""
+        row_ads = {int(e): _ads(entities[e], query) for e in np.unique(entity_of).tolist()}
+        flat = [ad for ads in row_ads.values() for ad in ads]
+        at = dict(zip(row_ads, np.cumsum([0, *map(len, row_ads.values())]).tolist(), strict=False))
+        ad_key = np.array([ad.key & M64 for ad in flat], np.uint64)
+        ad_scale = np.array([ad.scale for ad in flat], np.int64)
+        legs = sorted({ad.zero_legs for ad in flat if ad.zero_legs}, key=sorted)
+        ad_legs = np.array([legs.index(ad.zero_legs) + 1 if ad.zero_legs else 0 for ad in flat])
+        first, last = query.start.toordinal(), query.end.toordinal()
+        row_day, row_hour = day[summed], hour[summed]
+        days = np.where(row_day < 0, last - first + 1, 1)
+        ads = np.array([len(row_ads[int(e)]) for e in entity_of.tolist()], np.int64)
+        offset = np.array([at[int(e)] for e in entity_of.tolist()], np.int64)
+        ends = np.cumsum(ads * days)
+        for lo in range(0, int(ends[-1]) if len(ends) else 0, self.PAIRS_AT_ONCE):
+            pair = np.arange(lo, min(lo + self.PAIRS_AT_ONCE, int(ends[-1])))
+            row = np.searchsorted(ends, pair, side="right")  # position in ``summed``
+            j = pair - (ends[row] - ads[row] * days[row])
+            ad = offset[row] + j // days[row]
+            pair_day = np.where(row_day[row] < 0, first + j % days[row], row_day[row])
+            hashes, delivered = columnar.day_hashes(
+                self.world.delivery_window, ad_key[ad], pair_day
+            )
+            row, ad, pair_day, hashes = (
+                row[delivered],
+                ad[delivered],
+                pair_day[delivered],
+                hashes[delivered],
+            )
+            hourly = row_hour[row] >= 0
+            if hourly.any():
+                in_hour, before, upto, whole = columnar.hour_shares(
+                    hashes, np.maximum(row_hour[row], 0)
+                )
+                keep = ~hourly | in_hour
+                row, ad, pair_day, hashes = row[keep], ad[keep], pair_day[keep], hashes[keep]
+                hourly, before, upto, whole = hourly[keep], before[keep], upto[keep], whole[keep]
+            drawn = columnar.bases_from_hashes(plan, columnar.value_hashes_of(hashes), ad_scale[ad])
+            for code, zero_legs in enumerate(legs, 1):
+                zeroed = ad_legs[ad] == code
+                for name in zeroed_bases(plan, zero_legs):
+                    drawn[name][zeroed] = 0
+            if query.as_of is not None:  # an hour is split from the final day (``_values``)
+                ages = np.where(hourly, 1 << 30, query.as_of.toordinal() - pair_day)
+                columnar.settle_columns(drawn, ages, query.attribution_days)
+            for name, column in drawn.items():
+                if hourly.any():
+                    split = column * upto // whole - column * before // whole
+                    column = np.where(hourly, split, column)
+                np.add.at(bases[name], summed[row], column)
+
+    def _dimension(
+        self,
+        query: ReportQuery,
+        dim: str,
+        day: np.ndarray,
+        hour: np.ndarray,
+        rows: columnar.Distinct,
+        entities: list[Entity],
+    ) -> columnar.Distinct:
+        """One dimension's values on a page's rows, as ``_render`` writes them."""
+        if dim == query.id_dimension:
+            return columnar.Distinct([e.id for e in entities], rows.index)
+        if dim == "stat_time_day":
+            days = columnar.Distinct.of(day)
+            return columnar.Distinct([self._day_label(d) for d in days.values], days.index)
+        hours = columnar.Distinct.of(day * 24 + hour)
+        labels = [f"{self._day_label(h // 24)[:10]} {h % 24:02d}:00:00" for h in hours.values]
+        return columnar.Distinct(labels, hours.index)
 
     def total_metrics(self, query: ReportQuery, selection: Selection) -> dict[str, str]:
         """``data.total_metrics``: metrics over every row; attributes are not aggregatable."""

@@ -38,9 +38,9 @@ from .metrics import AD, ADGROUP, ADVERTISER, CAMPAIGN
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
-_VALUE_SALT = 0x5851F42D4C957F2D
-_HOUR_SALT = 0x2545F4914F6CDD1D
-_WEIGHT_SALT = 0x9FB21C651E98DF25
+VALUE_SALT = 0x5851F42D4C957F2D
+HOUR_SALT = 0x2545F4914F6CDD1D
+WEIGHT_SALT = 0x9FB21C651E98DF25
 
 
 def mix64(x: int) -> int:
@@ -602,6 +602,11 @@ class World:
         return ad
 
     # ------------------------------------------------------------------ delivery
+    @property
+    def delivery_window(self) -> tuple[int, int, int]:
+        """(first day, last day, hash threshold) of ``day_hash``, for ``columnar``'s copy."""
+        return self._start_ord, self._end_ord, self._threshold
+
     def day_hash(self, ad: Entity, day: int) -> int | None:
         """The ad's hash for a day (an ordinal), or None when it did not deliver that day."""
         if day < self._start_ord or day > self._end_ord:
@@ -612,14 +617,14 @@ class World:
     @staticmethod
     def value_hash(h: int) -> int:
         """The hash an ad-day's values are drawn from (decorrelated from the presence draw)."""
-        return mix64(h ^ _VALUE_SALT)
+        return mix64(h ^ VALUE_SALT)
 
     @staticmethod
     def hour_split(h: int) -> tuple[int, list[int]]:
         """Hours with delivery (24-bit mask) and cumulative weights used to split a day."""
-        hm = mix64(h ^ _HOUR_SALT)
+        hm = mix64(h ^ HOUR_SALT)
         mask = (hm & 0xFFFFFF) | (1 << ((hm >> 59) % 24))  # never an empty day
-        hw = mix64(h ^ _WEIGHT_SALT)
+        hw = mix64(h ^ WEIGHT_SALT)
         cumulative = [0]
         for hour in range(24):
             weight = 1 + ((hw >> (2 * hour)) & 3) if mask >> hour & 1 else 0
