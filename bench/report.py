@@ -230,7 +230,6 @@ def _endtoend_rows(result: EndToEndResult) -> list[dict[str, str]]:
             "requests": f"{long.requests}",
             "rows": f"{long.rows:,}",
             "CPU µs/row": f"{measured.us_per_row:.1f}",
-            "peak RSS MiB": f"{long.max_rss_mib:.0f}",
             "notes": (
                 f"{measured.us_per_value:.3f} µs per metric value; CSV tool, "
                 f"{variant.requests_per_page} requests a page; marginal over "

@@ -228,7 +228,7 @@ def test_endtoend_scenario_measures_the_csv_tool_per_metric_value(tmp_path: Path
         assert (measured.short.rows, measured.long.rows) == (2 * 7 * 1, 2 * 7 * 3)
         assert (measured.short.requests, measured.long.requests) == (2 * 3, 2 * 3)
         assert measured.variant.metrics == sum(width) and len(width) == 3
-        assert measured.long.cpu_seconds > 0 and measured.long.max_rss_mib > 0
+        assert measured.long.cpu_seconds > 0
     rows = report.table_rows(report.Results(quick=True, sizes={}, endtoend=result))
     assert [row["scenario"] for row in rows] == [
         f"end to end: default width ({sum(width)} metrics)",
