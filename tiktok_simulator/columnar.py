@@ -62,13 +62,7 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def value_hashes(ad_keys: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """``world.value_hash(world.day_hash(ad, day))`` for ad-days known to have delivered."""
-    day_hash = mix64(ad_keys ^ (days.astype(np.uint64) * np.uint64(GOLDEN)))
-    return value_hashes_of(day_hash)
-
-
-def value_hashes_of(day_hashes: np.ndarray) -> np.ndarray:
+def value_hashes(day_hashes: np.ndarray) -> np.ndarray:
     """``world.value_hash`` of many ad-day hashes."""
     return mix64(day_hashes ^ np.uint64(VALUE_SALT))
 
@@ -182,7 +176,7 @@ def page_json(
         else:
             pieces += _metric_pieces(METRICS[name].formula, bases, attributes, numbers)
     pieces.append("}},")
-    joined = pc.binary_join_element_wise(*_merged(numbers.resolve(pieces)), "")
+    joined = pc.binary_join_element_wise(*_merged(numbers.resolve(pieces, bases)), "")
     return b"".join((b"[", _concatenated(joined)[:-1], b"]"))  # each row ends with ","
 
 
@@ -190,54 +184,67 @@ def page_json(
 class _Slot:
     """Where a column of number texts goes once the page's numbers are written (together)."""
 
-    kind: str  # "units" (an integer) or "cents" (".NN", or "" for a ratio without a den)
+    kind: str  # "integer", or a two-decimal number's "units" and "cents" (".NN", or "")
     column: int
 
 
 class _Numbers:
-    """Every number of a page written at once, one conversion for all its columns: a call
-    into pyarrow costs more than converting a column of 1,000 integers."""
+    """Every number of a page computed and written at once: the ratios as one matrix, one
+    conversion to text for all the columns (a call into numpy or pyarrow costs more than
+    the work on a column of 1,000 values)."""
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
-        self.units: list[np.ndarray] = []
-        self.cents: list[np.ndarray] = []
-        # zero text -> (units column, rows without a denominator) of the ratios writing it
-        self.zeros: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self.integers: list[np.ndarray] = []
+        self.hundredths: list[np.ndarray | None] = []  # None: a ratio, computed in ``resolve``
+        self.ratios: list[tuple[int, Ratio]] = []
 
     def integer(self, values: np.ndarray) -> list[Piece | _Slot]:
-        self.units.append(values)
-        return ['"', _Slot("units", len(self.units) - 1), '"']
+        self.integers.append(values)
+        return ['"', _Slot("integer", len(self.integers) - 1), '"']
 
-    def two_decimals(
-        self, hundredths: np.ndarray, some: np.ndarray | None = None, zero: str = ""
-    ) -> list[Piece | _Slot]:
-        """``f'{h // 100}.{D2[h % 100]}'`` (Python's floor division, negatives included);
-        rows not in ``some`` (a ratio without a denominator) read ``zero`` instead."""
-        cents = hundredths % 100
-        if some is not None and zero == "0.00":  # the same text as a ratio of 0
-            hundredths, cents = np.where(some, hundredths, 0), np.where(some, cents, 0)
-        elif some is not None:
-            cents = np.where(some, cents, len(D2))  # "" after the zero text
-            self.zeros.setdefault(zero, []).append((len(self.units), ~some))
-        self.units.append(hundredths // 100)
-        self.cents.append(cents)
-        return ['"', _Slot("units", len(self.units) - 1), _Slot("cents", len(self.cents) - 1), '"']
+    def two_decimals(self, hundredths: np.ndarray | None) -> list[Piece | _Slot]:
+        """``f'{h // 100}.{D2[h % 100]}'`` (Python's floor division, negatives included)."""
+        self.hundredths.append(hundredths)
+        column = len(self.hundredths) - 1
+        return ['"', _Slot("units", column), _Slot("cents", column), '"']
 
-    def resolve(self, pieces: list[Piece | _Slot]) -> list[Piece]:
+    def ratio(self, formula: Ratio) -> list[Piece | _Slot]:
+        """``num * mult / den`` in hundredths, rounded half up; ``formula.zero`` if den is 0."""
+        self.ratios.append((len(self.hundredths), formula))
+        return self.two_decimals(None)
+
+    def resolve(self, pieces: list[Piece | _Slot], bases: Columns) -> list[Piece]:
         """``pieces`` with each slot replaced by its column of texts."""
-        texts: dict[str, pa.Array] = {}
-        if self.units:
-            texts["units"] = pc.cast(pa.array(np.concatenate(self.units)), pa.string())
-        for zero, columns in self.zeros.items():
-            written = np.zeros(len(self.units) * self.rows, bool)
+        rows, whole = self.rows, len(self.integers)
+        zeros: dict[str, list[tuple[int, np.ndarray]]] = {}  # text -> (column, rows) it fills
+        if self.ratios:
+            num = np.stack([bases[f.num] for _, f in self.ratios])
+            den = np.stack([bases[f.den] for _, f in self.ratios])
+            mult = np.array([f.mult for _, f in self.ratios], np.int64)[:, None]
+            some = den != 0
+            safe = np.where(some, den, 1)
+            # Without a denominator: 0 (the zero text "0.00" is 0's text), or a zero text.
+            hundredths = np.where(some, (2 * num * mult + safe) // (2 * safe), 0)
+            for k, (column, formula) in enumerate(self.ratios):
+                self.hundredths[column] = hundredths[k]
+                if formula.zero != "0.00":
+                    zeros.setdefault(formula.zero, []).append((column, ~some[k]))
+        decimals = np.concatenate(self.hundredths) if self.hundredths else np.zeros(0, np.int64)
+        units = pc.cast(pa.array(np.concatenate([*self.integers, decimals // 100])), pa.string())
+        cents = decimals % 100
+        for zero, columns in zeros.items():
+            written = np.zeros(len(units), bool)
             for column, none in columns:
-                written[column * self.rows : (column + 1) * self.rows] = none
-            texts["units"] = pc.if_else(pa.array(written), zero, texts["units"])
-        if self.cents:
-            texts["cents"] = _CENTS.take(pa.array(np.concatenate(self.cents)))
+                written[(whole + column) * rows : (whole + column + 1) * rows] = none
+                cents[column * rows : (column + 1) * rows][none] = len(D2)  # "": zero text only
+            units = pc.if_else(pa.array(written), zero, units)
+        texts = {"integer": units, "units": units, "cents": _CENTS.take(pa.array(cents))}
+        start = {"integer": 0, "units": whole, "cents": 0}
         return [
-            texts[p.kind].slice(p.column * self.rows, self.rows) if isinstance(p, _Slot) else p
+            texts[p.kind].slice((start[p.kind] + p.column) * rows, rows)
+            if isinstance(p, _Slot)
+            else p
             for p in pieces
         ]
 
@@ -253,11 +260,7 @@ def _metric_pieces(
     if isinstance(formula, Difference):
         return numbers.two_decimals(bases[formula.plus] - bases[formula.minus])
     if isinstance(formula, Ratio):
-        den = bases[formula.den]
-        some = den != 0
-        safe = np.where(some, den, 1)
-        hundredths = (2 * bases[formula.num] * formula.mult + safe) // (2 * safe)
-        return numbers.two_decimals(hundredths, some, formula.zero)
+        return numbers.ratio(formula)
     if isinstance(formula, Constant):
         return [_json(formula.text)]
     if isinstance(formula, AttributeOf):

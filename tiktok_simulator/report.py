@@ -300,7 +300,11 @@ class ReportBuilder:
             drawn = columnar.bases_from_hashes(
                 plan,
                 columnar.value_hashes(
-                    np.array([k for k, _, _ in keyed], np.uint64)[of_row], day[direct]
+                    columnar.day_hashes(
+                        self.world.delivery_window,
+                        np.array([k for k, _, _ in keyed], np.uint64)[of_row],
+                        day[direct],
+                    )[0]  # a selected key always delivered
                 ),
                 np.array([scale for _, scale, _ in keyed], np.int64)[of_row],
             )
@@ -378,7 +382,7 @@ class ReportBuilder:
                 keep = ~hourly | in_hour
                 row, ad, pair_day, hashes = row[keep], ad[keep], pair_day[keep], hashes[keep]
                 hourly, before, upto, whole = hourly[keep], before[keep], upto[keep], whole[keep]
-            drawn = columnar.bases_from_hashes(plan, columnar.value_hashes_of(hashes), ad_scale[ad])
+            drawn = columnar.bases_from_hashes(plan, columnar.value_hashes(hashes), ad_scale[ad])
             for code, zero_legs in enumerate(legs, 1):
                 zeroed = ad_legs[ad] == code
                 for name in zeroed_bases(plan, zero_legs):
