@@ -70,6 +70,9 @@ class MemorySize:
     # RSS must not grow with its rows (README "Memory at full width"). None: not run.
     wide_world: WorldSize | None = None
     wide_days: tuple[int, int] = (3, 12)
+    # The same account over ~1M rows (74 days of ~13,500): peak RSS < 512 MiB at the default
+    # width. None: not run.
+    wide_million_days: int | None = 74
 
 
 @dataclass
@@ -169,6 +172,7 @@ class MemoryResult:
     jobs: ServiceRun
     wide_small: ServiceRun | None = None  # one big account, default width, fewer days
     wide_large: ServiceRun | None = None  # the same account over 4× the days
+    wide_million: ServiceRun | None = None  # the same account over ~1M rows
 
     @property
     def wide_growth(self) -> float | None:
@@ -191,6 +195,7 @@ class MemoryResult:
             "wide_small": self.wide_small.to_json() if self.wide_small else None,
             "wide_large": self.wide_large.to_json() if self.wide_large else None,
             "wide_peak_rss_ratio": None if self.wide_growth is None else round(self.wide_growth, 3),
+            "wide_million": self.wide_million.to_json() if self.wide_million else None,
         }
 
 
@@ -316,7 +321,10 @@ def run(
                     qpm=size.qpm,
                 )
             )
-            wide_plan = [(f"wide{days}", ["ad"], days) for days in size.wide_days]
+            wide_days = list(size.wide_days)
+            if size.wide_million_days:
+                wide_days.append(size.wide_million_days)
+            wide_plan = [(f"wide{days}", ["ad"], days) for days in dict.fromkeys(wide_days)]
             wide_env = {**env, "TIKTOK_API_BASE_URL": wide.base_url}
             _measure(wide_plan, size.wide_world, wide, bigquery, wide_env, log_dir, runs, progress)
     return MemoryResult(
@@ -325,6 +333,7 @@ def run(
         jobs=runs["jobs"],
         wide_small=runs.get(f"wide{size.wide_days[0]}"),
         wide_large=runs.get(f"wide{size.wide_days[1]}"),
+        wide_million=runs.get(f"wide{size.wide_million_days}") if size.wide_million_days else None,
     )
 
 

@@ -15,6 +15,8 @@ Scenarios (see each module's docstring for what is measured and why):
   rate    bench/rate.py    10 QPS / 600 QPM, 1 s latency: sustained rate, 40100s, speed-up
   reports bench/reports.py the same for an AUDIENCE (ad_country) and an hourly (ad_hourly) report
   cpu     bench/cpu.py     µs of CPU per row from raw JSON bytes to Parquet bytes
+  endtoend bench/endtoend.py µs of CPU per row and per metric value end to end (the CSV tool
+          against the simulator process), default and seed width, native reader on and off
   memory  bench/memory.py  peak RSS of POST /run at ~100k and ~1M rows; BigQuery jobs/table;
           one big account at the default width over 3 and 12 days (peak must not grow)
   families bench/families.py every metric family vs the App-only set: requests, wall time
@@ -38,7 +40,18 @@ import sys
 import time
 from pathlib import Path
 
-from bench import backfill, cpu, families, gmv_max, memory, rate, report, reports, simulator
+from bench import (
+    backfill,
+    cpu,
+    endtoend,
+    families,
+    gmv_max,
+    memory,
+    rate,
+    report,
+    reports,
+    simulator,
+)
 from bench.stack import WorldSize
 from local_env.stack import ROOT
 
@@ -47,9 +60,10 @@ LOG_DIR = ROOT / ".local" / "bench"
 QUICK_RESULTS_DIR = LOG_DIR / "results"
 
 FULL = {
-    "rate": rate.RateSize(),
+    "rate": rate.RateSize(wide=True),
     "reports": reports.ReportsSize(),
     "cpu": cpu.CpuSize(),
+    "endtoend": endtoend.EndToEndSize(),
     "memory": memory.MemorySize(wide_world=memory.WIDE_WORLD),
     "families": families.FamiliesSize(),
     "backfill": backfill.BackfillSize(),
@@ -67,12 +81,14 @@ QUICK = {
         report_days={"ad_country": 70, "ad_hourly": 10},
     ),
     "cpu": cpu.CpuSize(pages=20, repeats=2),
+    "endtoend": endtoend.EndToEndSize(short_days=1, long_days=4, repeats=1),
     "memory": memory.MemorySize(
         world=WorldSize(advertisers=2, campaigns=10, adgroups=10, ads=10, delivery=0.9),
         small_days=3,
         large_days=28,
         jobs_days=2,
         wide_world=WorldSize(advertisers=1, campaigns=10, adgroups=10, ads=20, delivery=0.9),
+        wide_million_days=None,
     ),
     "families": families.FamiliesSize(
         world=WorldSize(advertisers=2, campaigns=2, adgroups=5, ads=10, delivery=0.8), days=30
@@ -105,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--skip-rate", action="store_true")
     add("--skip-reports", action="store_true", help="no audience/hourly rate scenario")
     add("--skip-cpu", action="store_true")
+    add("--skip-endtoend", action="store_true", help="no CSV-tool runs (CPU end to end)")
     add("--skip-memory", action="store_true", help="no local-bigquery, no service process")
     add("--skip-families", action="store_true", help="no all-families vs App-only comparison")
     add("--families-advertisers", type=int, help="advertisers of the families scenario (8)")
@@ -129,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate_flags.add_argument("--qps", type=int, help="rate limit, both sides (10)")
     rate_flags.add_argument("--qpm", type=int, help="rate limit, both sides (600)")
     rate_flags.add_argument("--margin", type=float, help="TIKTOK_RATE_MARGIN (0.03)")
+    rate_flags.add_argument(
+        "--skip-rate-wide", action="store_true", help="no run at the default width (3 req/page)"
+    )
     rate_flags.add_argument("--baseline-advertisers", type=int, help="one-worker subset (2)")
     rate_flags.add_argument("--baseline-days", type=int, help="one-worker subset (30)")
     cpu_flags = parser.add_argument_group("cpu scenario")
@@ -137,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     cpu_flags.add_argument(
         "--cpu-python", action="store_true", help="measure only the orjson + pyarrow path"
     )
+    e2e_flags = parser.add_argument_group("endtoend scenario")
+    e2e_flags.add_argument("--endtoend-days", type=int, help="the long window (28 days)")
+    e2e_flags.add_argument("--endtoend-repeats", type=int, help="runs per size, least CPU (3)")
     memory_flags = parser.add_argument_group("memory scenario")
     memory_flags.add_argument("--memory-advertisers", type=int, help="advertisers of 1,000 ads (4)")
     memory_flags.add_argument("--small-days", type=int, help="window of the small run (28: ~100k)")
@@ -182,6 +205,8 @@ def sizes_from(args: argparse.Namespace) -> dict:
         baseline_advertisers=args.baseline_advertisers,
         baseline_days=args.baseline_days,
     )
+    if args.skip_rate_wide:
+        rate_size = dataclasses.replace(rate_size, wide=False)
     memory_size = preset["memory"]
     memory_size = _override(
         memory_size,
@@ -197,6 +222,9 @@ def sizes_from(args: argparse.Namespace) -> dict:
         pages=args.cpu_pages,
         repeats=args.cpu_repeats,
         python_only=args.cpu_python or None,
+    )
+    endtoend_size = _override(
+        preset["endtoend"], long_days=args.endtoend_days, repeats=args.endtoend_repeats
     )
     families_size = preset["families"]
     families_size = _override(
@@ -215,6 +243,7 @@ def sizes_from(args: argparse.Namespace) -> dict:
         "rate": rate_size,
         "reports": preset["reports"],
         "cpu": cpu_size,
+        "endtoend": endtoend_size,
         "memory": memory_size,
         "families": families_size,
         "backfill": backfill_size,
@@ -241,13 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     if args.only_backfill or args.only_gmv_max:
         args.skip_rate = args.skip_reports = args.skip_cpu = args.skip_memory = True
-        args.skip_families = args.skip_simulator = True
+        args.skip_endtoend = args.skip_families = args.skip_simulator = True
     if not args.skip_rate:
         results.rate = rate.run(sizes["rate"], LOG_DIR, progress=progress)
     if not args.skip_reports:
         results.reports = reports.run(sizes["reports"], LOG_DIR, progress=progress)
     if not args.skip_cpu:
         results.cpu = cpu.run(sizes["cpu"], progress=progress)
+    if not args.skip_endtoend:
+        results.endtoend = endtoend.run(sizes["endtoend"], LOG_DIR, progress=progress)
     if not args.skip_memory:
         results.memory = memory.run(sizes["memory"], LOG_DIR, progress=progress)
     if not args.skip_families:

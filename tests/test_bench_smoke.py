@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from bench import backfill, cpu, families, gmv_max, memory, rate, report, reports, simulator
+from bench import (
+    backfill,
+    cpu,
+    endtoend,
+    families,
+    gmv_max,
+    memory,
+    rate,
+    report,
+    reports,
+    simulator,
+)
 from bench import run as bench_run
 from bench.stack import WorldSize
 from controller.reports import registry
@@ -70,6 +81,8 @@ def test_rate_scenario_counts_requests_and_no_40100(rate_result: rate.RateResult
     assert 1 <= concurrent.max_in_rolling_second <= 20
     assert rate_result.baseline_projected_seconds > 0 and rate_result.speedup > 0
     assert rate_result.to_json()["concurrent"]["rate_limited_40100"] == 0
+    assert concurrent.families == ("core",) and concurrent.simulator_cpu_seconds >= 0
+    assert rate_result.wide is None  # the default-width run is make bench's (RateSize.wide)
 
 
 @pytest.mark.e2e  # the bench starts the simulator as a process
@@ -167,7 +180,7 @@ def test_cli_sizes_and_a_run_with_every_scenario_skipped(tmp_path: Path, capsys)
     full = bench_run.sizes_from(parser.parse_args(["--large-days", "200"]))
     assert full["memory"].large_days == 200 and full["rate"] == bench_run.FULL["rate"]
     argv = ["--skip-rate", "--skip-reports", "--skip-cpu", "--skip-memory", "--skip-families"]
-    argv += ["--skip-simulator"]
+    argv += ["--skip-endtoend", "--skip-simulator"]
     argv += ["--results-dir", str(tmp_path)]
     assert bench_run.main(argv) == 0
     assert "scenario" in capsys.readouterr().out
@@ -202,6 +215,28 @@ def test_reports_scenario_measures_an_audience_and_an_hourly_report(tmp_path: Pa
         "reports: ad_hourly, 4 workers",
     ]
     assert json.dumps(result.to_json())
+
+
+@pytest.mark.e2e  # the bench starts the simulator and the CSV tool as processes
+def test_endtoend_scenario_measures_the_csv_tool_per_metric_value(tmp_path: Path):
+    size = endtoend.EndToEndSize(world=TINY_WORLD, short_days=1, long_days=3, repeats=1)
+    default, python = endtoend.VARIANTS[:2]  # the default width, native reader on and off
+    result = endtoend.run(size, tmp_path, variants=(default, python), progress=quiet)
+    assert [measured.variant for measured in result.variants] == [default, python]
+    width = [len(group) for group in registry.get("ad").metric_groups()]
+    for measured in result.variants:
+        # advertisers × ads (6 and a Promote one) × days, each page in 3 metric groups
+        assert (measured.short.rows, measured.long.rows) == (2 * 7 * 1, 2 * 7 * 3)
+        assert (measured.short.requests, measured.long.requests) == (2 * 3, 2 * 3)
+        assert measured.variant.metrics == sum(width) and len(width) == 3
+        assert measured.long.cpu_seconds > 0
+    rows = report.table_rows(report.Results(quick=True, sizes={}, endtoend=result))
+    assert [row["scenario"] for row in rows] == [
+        f"end to end: default width ({sum(width)} metrics)",
+        f"end to end: default width, native reader off ({sum(width)} metrics)",
+    ]
+    assert rows[0]["target"].endswith(("PASS", "MISS")) and "target" not in rows[1]
+    assert json.loads(json.dumps(result.to_json()))["variants"][0]["native_reader"] is True
 
 
 @pytest.mark.e2e  # the bench starts the simulator as a process
