@@ -410,7 +410,7 @@ class TikTokClient:
         except TikTokApiError as exc:
             budget = self._budgets[request.budget]
             if exc.code == 40100 and request.budget != GENERAL and names_day_quota(exc.message):
-                budget.spend_day()  # TikTok counted the day's quota spent: no retry today
+                budget.spend_day(exc.detail)  # TikTok counted the day spent: no retry today
                 raise _quota_error(request.advertiser_id, request.budget, budget, exc) from None
             if exc.code == 40100:  # the budget's quota: everyone waits, and the margin widens
                 budget.rate_limited()
@@ -546,8 +546,11 @@ def _quota_error(
     if limit is not None:
         detail += f" ({limit:,} requests per UTC day)"
     detail += " is spent"
-    if exc is not None:
-        detail += f" (TikTok: {exc.detail})"
+    # TikTok's words: this answer's, or the one that closed the day for the requests after it
+    # (several of a run's requests may be in flight when it comes: each item says the same)
+    said = exc.detail if exc is not None else getattr(limiter.daily, "tiktok_said", None)
+    if said:
+        detail += f" (TikTok: {said})"
     detail += (
         "; this report was not read, nothing of it is loaded: run it again after 00:00 UTC "
         "(other reports are not affected)"

@@ -147,11 +147,13 @@ class DailyQuota:
         self._today = today
         self._day = today()
         self.used = 0
+        # TikTok's words when it said the day is spent: what every later refusal repeats
+        self.tiktok_said: str | None = None
 
     def _roll(self) -> None:
         day = self._today()
         if day != self._day:
-            self._day, self.used = day, 0
+            self._day, self.used, self.tiktok_said = day, 0, None
 
     def spent(self) -> bool:
         self._roll()
@@ -163,10 +165,11 @@ class DailyQuota:
             raise QuotaSpentError(f"the daily quota of {self.limit} requests is spent")
         self.used += 1
 
-    def spend(self) -> None:
+    def spend(self, tiktok_said: str | None = None) -> None:
         """TikTok says the day's quota is spent: none more today."""
         self._roll()
         self.used = max(self.used, self.limit)
+        self.tiktok_said = tiktok_said or self.tiktok_said
 
 
 @dataclass
@@ -258,11 +261,12 @@ class RateLimiter:
         with self._lock:
             self._held_until = max(self._held_until, self._clock() + seconds)
 
-    def spend_day(self) -> None:
-        """TikTok answered that the day's quota is spent: refuse the rest of the day."""
+    def spend_day(self, tiktok_said: str | None = None) -> None:
+        """TikTok answered that the day's quota is spent (in ``tiktok_said``): refuse the rest
+        of the day, every refusal repeating TikTok's words."""
         if self.daily is not None:
             with self._lock:
-                self.daily.spend()
+                self.daily.spend(tiktok_said)
 
     def child(self, qps: float | None, qpm: int | None) -> RateLimiter:
         """A limiter that also honours this one: a caller's share of the app's budget."""
