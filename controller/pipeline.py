@@ -50,6 +50,7 @@ from controller.tiktok.factory import build_client, request_concurrency, request
 from controller.tiktok.gmv_max import (
     Discovered,
     discover_stores,
+    refuses_the_account,
     tt_shop_spend,
 )
 from controller.views import refresh_after_run
@@ -273,14 +274,15 @@ class Run:
             workers=self.settings.tiktok_concurrency,
             deadline=deadline,
         )
-        # A store to read, or any refusal of the store list: 40001 in whatever wording
-        # (GMV Max permission revoked, or the advertiser's), a fault that outlived its
-        # retries. Its GMV Max items then fail with TikTok's words, like a revoked account's
-        # reports: an advertiser whose Shop spend could not be asked for is never silent.
+        # A store to read, or a refusal of GMV Max itself (its permission revoked, a fault
+        # that outlived its retries): its GMV Max items then fail with TikTok's words, like a
+        # revoked account's reports, so a Shop whose spend could not be asked for is never
+        # silent. A refusal of the advertiser as a whole is told by its other reports.
         shops = [
             adv
             for adv in request.advertiser_ids
-            if isinstance(found := stores.get(adv), TikTokError) or found
+            if (found := stores.get(adv))
+            and not (isinstance(found, TikTokError) and refuses_the_account(found))
         ]
         if shops:
             specs += added

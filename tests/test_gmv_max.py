@@ -25,7 +25,8 @@ import pytest
 
 from controller.reports import registry
 from controller.reports.catalog import ReportSpec
-from controller.tiktok.gmv_max import NO_STORE
+from controller.tiktok.client import TikTokApiError, TikTokError
+from controller.tiktok.gmv_max import NO_STORE, refuses_the_account
 from database.run_log import RUN_LOG_TABLE
 from local_env.stack import ROOT
 from main import create_app
@@ -384,13 +385,12 @@ def test_the_default_set_adds_gmv_max_for_accounts_with_stores_unless_off(
     } | {(a, r) for a in (shop, revoked) for r in GMV_TYPES}
 
 
-def test_a_store_list_refused_in_other_words_still_gets_failing_gmv_max_items(
+def test_an_advertiser_refused_as_a_whole_gets_no_gmv_max_items_its_reports_say_it(
     app, server, world, bq_client, bq_dataset
 ):
-    """A 40001 on ``/gmv_max/store/list/`` that does not name GMV Max (here the advertiser's
-    own grant is gone): the default set still lists its GMV Max items, failing with TikTok's
-    words like its other reports, so a Shop whose spend could not be asked for is never a
-    silent gap."""
+    """A 40001 on ``/gmv_max/store/list/`` that names no GMV Max, Shop or store (here the
+    advertiser's own grant is gone): every report of the default set fails with TikTok's
+    words, and no GMV Max item repeats them (``refuses_the_account``)."""
     shop = world.advertiser_ids[SHOP_TOO]
     server.remove_permission(shop)
     body = {
@@ -403,11 +403,23 @@ def test_a_store_list_refused_in_other_words_still_gets_failing_gmv_max_items(
         "metric_families": ["core"],
     }  # report_types left out: the default set
     got = items(app.post("/run", json=body).get_json())
-    assert set(got) == {(shop, r) for r in [*registry.default_report_types(), *GMV_TYPES]}
-    for name in GMV_TYPES:
-        assert got[(shop, name)]["status"] == "error"
-        assert got[(shop, name)]["error"].startswith(f"advertiser {shop}: TikTok API error 40001: ")
-        assert "GMV Max" not in got[(shop, name)]["error"]
+    assert set(got) == {(shop, r) for r in registry.default_report_types()}
+    for item in got.values():
+        assert item["status"] == "error"
+        assert item["error"].startswith(f"advertiser {shop}: TikTok API error 40001: ")
+
+
+def test_which_store_list_refusals_are_the_accounts():
+    def refusal(code: int, message: str) -> TikTokApiError:
+        return TikTokApiError("1", code, message, None)
+
+    assert refuses_the_account(refusal(40001, "No permission to operate advertiser 1"))
+    assert refuses_the_account(refusal(40105, "Access token is incorrect or has been revoked."))
+    assert not refuses_the_account(refusal(40001, "No permission to operate GMV Max for 1"))
+    assert not refuses_the_account(refusal(40001, "The TikTok Shop is not authorized"))
+    assert not refuses_the_account(refusal(40001, "no access to store 7"))
+    assert not refuses_the_account(refusal(50000, "System error"))
+    assert not refuses_the_account(TikTokError("1", "TikTok did not answer in time"))
 
 
 def test_the_daily_dag_asks_for_gmv_max_where_there_are_stores():

@@ -10,13 +10,14 @@ caller reports like any refused account.
 from __future__ import annotations
 
 import contextvars
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from controller.reports.gmv_max import TT_SHOP_CAMPAIGN
-from controller.tiktok.client import TikTokClient, TikTokError
+from controller.tiktok.client import TikTokApiError, TikTokClient, TikTokError
 
 STORE_LIST_PATH = "gmv_max/store/list/"
 # The item's reason when an advertiser has no store to read (it succeeds with 0 rows).
@@ -47,6 +48,24 @@ def list_stores(
 
 # advertiser -> the ids of its usable stores, or TikTok's refusal (40001: permission revoked)
 Discovered = dict[str, "list[str] | TikTokError"]
+
+# What a refusal of the store list says when it is about GMV Max, not the advertiser as a
+# whole. TikTok's wording is not documented (docs/tiktok_api_gmv_smartplus.md §1.1): any
+# mention of GMV Max, a Shop or a store counts.
+_NAMES_GMV_MAX = re.compile(r"gmv|shop|store", re.IGNORECASE)
+
+
+def refuses_the_account(error: TikTokError) -> bool:
+    """Whether a refusal of the store list is the advertiser's as a whole (a permission or
+    token code whose words name no GMV Max, Shop or store): every other report of that
+    advertiser then fails with the same words, so GMV Max items would only repeat them. A
+    refusal naming GMV Max (its permission revoked) or a fault that outlived its retries is
+    GMV Max's own: its items fail with it, never a silent gap."""
+    return (
+        isinstance(error, TikTokApiError)
+        and (error.code == 40001 or 40102 <= error.code <= 40131)
+        and not _NAMES_GMV_MAX.search(error.message)
+    )
 
 
 def discover_stores(
