@@ -43,7 +43,14 @@ def wide_sim(wide_world) -> SimulatorServer:
 
 
 def _extract(
-    server, items, row_bound: int, start: date = START, end: date = END
+    server,
+    items,
+    row_bound: int,
+    start: date = START,
+    end: date = END,
+    *,
+    workers: int = 8,
+    open_windows: int | None = None,
 ) -> tuple[Extraction, dict[str, pa.Table]]:
     client = TikTokClient(
         server.base_url, TOKEN, RateLimiter(1000, 60000), retry=FAST_RETRY, read_timeout=10.0
@@ -59,9 +66,10 @@ def _extract(
         start,
         end,
         sink=sink,
-        workers=8,
+        workers=workers,
         extracted_at=datetime(2026, 11, 25, tzinfo=UTC),
         row_bound=row_bound,
+        open_windows=open_windows,
     )
     extraction.run()
     client.close()
@@ -196,3 +204,28 @@ def test_two_chunks_over_the_bound_each_read_in_windows_load_exactly_the_truth(
     assert extraction.peak_held <= 2 * bound * width  # one window per chunk at a time
     windows = {(c["start_date"], c["end_date"]) for c in report_calls(wide_sim)}
     assert len(windows) > 4
+
+
+@pytest.mark.parametrize("days", [60, 240])
+def test_what_a_run_holds_does_not_grow_with_its_chunks(wide_sim, wide_world, days):
+    # 2 chunks, then 8 (4× the days), each over the bound and read in windows. A chunk's
+    # windows wait for one of the run's 2 windows slots (the design before opened a window
+    # of every chunk at once: ~8 windows held over 240 days), so what the run holds has the
+    # same bound for both, and the rows loaded are exactly the simulator's.
+    wide_sim.reset()  # this test's requests only in the log
+    wide_sim.configure(sparse_parts=True)
+    advertiser, spec = wide_world.advertiser_ids[0], REPORTS["ad"]
+    start, bound = date(2025, 6, 1), 1200
+    end = date.fromordinal(start.toordinal() + days - 1)
+    extraction, tables = _extract(wide_sim, [(advertiser, spec)], bound, start, end, open_windows=2)
+    [result] = extraction.results
+    assert result.status == "success", result.error
+    expected = by_key(spec, truth_rows(wide_world, spec, advertiser, start, end))
+    assert len(expected) > days // 30 * 2 * bound  # every chunk is over the bound
+    got = tables[advertiser].drop_columns(["_extracted_at"]).to_pylist()
+    assert_sparse_truth(spec, got, expected)
+    assert result.rows == len(expected)
+    width = sum(len(group) for group in spec.metric_groups())
+    assert extraction.held_bound == (8 + 2) * bound  # run-wide: no number of chunks in it
+    # Chunks over the bound hold nothing until a windows slot is theirs: 2 windows at most.
+    assert 1000 * 50 < extraction.peak_held <= 2 * bound * width
