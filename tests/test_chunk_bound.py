@@ -9,6 +9,7 @@ never exceeds the bound, and the rows loaded are still exactly the simulator's.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 
 import orjson
@@ -51,6 +52,7 @@ def _extract(
     *,
     workers: int = 8,
     open_windows: int | None = None,
+    deadline: float | None = None,
 ) -> tuple[Extraction, dict[str, pa.Table]]:
     client = TikTokClient(
         server.base_url, TOKEN, RateLimiter(1000, 60000), retry=FAST_RETRY, read_timeout=10.0
@@ -70,6 +72,7 @@ def _extract(
         extracted_at=datetime(2026, 11, 25, tzinfo=UTC),
         row_bound=row_bound,
         open_windows=open_windows,
+        deadline=deadline,
     )
     extraction.run()
     client.close()
@@ -229,3 +232,33 @@ def test_what_a_run_holds_does_not_grow_with_its_chunks(wide_sim, wide_world, da
     assert extraction.held_bound == (8 + 2) * bound  # run-wide: no number of chunks in it
     # Chunks over the bound hold nothing until a windows slot is theirs: 2 windows at most.
     assert 1000 * 50 < extraction.peak_held <= 2 * bound * width
+
+
+def test_a_failed_chunk_gives_its_slot_back():
+    # One thread, so one open slot: the first advertiser's chunks (no permission: 40001)
+    # must give it back for the second's to be read at all; a waiting chunk of the failed
+    # item is dropped unread. The deadline only turns a hang into a failure.
+    world = World(seed=11, advertisers=2, campaigns_per_advertiser=2, ads_per_adgroup=5)
+    bad, good = world.advertiser_ids
+    spec = REPORTS["ad"]
+    start, end = date(2025, 4, 1), date(2025, 5, 30)  # 2 chunks each
+    with SimulatorServer(world, qps=1000, qpm=60000) as server:
+        server.remove_permission(bad)
+        extraction, tables = _extract(
+            server,
+            [(bad, spec), (good, spec)],
+            100,
+            start,
+            end,
+            workers=1,
+            deadline=time.monotonic() + 120,
+        )
+        calls = report_calls(server)
+    status = {r.advertiser_id: r for r in extraction.results}
+    assert status[bad].status == "error" and "40001" in status[bad].error
+    assert status[good].status == "success", status[good].error
+    expected = by_key(spec, truth_rows(world, spec, good, start, end))
+    got = by_key(spec, tables[good].drop_columns(["_extracted_at"]).to_pylist())
+    assert got == expected and len(expected) > 2 * 100  # read in windows, in the freed slot
+    # The failed item's second chunk waited for the slot and was never asked for.
+    assert {c["start_date"] for c in calls if c["advertiser_id"] == bad} == {"2025-04-01"}
