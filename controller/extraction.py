@@ -11,9 +11,21 @@ Rows stream: each page becomes a typed Arrow table handed to ``sink`` right away
 a level's metrics need several requests, once the chunk's requests are joined). Nothing
 holds an account in memory, nor a big chunk: a chunk whose page 1 announces more rows than
 ``row_bound`` is read as shorter date windows, one after the other (README "Memory at full
-width"), so what waits to be joined is at most ``row_bound`` full-width rows per chunk. One item's failure never stops the others; its result carries
-the error, and the rows it had already handed over are flagged by the failed status so the
-writer can leave them out.
+width"), so what waits to be joined is at most ``row_bound`` full-width rows per chunk.
+
+Nor does the run hold more with more chunks (more days, more advertisers): a chunk read in
+several metric groups waits for a slot before its page 1s are queued (``_Slot``): at most
+``workers`` such chunks are open (each under the bound, as many as there are threads so
+small accounts keep every thread busy), and at most ``open_windows`` chunks over the bound
+are read in windows; the others' windows wait, holding nothing, and their page 1s run
+ahead of new chunks' once a slot frees. A budget of slots rather than only a priority:
+every page 1 still runs before the last windows, so priority alone would leave a window
+of every chunk open at the end. Waiting is a queue, never a sleeping thread, and a chunk
+with a slot never waits for anything, so every slot comes back and nothing deadlocks.
+``held_bound`` is the run-wide figure, and ``peak_held`` what was held.
+
+One item's failure never stops the others; its result carries the error, and the rows it
+had already handed over are flagged by the failed status so the writer can leave them out.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -37,6 +50,7 @@ from controller.scheduling import PriorityPool, page_priority
 from controller.tiktok.client import (
     GENERAL,
     GMV_MAX_BUDGET,
+    PAGE_SIZE,
     Budget,
     Page,
     QuotaError,
@@ -130,6 +144,20 @@ PartKey = tuple[Scope, Part, int]
 
 
 @dataclass
+class _Slot:
+    """A place in one of the run's two budgets of chunks that hold metric-group parts.
+
+    A 30-day chunk read in several metric groups takes an *open* slot before its page 1s are
+    queued and keeps it until it is joined; found over the row bound, it gives it back and
+    its windows wait for a *windows* slot, kept from the first window to the last. The
+    Upgraded Smart+ chunk a joined chunk spawns shares its slot (``holders``).
+    """
+
+    windows: bool  # which budget: ``Extraction._max_windows`` or ``_max_open``
+    holders: int = 1
+
+
+@dataclass
 class _Chunk:
     """One date chunk of one item; collects metric-group parts when a level needs several.
 
@@ -152,6 +180,7 @@ class _Chunk:
     rest_end: date | None = None  # the last day of the windows still to read after this one
     replaced: bool = False
     held: int = 0  # metric values in ``parts``
+    slot: _Slot | None = None  # None: read in one request per page, it holds nothing
 
     def announced(self) -> int:
         """The rows the largest metric group announced so far (its scopes and origins summed)."""
@@ -193,11 +222,26 @@ class Extraction:
         stop_requested: Callable[[], bool] | None = None,
         row_bound: int = CHUNK_ROW_BOUND,
         stores: Discovered | None = None,
+        open_windows: int | None = None,
     ) -> None:
         self._client = client
         self._row_bound = row_bound
         self._held = 0  # metric values waiting in chunk parts to be joined, all chunks
         self.peak_held = 0  # the most ``_held`` ever was (tests and bench read it)
+        # What the run holds is bounded by two budgets of chunks (``_Slot``), whatever the
+        # number of chunks: ``workers`` chunks open under the bound (each holds at most the
+        # bound; as many as there are threads, so small accounts keep every thread busy),
+        # and ``open_windows`` chunks read in windows (default: enough windows of ``row_bound``
+        # rows for every thread to have a page, at least 2).
+        self._max_open = workers
+        self._max_windows = open_windows or max(2, -(-workers * PAGE_SIZE // row_bound))
+        self._open = self._windows = 0  # slots taken
+        # chunks waiting for a slot, in the order their page 1s would have been queued
+        self._waiting_chunks: deque[tuple[_Item, date, date]] = deque()
+        self._waiting_windows: deque[tuple[_Item, date, date, date]] = deque()
+        self._admitting = self._readmit = False
+        # the most rows the chunks of this run hold at once (``peak_held`` ÷ the width)
+        self.held_bound = (self._max_open + self._max_windows) * row_bound
         self._start, self._end = start, end
         self._sink = sink
         self._workers = workers
@@ -260,7 +304,10 @@ class Extraction:
                 item.pending += 1
                 self._outstanding += 1
         self._discover_stores()
-        # Chunk-major order: every item gets its first request early.
+        # Chunk-major order: every item gets its first request early. A chunk read in several
+        # metric groups waits for an open slot; the longest expected chains first, as page 1s
+        # are ordered in the pool (``page_priority``).
+        waiting: list[tuple[_Item, date, date]] = []
         for index in range(max(map(len, chunks.values()))):
             for item in self._items:
                 if index >= len(chunks[item.spec.report_type]) or item.result.status != "running":
@@ -268,7 +315,17 @@ class Extraction:
                 if item.spec.gmv_max and not self._stores.get(item.result.advertiser_id):
                     continue
                 start, end = chunks[item.spec.report_type][index]
-                self._open_chunk(item, start, end, end)
+                if len(self._groups[item.spec.report_type]) > 1:
+                    waiting.append((item, start, end))
+                else:
+                    self._open_chunk(item, start, end, end, None)
+        waiting.sort(key=lambda entry: page_priority(1, entry[0].spec.data_level, None))
+        with self._lock:
+            for item, _, _ in waiting:
+                item.pending += 1  # released when it is opened (``_admit``)
+                self._outstanding += 1
+            self._waiting_chunks.extend(waiting)
+        self._admit()
         for item in self._items:
             self._task_done(item)
         while not self._all_done.wait(0.1):
@@ -313,10 +370,12 @@ class Extraction:
             return [(store, kind) for store in stores for kind in spec.promotion_types]
         return list(self._origins.requests(spec.by_entity))
 
-    def _open_chunk(self, item: _Item, start: date, end: date, rest_end: date) -> None:
+    def _open_chunk(
+        self, item: _Item, start: date, end: date, rest_end: date, slot: _Slot | None
+    ) -> None:
         """Queue page 1 of every metric group of ``start..end``; ``rest_end``: windows follow."""
         groups = len(self._groups[item.spec.report_type])
-        chunk = _Chunk(start, end, [[] for _ in range(groups)], rest_end=rest_end)
+        chunk = _Chunk(start, end, [[] for _ in range(groups)], rest_end=rest_end, slot=slot)
         chunk.pending += 1  # held open while its groups are queued, as items are in ``run``
         for group in range(groups):
             for origins in self._parts(item):
@@ -326,8 +385,67 @@ class Extraction:
     def _release_chunk(self, item: _Item, chunk: _Chunk) -> None:
         try:
             self._chunk_part_done(item, chunk)
-        except (NormalizationError, ValueError) as exc:
+        except (TikTokError, NormalizationError, ValueError) as exc:
             self._fail(item, exc)
+        except Exception as exc:  # a bug must fail the item, never hang the run
+            log.exception("unexpected extraction error")
+            self._fail(item, exc)
+
+    def _admit(self) -> None:
+        """Open waiting chunks while their budget has a slot: windows of a chunk over the
+        bound first (their chunk's page 1 was read already), then new chunks.
+
+        Waiting costs no thread and holds nothing, and a chunk with a slot never waits for
+        another, so every slot is given back (``_leave``) and no wait can deadlock. One
+        thread admits at a time; a call meanwhile makes it look again (no recursion when
+        an opened chunk is done at once).
+        """
+        with self._lock:
+            self._readmit = True
+            if self._admitting:
+                return
+            self._admitting = True
+        try:
+            while True:
+                with self._lock:
+                    if self._waiting_windows and self._windows < self._max_windows:
+                        item, start, end, rest_end = self._waiting_windows.popleft()
+                        windows = True
+                    elif self._waiting_chunks and self._open < self._max_open:
+                        item, start, end = self._waiting_chunks.popleft()
+                        rest_end, windows = end, False
+                    elif self._readmit:
+                        self._readmit = False
+                        continue
+                    else:
+                        self._admitting = False
+                        return
+                    running = item.result.status == "running"
+                    if running and windows:
+                        self._windows += 1
+                    elif running:
+                        self._open += 1
+                if running:
+                    self._open_chunk(item, start, end, rest_end, _Slot(windows))
+                self._task_done(item)
+        except BaseException:
+            with self._lock:
+                self._admitting = False
+            raise
+
+    def _leave(self, slot: _Slot | None) -> None:
+        """One holder of ``slot`` is done: the last gives the place back and admits more."""
+        if slot is None:
+            return
+        with self._lock:
+            slot.holders -= 1
+            if slot.holders:
+                return
+            if slot.windows:
+                self._windows -= 1
+            else:
+                self._open -= 1
+        self._admit()
 
     def _abort_reason(self) -> str | None:
         if self._deadline is not None and time.monotonic() >= self._deadline:
@@ -363,7 +481,10 @@ class Extraction:
             self.planned_requests += 1
         context = contextvars.copy_context()  # keeps the run's request id on worker log lines
         assert self._pool is not None
-        priority = page_priority(page if not scope else 2, item.spec.data_level, None)
+        # Campaign parts and an open window's page 1s run ahead of new chunks' page 1s, as
+        # follow-up pages: they end a chunk that holds a slot.
+        follow_up = page > 1 or bool(scope) or (chunk.slot is not None and chunk.slot.windows)
+        priority = page_priority(max(page, 2) if follow_up else 1, item.spec.data_level, None)
         self._pool.submit(
             priority, context.run, self._task, item, chunk, group, page, scope, origins
         )
@@ -378,13 +499,14 @@ class Extraction:
                 except TikTokApiError as exc:
                     if not self._store_refused(item, page, origins, exc):
                         raise
-                self._chunk_part_done(item, chunk)
         except (TikTokError, NormalizationError, TimeoutError) as exc:
             self._fail(item, exc)
         except Exception as exc:  # a bug must fail the item, never hang the run
             log.exception("unexpected extraction error")
             self._fail(item, exc)
         finally:
+            # counted down even when it failed: the chunk then ends and gives its slot back
+            self._release_chunk(item, chunk)
             self._task_done(item)
 
     def _store_refused(self, item: _Item, page: int, origins: Origins, exc: TikTokApiError) -> bool:
@@ -414,12 +536,18 @@ class Extraction:
             chunk_done = chunk.pending == 0 and not chunk.replaced
         if not chunk_done:
             return
-        if len(chunk.parts) > 1 and item.result.status == "running":
-            self._emit_joined(item, chunk)
-        self._drop_parts(chunk)
-        more = chunk.rest_end is not None and chunk.end < chunk.rest_end
-        if more and item.result.status == "running":
-            self._open_next_window(item, chunk)
+        joined = False
+        try:
+            if len(chunk.parts) > 1 and item.result.status == "running":
+                self._emit_joined(item, chunk)
+            joined = True
+        finally:
+            self._drop_parts(chunk)
+            more = chunk.rest_end is not None and chunk.end < chunk.rest_end
+            if joined and more and item.result.status == "running":
+                self._open_next_window(item, chunk)  # in the same slot
+            else:
+                self._leave(chunk.slot)
 
     def _open_next_window(self, item: _Item, done: _Chunk) -> None:
         """The window after ``done``, as many days as its density says fit the bound."""
@@ -430,7 +558,7 @@ class Extraction:
         remaining = (done.rest_end - start).days + 1
         window = max(1, self._row_bound * days // announced) if announced else remaining
         end = start + timedelta(days=min(window, remaining) - 1)
-        self._open_chunk(item, start, end, done.rest_end)
+        self._open_chunk(item, start, end, done.rest_end, done.slot)
 
     def _over_bound(self, item: _Item, chunk: _Chunk) -> bool:
         """Whether ``chunk`` announced more rows than the bound and is now read in windows.
@@ -469,9 +597,18 @@ class Extraction:
             },
         )
         assert chunk.rest_end is not None
-        self._open_chunk(
-            item, chunk.start, chunk.start + timedelta(days=window - 1), chunk.rest_end
-        )
+        end = chunk.start + timedelta(days=window - 1)
+        slot = chunk.slot
+        if slot is not None and slot.windows:  # a window over the bound: shorter, same slot
+            self._open_chunk(item, chunk.start, end, chunk.rest_end, slot)
+            return True
+        # A new chunk gives its open slot back; its windows wait for a windows slot.
+        with self._lock:
+            item.pending += 1  # released when its first window is opened (``_admit``)
+            self._outstanding += 1
+            self._waiting_windows.append((item, chunk.start, end, chunk.rest_end))
+        self._leave(slot)
+        self._admit()
         return True
 
     def _hold(
@@ -851,7 +988,11 @@ class Extraction:
             [[] for _ in range(groups)],
             by_ad_id_v2=True,
             smart_plus=set(new),
+            slot=chunk.slot,
         )
+        if ads.slot is not None:
+            with self._lock:
+                ads.slot.holders += 1  # what it holds counts in its chunk's place
         ads.pending += 1  # held open while its requests are queued
         for i in range(0, len(new), CAMPAIGNS_PER_PART):
             part = tuple(new[i : i + CAMPAIGNS_PER_PART])

@@ -9,6 +9,7 @@ never exceeds the bound, and the rows loaded are still exactly the simulator's.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 
 import orjson
@@ -43,7 +44,15 @@ def wide_sim(wide_world) -> SimulatorServer:
 
 
 def _extract(
-    server, items, row_bound: int, start: date = START, end: date = END
+    server,
+    items,
+    row_bound: int,
+    start: date = START,
+    end: date = END,
+    *,
+    workers: int = 8,
+    open_windows: int | None = None,
+    deadline: float | None = None,
 ) -> tuple[Extraction, dict[str, pa.Table]]:
     client = TikTokClient(
         server.base_url, TOKEN, RateLimiter(1000, 60000), retry=FAST_RETRY, read_timeout=10.0
@@ -59,9 +68,11 @@ def _extract(
         start,
         end,
         sink=sink,
-        workers=8,
+        workers=workers,
         extracted_at=datetime(2026, 11, 25, tzinfo=UTC),
         row_bound=row_bound,
+        open_windows=open_windows,
+        deadline=deadline,
     )
     extraction.run()
     client.close()
@@ -196,3 +207,58 @@ def test_two_chunks_over_the_bound_each_read_in_windows_load_exactly_the_truth(
     assert extraction.peak_held <= 2 * bound * width  # one window per chunk at a time
     windows = {(c["start_date"], c["end_date"]) for c in report_calls(wide_sim)}
     assert len(windows) > 4
+
+
+@pytest.mark.parametrize("days", [60, 240])
+def test_what_a_run_holds_does_not_grow_with_its_chunks(wide_sim, wide_world, days):
+    # 2 chunks, then 8 (4× the days), each over the bound and read in windows. A chunk's
+    # windows wait for one of the run's 2 windows slots (the design before opened a window
+    # of every chunk at once: ~8 windows held over 240 days), so what the run holds has the
+    # same bound for both, and the rows loaded are exactly the simulator's.
+    wide_sim.reset()  # this test's requests only in the log
+    wide_sim.configure(sparse_parts=True)
+    advertiser, spec = wide_world.advertiser_ids[0], REPORTS["ad"]
+    start, bound = date(2025, 6, 1), 1200
+    end = date.fromordinal(start.toordinal() + days - 1)
+    extraction, tables = _extract(wide_sim, [(advertiser, spec)], bound, start, end, open_windows=2)
+    [result] = extraction.results
+    assert result.status == "success", result.error
+    expected = by_key(spec, truth_rows(wide_world, spec, advertiser, start, end))
+    assert len(expected) > days // 30 * 2 * bound  # every chunk is over the bound
+    got = tables[advertiser].drop_columns(["_extracted_at"]).to_pylist()
+    assert_sparse_truth(spec, got, expected)
+    assert result.rows == len(expected)
+    width = sum(len(group) for group in spec.metric_groups())
+    assert extraction.held_bound == (8 + 2) * bound  # run-wide: no number of chunks in it
+    # Chunks over the bound hold nothing until a windows slot is theirs: 2 windows at most.
+    assert 1000 * 50 < extraction.peak_held <= 2 * bound * width
+
+
+def test_a_failed_chunk_gives_its_slot_back():
+    # One thread, so one open slot: the first advertiser's chunks (no permission: 40001)
+    # must give it back for the second's to be read at all; a waiting chunk of the failed
+    # item is dropped unread. The deadline only turns a hang into a failure.
+    world = World(seed=11, advertisers=2, campaigns_per_advertiser=2, ads_per_adgroup=5)
+    bad, good = world.advertiser_ids
+    spec = REPORTS["ad"]
+    start, end = date(2025, 4, 1), date(2025, 5, 30)  # 2 chunks each
+    with SimulatorServer(world, qps=1000, qpm=60000) as server:
+        server.remove_permission(bad)
+        extraction, tables = _extract(
+            server,
+            [(bad, spec), (good, spec)],
+            100,
+            start,
+            end,
+            workers=1,
+            deadline=time.monotonic() + 120,
+        )
+        calls = report_calls(server)
+    status = {r.advertiser_id: r for r in extraction.results}
+    assert status[bad].status == "error" and "40001" in status[bad].error
+    assert status[good].status == "success", status[good].error
+    expected = by_key(spec, truth_rows(world, spec, good, start, end))
+    got = by_key(spec, tables[good].drop_columns(["_extracted_at"]).to_pylist())
+    assert got == expected and len(expected) > 2 * 100  # read in windows, in the freed slot
+    # The failed item's second chunk waited for the slot and was never asked for.
+    assert {c["start_date"] for c in calls if c["advertiser_id"] == bad} == {"2025-04-01"}
