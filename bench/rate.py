@@ -315,42 +315,31 @@ def run(size: RateSize, log_dir: Path, *, progress=print) -> RateResult:
             f" × {size.days} days, {size.workers} workers, {size.latency:g} s latency,"
             f" {size.qps} QPS / {size.qpm} QPM"
         )
-        concurrent = run_extraction(
-            sim,
-            size,
-            advertisers=sim.advertiser_ids,
-            days=size.days,
-            workers=size.workers,
-            workdir=workdir,
-            families=size.families,
-        )
-        progress(f"rate: {concurrent.requests} requests in {concurrent.wall_seconds:.1f} s")
-        busy = None
-        if size.busy:
-            progress("rate: again, with a CPU-bound process beside the service…")
-            with cpu_hog():
-                busy = run_extraction(
-                    sim,
-                    size,
-                    advertisers=sim.advertiser_ids,
-                    days=size.days,
-                    workers=size.workers,
-                    workdir=workdir,
-                    families=size.families,
-                )
-            progress(f"rate: {busy.requests} requests in {busy.wall_seconds:.1f} s (CPU busy)")
-        wide = None
-        if size.wide:
-            progress("rate: again, at the default width (every family: 3 requests a page)…")
-            wide = run_extraction(
+
+        def whole(families: Sequence[str] | None) -> ExtractionRun:
+            """Every advertiser over the whole span with every worker, at ``families``."""
+            return run_extraction(
                 sim,
                 size,
                 advertisers=sim.advertiser_ids,
                 days=size.days,
                 workers=size.workers,
                 workdir=workdir,
-                families=None,
+                families=families,
             )
+
+        concurrent = whole(size.families)
+        progress(f"rate: {concurrent.requests} requests in {concurrent.wall_seconds:.1f} s")
+        busy = None
+        if size.busy:
+            progress("rate: again, with a CPU-bound process beside the service…")
+            with cpu_hog():
+                busy = whole(size.families)
+            progress(f"rate: {busy.requests} requests in {busy.wall_seconds:.1f} s (CPU busy)")
+        wide = None
+        if size.wide:
+            progress("rate: again, at the default width (every family: 3 requests a page)…")
+            wide = whole(None)  # None: the deployment's default, every family
             progress(
                 f"rate: {wide.requests} requests in {wide.wall_seconds:.1f} s (default width;"
                 f" simulator CPU {wide.simulator_busy:.0%} of the wall time)"

@@ -10,33 +10,21 @@ import pytest
 from config.settings import Settings, SettingsError, load_settings
 from controller.tiktok.factory import gmv_max_limiter, request_limiter
 from controller.tiktok.rate_limiter import DailyQuota, QuotaSpentError, RateLimiter
-from tests.support.clock import FakeClock
-
-
-def _starts(limiter: RateLimiter, clock: FakeClock, count: int) -> list[float]:
-    starts = []
-    for _ in range(count):
-        limiter.acquire()
-        starts.append(clock.now)
-    return starts
-
-
-def _max_in_window(starts: list[float], seconds: float) -> int:
-    return max(sum(1 for t in starts if s <= t < s + seconds) for s in starts)
+from tests.support.clock import acquire_times, max_in_window
 
 
 def test_basic_tier_windows_hold_8_per_second_and_240_per_minute(clock):
     limiter = RateLimiter(8, 240, clock=clock, daily=DailyQuota(20_000))
-    starts = _starts(limiter, clock, 500)
-    assert _max_in_window(starts, 1.0) == 8
-    assert _max_in_window(starts, 60.0) == 240
+    starts = acquire_times(limiter, clock, 500)
+    assert max_in_window(starts, 1.0) == 8
+    assert max_in_window(starts, 60.0) == 240
     assert limiter.daily is not None and limiter.daily.used == 500
 
 
 def test_the_day_quota_refuses_at_once_and_opens_again_at_utc_midnight(clock):
     today = [date(2026, 12, 7)]
     limiter = RateLimiter(8, 240, clock=clock, daily=DailyQuota(5, today=lambda: today[0]))
-    _starts(limiter, clock, 5)
+    acquire_times(limiter, clock, 5)
     waited_until = clock.now
     with pytest.raises(QuotaSpentError, match="daily quota of 5 requests is spent"):
         limiter.acquire()

@@ -7,43 +7,31 @@ import pytest
 from config.settings import Settings, SettingsError, load_settings
 from controller.tiktok.factory import request_concurrency
 from controller.tiktok.rate_limiter import RateLimiter
-from tests.support.clock import FakeClock
-
-
-def _starts(limiter: RateLimiter, clock: FakeClock, count: int) -> list[float]:
-    starts = []
-    for _ in range(count):
-        limiter.acquire()
-        starts.append(clock.now)
-    return starts
-
-
-def _max_in_window(starts: list[float], seconds: float) -> int:
-    return max(sum(1 for t in starts if s <= t < s + seconds) for s in starts)
+from tests.support.clock import acquire_times, max_in_window
 
 
 def test_no_window_ever_exceeds_qps_or_qpm(clock):
     limiter = RateLimiter(10, 600, margin=0.05, clock=clock)
-    starts = _starts(limiter, clock, 1300)
-    assert _max_in_window(starts, 1.0) == 10
-    assert _max_in_window(starts, 60.0) <= 600
+    starts = acquire_times(limiter, clock, 1300)
+    assert max_in_window(starts, 1.0) == 10
+    assert max_in_window(starts, 60.0) <= 600
     rate = len(starts) / (starts[-1] - starts[0])
     assert 9.0 <= rate <= 10.0  # saturates the tier instead of idling
 
 
 def test_qpm_binds_when_lower_than_qps_times_60(clock):
     limiter = RateLimiter(10, 30, clock=clock)
-    starts = _starts(limiter, clock, 61)
-    assert _max_in_window(starts, 60.0) == 30
+    starts = acquire_times(limiter, clock, 61)
+    assert max_in_window(starts, 60.0) == 30
     assert starts[30] >= 60.0
 
 
 def test_child_budget_is_fractional_and_counts_against_parent(clock):
     parent = RateLimiter(10, 600, clock=clock)
     child = parent.child(2.5, None)
-    starts = _starts(child, clock, 21)
-    assert _max_in_window(starts, 1.0) <= 3
-    assert _max_in_window(starts, 1.0) == 2  # 2.5 QPS rounds down per second
+    starts = acquire_times(child, clock, 21)
+    assert max_in_window(starts, 1.0) <= 3
+    assert max_in_window(starts, 1.0) == 2  # 2.5 QPS rounds down per second
     assert len(parent._windows[0].slots) == 10  # parent saw every start (window holds last 10)
 
 
