@@ -23,10 +23,13 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+# First: it chooses the pool Arrow's C++ code allocates from, once, when pyarrow loads.
+from config.allocators import tune_allocators
+
+# isort: split
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from config.allocators import tune_allocators
 from config.logging import register_secret
 from config.settings import SettingsError, load_settings
 from controller.entity_csv import write_entity_csvs
