@@ -74,9 +74,11 @@ from controller.tiktok.reader import (
     finish,
     gmv_max_rows,
     join_metric_groups,
+    key_fingerprints,
     of_campaigns,
     page_reader,
     page_to_table,
+    repeated_keys,
     without_creatives,
 )
 
@@ -172,6 +174,8 @@ class _Chunk:
     pending: int = 0
     # (metric group, campaign scope, origins) -> the total_number page 1 counted
     totals: dict[tuple[int, Scope, Origins], int] = field(default_factory=dict)
+    # the same requests -> their pages' key fingerprints, checked for repeats once all are in
+    keys: dict[tuple[int, Scope, Origins], list[pa.Array]] = field(default_factory=dict)
     # read by ``ad_id_v2`` (the Upgraded Smart+ ads of an ``ads_as_shown`` report)
     by_ad_id_v2: bool = False
     # campaigns whose Upgraded Smart+ ads of these days are already asked for by ad_id_v2
@@ -538,6 +542,7 @@ class Extraction:
             return
         joined = False
         try:
+            self._check_keys(item, chunk)
             if len(chunk.parts) > 1 and item.result.status == "running":
                 self._emit_joined(item, chunk)
             joined = True
@@ -548,6 +553,31 @@ class Extraction:
                 self._open_next_window(item, chunk)  # in the same slot
             else:
                 self._leave(chunk.slot)
+
+    def _check_keys(self, item: _Item, chunk: _Chunk) -> None:
+        """Fail the item when a request of ``chunk`` listed a key on two of its pages.
+
+        TikTok's report list is unsorted and its pages are asked for at once: a row that
+        moved while the list was paged comes twice, and the row it displaced never, while
+        ``total_number`` stays the same. Loading the repeat would duplicate a row, dropping
+        it would hide the missing one; the item fails instead (its rows already handed to
+        the sink are left out with it), as when the count changes (``_fetch``).
+        """
+        with self._lock:
+            requests, chunk.keys = chunk.keys, {}
+        if item.result.status != "running":
+            return
+        for (_, scope, _), fingerprints in requests.items():
+            repeated = repeated_keys(fingerprints)
+            if repeated:
+                part = f" (campaigns {', '.join(scope)})" if scope else ""
+                raise TikTokError(
+                    item.result.advertiser_id,
+                    f"the {item.spec.report_type} report of {chunk.start}..{chunk.end}{part} "
+                    f"listed {repeated} row(s) twice across its pages: it changed while it was "
+                    "paged, so as many rows may be missing; nothing of it is loaded, rerun "
+                    "the window",
+                )
 
     def _open_next_window(self, item: _Item, done: _Chunk) -> None:
         """The window after ``done``, as many days as its density says fit the bound."""
@@ -661,7 +691,12 @@ class Extraction:
         if page == 1:
             for next_page in range(2, result.total_page + 1):
                 self._submit(item, chunk, group, next_page, scope, origins)
-        if whole or not len(result.rows):
+        if not len(result.rows):
+            return
+        fingerprints = key_fingerprints(result.rows, spec.dimensions)
+        with self._lock:
+            chunk.keys.setdefault((group, scope, origins), []).append(fingerprints)
+        if whole:
             return
         self._hold(chunk, group, (scope, origins, page), result.rows, len(spec.dimensions))
 

@@ -209,7 +209,8 @@ def test_the_api_serves_the_rows_of_served_rows_page_after_page(sim_world: World
 
 
 def test_the_settings_that_reshape_a_page_still_apply(sim_world: World) -> None:
-    """``worded_metrics`` on every row, ``short_page`` one row short, ``drift`` one more total."""
+    """``worded_metrics`` on every row, ``short_page`` one row short, ``drift`` one more total,
+    ``repeat`` a row of the page before first."""
     app = SimulatorApp(sim_world, rate_limit=False, worded_metrics={"spend": "lots"})
     params = params_for(sim_world, AD, page_size="10")
     full = _get(app, params)["data"]
@@ -220,6 +221,16 @@ def test_the_settings_that_reshape_a_page_still_apply(sim_world: World) -> None:
     drift = _get(app, params)["data"]
     assert drift["list"] == full["list"]
     assert drift["page_info"]["total_number"] == full["page_info"]["total_number"] + 1
+    # ``repeat``: the row before the page comes first (page 1: its own last row), in place
+    # of the page's first; page_info unchanged
+    page_2 = _get(app, {**params, "page": "2"})["data"]
+    app.set_faults({"mode": "queue", "queue": ["repeat", "repeat"]})
+    repeated = _get(app, params)["data"]
+    assert repeated["list"] == [full["list"][-1], *full["list"][1:]]
+    assert repeated["page_info"] == full["page_info"]
+    repeated_2 = _get(app, {**params, "page": "2"})["data"]
+    assert repeated_2["list"] == [full["list"][-1], *page_2["list"][1:]]
+    assert repeated_2["page_info"] == page_2["page_info"]
 
 
 @pytest.mark.parametrize("order", [None, "spend", "frequency"])

@@ -199,7 +199,23 @@ class Settings:
 
 SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 # Fault kinds that shape a normal report answer rather than replace it (see ``faults``).
-PAGE_FAULTS = frozenset({"ok", "slow", "truncated", "short_page", "drift"})
+PAGE_FAULTS = frozenset({"ok", "slow", "truncated", "short_page", "drift", "repeat"})
+
+
+def _repeated(selection: Any, first: int, last: int) -> tuple[Any, int, int]:
+    """The page ``first..last`` with its first row replaced by the row before it (the last
+    row of the page before; on page 1, the page's own last row): a row that moved while the
+    list was paged comes twice, and the row it replaced never (``repeat`` fault)."""
+    if last - first < 1 or (first == 0 and last - first < 2):
+        return selection, first, last
+    keys = list(selection.keys[first:last])
+    keys[0] = selection.keys[first - 1] if first else keys[-1]
+    if isinstance(selection, Selection):
+        moved = Selection(selection.entities, selection.first_day, selection.throttled)
+        moved.keys.extend(keys)
+    else:  # an audience selection: keys in a list
+        moved = dataclasses.replace(selection, keys=keys)
+    return moved, 0, len(keys)
 
 
 def _worded(rows: list[dict[str, Any]], words: dict[str, str]) -> list[dict[str, Any]]:
@@ -574,6 +590,8 @@ class SimulatorApp:
             last = max(first, last - 1)
         elif fault == "drift":  # the report grew while it was being paged
             total += 1
+        elif fault == "repeat":
+            selection, first, last = _repeated(selection, first, last)
         words = self.settings.worded_metrics
         rows: list[dict[str, Any]] | orjson.Fragment
         if isinstance(builder, ReportBuilder):  # rendered in columns, straight to JSON
@@ -661,6 +679,9 @@ class SimulatorApp:
             data["list"] = data["list"][:-1]
         elif fault == "drift":
             data["page_info"]["total_number"] += 1
+        elif fault == "repeat" and data["list"]:
+            first = (page - 1) * page_size
+            data["list"][0] = rows[first - 1] if first else data["list"][-1]
         return json_reply(errors.OK, "OK", data), len(data["list"])
 
     # ------------------------------------------------------------------ other endpoints

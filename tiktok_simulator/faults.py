@@ -22,6 +22,9 @@ Kinds:
 * ``"short_page"``: a normal answer missing the page's last row (page_info unchanged).
 * ``"drift"``: a normal answer whose ``total_number`` is one more (the report grew while it
   was paged, TikTok's list being unsorted).
+* ``"repeat"``: a normal answer whose first row is the row before it (the page before's
+  last; on page 1 the page's own last), page_info unchanged: a row that moved while the
+  unsorted list was paged comes twice and the one it replaced never.
 * ``"ok"``: no fault (holds a place in a queue).
 """
 
@@ -34,7 +37,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-_KIND_RE = re.compile(r"\d{5}|5\d\d(_html)?|reset|truncated|slow|empty_ok|short_page|drift|ok")
+_KIND_RE = re.compile(
+    r"\d{5}|5\d\d(_html)?|reset|truncated|slow|empty_ok|short_page|drift|repeat|ok"
+)
 MODES = ("off", "random", "queue")
 
 
@@ -42,7 +47,7 @@ def validate_kind(kind: Any) -> str:
     if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
         raise ValueError(
             f"unknown fault kind {kind!r}: use an API code like '50000', '503_html', '504', "
-            "'reset', 'truncated', 'slow', 'empty_ok', 'short_page', 'drift' or 'ok'"
+            "'reset', 'truncated', 'slow', 'empty_ok', 'short_page', 'drift', 'repeat' or 'ok'"
         )
     return kind
 
