@@ -429,6 +429,8 @@ def key_fingerprints(table: pa.Table, dimensions: Sequence[str]) -> pa.Array:
     20,000 ads a day share one with odds of ~1 in 10^7. Arrow has no row hash kernel.
     """
     columns = [table.column(name) for name in dimensions if name in table.column_names]
+    if not columns:  # no key to tell rows apart by: nothing to check
+        return pa.array([], pa.int64())
     strings = [c if pa.types.is_string(c.type) else pc.cast(c, pa.string()) for c in columns]
     joined = strings[0] if len(strings) == 1 else pc.binary_join_element_wise(*strings, "\x1f")
     return pa.array(list(map(hash, joined.to_pylist())), pa.int64())
