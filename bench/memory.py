@@ -11,8 +11,9 @@ inherit the first one's.
 Memory is bounded when the peak does not grow with the rows: pages are decoded and typed on
 the client's two decode threads (not on each of the 24 request threads), spooled to a Parquet
 file in 10,000-row row groups and uploaded in 16 MiB chunks, so the file, not memory, grows.
-RSS also holds what the allocators keep after a free (glibc arenas, Arrow's mimalloc heaps,
-per thread), which is why the peak is measured from outside rather than estimated.
+RSS also holds what the allocators keep after a free (glibc arenas per thread, and Arrow's
+mimalloc heaps before ``config/allocators.py`` moved Arrow, its C++ default pool included, to
+the system allocator), which is why the peak is measured from outside rather than estimated.
 
 The wide runs (``MemorySize.wide_world``) read one big account at the default width (every
 metric family, 3 requests a page, joined per chunk) over 3 and 12 days: its chunks are over

@@ -61,8 +61,8 @@ THROTTLE_HEADER = "X-Tt-Ads-Throttle"
 # Threads that decode pages (JSON, then ``convert``). Decoding is CPU-bound and the GIL runs
 # one thread at a time, so two suffice. Decoding on a few dedicated threads, not on each of
 # the request threads, bounds memory: at most two decoded pages (~10 MB of Python objects
-# each) exist at once, and the allocators' per-thread caches (glibc arenas, Arrow's mimalloc
-# heaps) stay in two threads instead of growing in every one of TIKTOK_CONCURRENCY threads.
+# each) exist at once, and the allocators' per-thread caches (glibc arenas) stay in two
+# threads instead of growing in every one of TIKTOK_CONCURRENCY threads.
 DECODE_THREADS = 2
 
 # TikTok blocks a request for 10 minutes once it timed out 3 times in 10 minutes
