@@ -89,6 +89,9 @@ MAX_DAYS_PER_REQUEST = 30  # TikTok's limit for daily (stat_time_day) sync repor
 # windows (``TIKTOK_CHUNK_ROW_BOUND``).
 CHUNK_ROW_BOUND = Settings.tiktok_chunk_row_bound
 CAMPAIGNS_PER_PART = 30  # TikTok's advice for campaign_ids filters: at most 30 per request
+# A chunk whose report changed while it was paged, and nothing of which was handed on yet
+# (its metric groups wait to be joined), is read again this many times before it fails.
+MAX_REREADS = 2
 # TikTok's 40002 for metrics a level does not offer: "... Invalid metric fields: ['a', 'b']."
 _INVALID_METRICS = re.compile(r"Invalid metric fields?:\s*\[([^\]]*)\]", re.IGNORECASE)
 
@@ -185,6 +188,7 @@ class _Chunk:
     replaced: bool = False
     held: int = 0  # metric values in ``parts``
     slot: _Slot | None = None  # None: read in one request per page, it holds nothing
+    rereads: int = 0  # times these days were read again after they changed while paged
 
     def announced(self) -> int:
         """The rows the largest metric group announced so far (its scopes and origins summed)."""
@@ -375,11 +379,19 @@ class Extraction:
         return list(self._origins.requests(spec.by_entity))
 
     def _open_chunk(
-        self, item: _Item, start: date, end: date, rest_end: date, slot: _Slot | None
+        self,
+        item: _Item,
+        start: date,
+        end: date,
+        rest_end: date,
+        slot: _Slot | None,
+        rereads: int = 0,
     ) -> None:
         """Queue page 1 of every metric group of ``start..end``; ``rest_end``: windows follow."""
         groups = len(self._groups[item.spec.report_type])
-        chunk = _Chunk(start, end, [[] for _ in range(groups)], rest_end=rest_end, slot=slot)
+        chunk = _Chunk(
+            start, end, [[] for _ in range(groups)], rest_end=rest_end, slot=slot, rereads=rereads
+        )
         chunk.pending += 1  # held open while its groups are queued, as items are in ``run``
         for group in range(groups):
             for origins in self._parts(item):
@@ -540,9 +552,13 @@ class Extraction:
             chunk_done = chunk.pending == 0 and not chunk.replaced
         if not chunk_done:
             return
+        repeated = self._repeated_keys(item, chunk)
+        if repeated and self._read_again(item, chunk, repeated):
+            return  # its slot goes on with the chunk that reads the days again
         joined = False
         try:
-            self._check_keys(item, chunk)
+            if repeated:
+                raise TikTokError(item.result.advertiser_id, repeated)
             if len(chunk.parts) > 1 and item.result.status == "running":
                 self._emit_joined(item, chunk)
             joined = True
@@ -554,30 +570,62 @@ class Extraction:
             else:
                 self._leave(chunk.slot)
 
-    def _check_keys(self, item: _Item, chunk: _Chunk) -> None:
-        """Fail the item when a request of ``chunk`` listed a key on two of its pages.
+    def _repeated_keys(self, item: _Item, chunk: _Chunk) -> str | None:
+        """Why ``chunk`` cannot be loaded as read: a request listed a key on two of its pages.
 
         TikTok's report list is unsorted and its pages are asked for at once: a row that
         moved while the list was paged comes twice, and the row it displaced never, while
         ``total_number`` stays the same. Loading the repeat would duplicate a row, dropping
-        it would hide the missing one; the item fails instead (its rows already handed to
-        the sink are left out with it), as when the count changes (``_fetch``).
+        it would hide the missing one: the chunk is read again or its item fails (its rows
+        already handed to the sink are left out with it), as when the count changes.
         """
         with self._lock:
             requests, chunk.keys = chunk.keys, {}
         if item.result.status != "running":
-            return
+            return None
         for (_, scope, _), fingerprints in requests.items():
             repeated = repeated_keys(fingerprints)
             if repeated:
                 part = f" (campaigns {', '.join(scope)})" if scope else ""
-                raise TikTokError(
-                    item.result.advertiser_id,
+                return (
                     f"the {item.spec.report_type} report of {chunk.start}..{chunk.end}{part} "
                     f"listed {repeated} row(s) twice across its pages: it changed while it was "
                     "paged, so as many rows may be missing; nothing of it is loaded, rerun "
-                    "the window",
+                    "the window"
                 )
+        return None
+
+    def _read_again(self, item: _Item, chunk: _Chunk, reason: str) -> bool:
+        """Read ``chunk``'s days again from page 1, in its slot, when its report changed while
+        it was paged (``reason``); False when it cannot be: its pages went to the sink already
+        (one request a page), it is the Upgraded Smart+ part of another chunk, or it was read
+        again ``MAX_REREADS`` times. TikTok's daily data fix rewrites reports for a while, so
+        a second read usually finds them settled; nothing of the first was handed on."""
+        if chunk.slot is None or chunk.rest_end is None or chunk.rereads >= MAX_REREADS:
+            return False
+        with self._lock:
+            if item.result.status != "running":
+                return False
+            if chunk.replaced:
+                return True  # another page's answer already asked for it again
+            chunk.replaced = True
+        self._drop_parts(chunk)
+        log.warning(
+            "report changed while it was paged: read again",
+            extra={
+                "fields": {
+                    "advertiser_id": item.result.advertiser_id,
+                    "report_type": item.spec.report_type,
+                    "start": str(chunk.start),
+                    "end": str(chunk.end),
+                    "reason": reason,
+                }
+            },
+        )
+        self._open_chunk(
+            item, chunk.start, chunk.end, chunk.rest_end, chunk.slot, chunk.rereads + 1
+        )
+        return True
 
     def _open_next_window(self, item: _Item, done: _Chunk) -> None:
         """The window after ``done``, as many days as its density says fit the bound."""
@@ -678,11 +726,13 @@ class Extraction:
         if counted != result.total_number:
             # TikTok's list is unsorted and pages are fetched at once: a report that changed
             # between pages may have lost or repeated rows in the pages already read.
+            counts = f"page 1 counted {counted} rows, page {page} counts {result.total_number}"
+            if self._read_again(item, chunk, counts):
+                return
             raise TikTokError(
                 advertiser_id,
                 f"the {spec.report_type} report of {chunk.start}..{chunk.end} changed while "
-                f"it was paged (page 1 counted {counted} rows, page {page} counts "
-                f"{result.total_number}); nothing of it is loaded, rerun the window",
+                f"it was paged ({counts}); nothing of it is loaded, rerun the window",
             )
         if self._on_request_done:
             self._on_request_done(len(result.rows))

@@ -9,6 +9,7 @@ never exceeds the bound, and the rows loaded are still exactly the simulator's.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, date, datetime
 
@@ -262,3 +263,45 @@ def test_a_failed_chunk_gives_its_slot_back():
     assert got == expected and len(expected) > 2 * 100  # read in windows, in the freed slot
     # The failed item's second chunk waited for the slot and was never asked for.
     assert {c["start_date"] for c in calls if c["advertiser_id"] == bad} == {"2025-04-01"}
+
+
+def test_windows_that_changed_while_paged_are_read_again_in_their_slot(
+    wide_sim, wide_world, caplog
+):
+    # Rows that moved between pages (the simulator's ``repeat``) in two reads of the windows
+    # of 60 days over the bound: each is read again in the slot it holds, the run
+    # ends (no slot is lost: the deadline only turns a hang into a failure), holds no more
+    # than without faults, and loads exactly the truth.
+    wide_sim.reset()  # this test's requests only in the log
+    wide_sim.configure(sparse_parts=True)
+    # One thread: the 6th and 13th requests, whichever windows they belong to, repeat a row.
+    queue = ["ok"] * 5 + ["repeat"] + ["ok"] * 6 + ["repeat"]
+    wide_sim.set_faults({"mode": "queue", "queue": queue})
+    advertiser, spec = wide_world.advertiser_ids[0], REPORTS["ad"]
+    start, end, bound = date(2025, 8, 1), date(2025, 9, 29), 1200
+    caplog.set_level(logging.WARNING, logger="controller.extraction")
+    try:
+        extraction, tables = _extract(
+            wide_sim,
+            [(advertiser, spec)],
+            bound,
+            start,
+            end,
+            workers=1,
+            open_windows=2,
+            deadline=time.monotonic() + 120,
+        )
+        faults = [e for e in wide_sim.stats()["log"] if e.get("fault") == "repeat"]
+    finally:
+        wide_sim.set_faults({"mode": "off"})
+    [result] = extraction.results
+    assert result.status == "success", result.error
+    assert len(faults) == 2
+    again = [r for r in caplog.records if r.getMessage().endswith("paged: read again")]
+    assert len(again) == 2
+    expected = by_key(spec, truth_rows(wide_world, spec, advertiser, start, end))
+    got = tables[advertiser].drop_columns(["_extracted_at"]).to_pylist()
+    assert_sparse_truth(spec, got, expected)
+    assert result.rows == len(expected) > 4 * bound
+    width = sum(len(group) for group in spec.metric_groups())
+    assert extraction.peak_held <= 2 * bound * width

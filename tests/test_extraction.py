@@ -356,23 +356,17 @@ def test_a_report_that_changes_while_paged_fails_instead_of_losing_rows(big_sim,
     )
 
 
-@pytest.mark.parametrize(
-    "families",
-    [ONE_REQUEST, None],  # pages straight to the sink; the default width's 3 joined groups
-    ids=["one-request", "default-width"],
-)
-def test_a_row_listed_on_two_pages_fails_the_report_instead_of_loading_it_twice(
-    big_sim, big_world, families
-):
+def test_a_row_listed_on_two_pages_fails_the_report_instead_of_loading_it_twice(big_sim, big_world):
     # The row before page 2 comes again on it (the row it displaced never): page_info agrees,
     # only the keys tell. One worker: a page 2 runs right after its page 1 (follow-ups go
-    # first), so it takes the queue's "repeat".
+    # first), so it takes the queue's "repeat". One request a page: the pages went to the
+    # sink as they came, so the report cannot be read again; the writer leaves it out.
     advertiser, spec = big_world.advertiser_ids[0], REPORTS["ad"]
     start, end = date(2025, 3, 1), date(2025, 3, 30)
     big_sim.reset()
     big_sim.set_faults({"mode": "queue", "queue": ["ok", "repeat"]})
     results, tables = extract(
-        big_sim, [(advertiser, spec)], start, end, workers=1, families=families
+        big_sim, [(advertiser, spec)], start, end, workers=1, families=ONE_REQUEST
     )
     assert [e["page"] for e in report_calls(big_sim)][:2] == ["1", "2"]
     assert _only(results).status == "error"
@@ -381,10 +375,61 @@ def test_a_row_listed_on_two_pages_fails_the_report_instead_of_loading_it_twice(
         "twice across its pages: it changed while it was paged, so as many rows may be "
         "missing; nothing of it is loaded, rerun the window"
     )
-    # what reached the sink before the check (pages streamed) carries the repeat: the
-    # writer leaves it out with the failed item
-    if families is ONE_REQUEST:
-        assert len(tables[("ad", advertiser)]) == big_world_total(big_world, advertiser, start, end)
+    # what reached the sink before the check carries the repeat, and the failed status
+    assert len(tables[("ad", advertiser)]) == big_world_total(big_world, advertiser, start, end)
+
+
+@pytest.mark.parametrize("fault", ["repeat", "drift"])
+def test_at_the_default_width_a_report_that_changed_while_paged_is_read_again(
+    big_sim, big_world, fault, caplog
+):
+    # Three metric groups wait to be joined: nothing was handed on, so the chunk's days are
+    # read again from page 1 and load exactly the truth.
+    advertiser, spec = big_world.advertiser_ids[0], REPORTS["ad"]
+    start, end = date(2025, 3, 1), date(2025, 3, 30)
+    big_sim.reset()
+    big_sim.set_faults({"mode": "queue", "queue": ["ok", fault]})
+    with caplog.at_level(logging.WARNING, logger="controller.extraction"):
+        results, tables = extract(big_sim, [(advertiser, spec)], start, end, workers=1)
+    assert _only(results).status == "success", _only(results).error
+    assert assert_equals_truth(big_world, spec, advertiser, tables[("ad", advertiser)], start, end)
+    again = [
+        r
+        for r in caplog.records
+        if r.getMessage() == "report changed while it was paged: read again"
+    ]
+    assert len(again) == 1
+    total = big_world_total(big_world, advertiser, start, end)
+    pages = -(-total // 1000)
+    reason = (
+        f"page 1 counted {total} rows, page 2 counts {total + 1}"
+        if fault == "drift"
+        else "the ad report of 2025-03-01..2025-03-30 listed 1 row(s) twice across its pages: "
+        "it changed while it was paged, so as many rows may be missing; nothing of it is "
+        "loaded, rerun the window"
+    )
+    assert again[0].fields["reason"] == reason
+    # the pages asked the first time (all of them, or up to the drifted page 2) and once again
+    first = 3 * pages if fault == "repeat" else 2
+    assert len(report_calls(big_sim)) == first + 3 * pages
+
+
+def test_a_report_that_keeps_changing_while_paged_fails_after_two_reads_again(big_sim, big_world):
+    advertiser, spec = big_world.advertiser_ids[0], REPORTS["ad"]
+    start, end = date(2025, 3, 1), date(2025, 3, 30)
+    big_sim.reset()
+    big_sim.set_faults({"mode": "random", "probability": 1.0, "kinds": ["repeat"]})
+    results, tables = extract(big_sim, [(advertiser, spec)], start, end, workers=1)
+    pages = -(-big_world_total(big_world, advertiser, start, end) // 1000)
+    assert _only(results).status == "error"
+    # every page repeats one row (page 1 its own last): as many repeats as pages
+    assert _only(results).error == (
+        f"advertiser {advertiser}: the ad report of 2025-03-01..2025-03-30 listed {pages} "
+        "row(s) twice across its pages: it changed while it was paged, so as many rows may "
+        "be missing; nothing of it is loaded, rerun the window"
+    )
+    assert len(report_calls(big_sim)) == 3 * (3 * pages)  # read, then twice again
+    assert ("ad", advertiser) not in tables  # joined chunks: nothing handed on
 
 
 def big_world_total(world, advertiser, start, end) -> int:
