@@ -18,7 +18,10 @@ the system allocator), which is why the peak is measured from outside rather tha
 The wide runs (``MemorySize.wide_world``) read one big account at the default width (every
 metric family, 3 requests a page, joined per chunk) over 3 and 12 days: its chunks are over
 ``TIKTOK_CHUNK_ROW_BOUND`` and read as date windows, so the 12-day peak must stay within
-1.25× the 3-day one (``config/allocators.py`` says why the allocators matter there).
+1.25× the 3-day one (``config/allocators.py`` says why the allocators matter there). The
+many-accounts run (``MemorySize.many_world``) is the run-wide worst case: 24 accounts whose
+chunks each announce just under the bound, so none is read in windows and every open slot
+may hold a whole chunk.
 
 The BigQuery side is counted from the emulator's job list: at most one load job and one DML
 statement per table and run, whatever the number of advertisers.
@@ -55,6 +58,10 @@ MEMORY_WORLD = WorldSize(advertisers=4, campaigns=10, adgroups=10, ads=10, deliv
 # One big account at the default width (every family: 3 requests a page): 15,000 ads (under
 # TikTok's 20,000-ad cap) delivering on 90 % of the days, ~13,500 ad rows a day.
 WIDE_WORLD = WorldSize(advertisers=1, campaigns=10, adgroups=10, ads=150, delivery=0.9)
+# The run-wide holding's worst case: 24 accounts (one per request thread) of 330 ads, ~8,900
+# ad rows a 30-day chunk, just under TIKTOK_CHUNK_ROW_BOUND (10,000): no chunk is read in
+# windows, so every open slot may hold a whole chunk at the default width.
+MANY_WORLD = WorldSize(advertisers=24, campaigns=3, adgroups=10, ads=11, delivery=0.9)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ class MemorySize:
     # The same account over ~1M rows (74 days of ~13,500): peak RSS < 512 MiB at the default
     # width. None: not run.
     wide_million_days: int | None = 74
+    # Many accounts each just under the row bound, over ``many_days`` (one chunk each), at
+    # the default width: what the open slots hold at worst (< 512 MiB). None: not run.
+    many_world: WorldSize | None = None
+    many_days: int = 30
 
 
 @dataclass
@@ -174,6 +185,7 @@ class MemoryResult:
     wide_small: ServiceRun | None = None  # one big account, default width, fewer days
     wide_large: ServiceRun | None = None  # the same account over 4× the days
     wide_million: ServiceRun | None = None  # the same account over ~1M rows
+    many: ServiceRun | None = None  # many accounts, each chunk just under the row bound
 
     @property
     def wide_growth(self) -> float | None:
@@ -197,6 +209,7 @@ class MemoryResult:
             "wide_large": self.wide_large.to_json() if self.wide_large else None,
             "wide_peak_rss_ratio": None if self.wide_growth is None else round(self.wide_growth, 3),
             "wide_million": self.wide_million.to_json() if self.wide_million else None,
+            "many": self.many.to_json() if self.many else None,
         }
 
 
@@ -328,6 +341,18 @@ def run(
             wide_plan = [(f"wide{days}", ["ad"], days) for days in dict.fromkeys(wide_days)]
             wide_env = {**env, "TIKTOK_API_BASE_URL": wide.base_url}
             _measure(wide_plan, size.wide_world, wide, bigquery, wide_env, log_dir, runs, progress)
+        if size.many_world is not None:
+            many = stack.enter_context(
+                Simulator(
+                    log_dir / "simulator-memory-many.log",
+                    size.many_world,
+                    qps=size.qps,
+                    qpm=size.qpm,
+                )
+            )
+            many_plan = [(f"many{size.many_days}", ["ad"], size.many_days)]
+            many_env = {**env, "TIKTOK_API_BASE_URL": many.base_url}
+            _measure(many_plan, size.many_world, many, bigquery, many_env, log_dir, runs, progress)
     return MemoryResult(
         small=runs["small"],
         large=runs["large"],
@@ -335,6 +360,7 @@ def run(
         wide_small=runs.get(f"wide{size.wide_days[0]}"),
         wide_large=runs.get(f"wide{size.wide_days[1]}"),
         wide_million=runs.get(f"wide{size.wide_million_days}") if size.wide_million_days else None,
+        many=runs.get(f"many{size.many_days}"),
     )
 
 

@@ -64,7 +64,7 @@ FULL = {
     "reports": reports.ReportsSize(),
     "cpu": cpu.CpuSize(),
     "endtoend": endtoend.EndToEndSize(),
-    "memory": memory.MemorySize(wide_world=memory.WIDE_WORLD),
+    "memory": memory.MemorySize(wide_world=memory.WIDE_WORLD, many_world=memory.MANY_WORLD),
     "families": families.FamiliesSize(),
     "backfill": backfill.BackfillSize(),
     "simulator": simulator.SimulatorSize(),
@@ -216,7 +216,7 @@ def sizes_from(args: argparse.Namespace) -> dict:
         jobs_days=args.jobs_days,
     )
     if args.skip_wide_memory:
-        memory_size = dataclasses.replace(memory_size, wide_world=None)
+        memory_size = dataclasses.replace(memory_size, wide_world=None, many_world=None)
     cpu_size = _override(
         preset["cpu"],
         pages=args.cpu_pages,

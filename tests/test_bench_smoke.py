@@ -61,7 +61,14 @@ def cpu_result() -> cpu.CpuResult:
 @pytest.fixture(scope="module")
 @spawns_processes
 def memory_result(tmp_path_factory: pytest.TempPathFactory, local_bigquery) -> memory.MemoryResult:
-    size = memory.MemorySize(world=TINY_WORLD, small_days=1, large_days=3, jobs_days=1)
+    size = memory.MemorySize(
+        world=TINY_WORLD,
+        small_days=1,
+        large_days=3,
+        jobs_days=1,
+        many_world=TINY_WORLD,
+        many_days=2,
+    )
     return memory.run(
         size, tmp_path_factory.mktemp("bench-logs"), bigquery=local_bigquery, progress=quiet
     )
@@ -143,6 +150,9 @@ def test_memory_scenario_samples_rss_and_counts_jobs(memory_result: memory.Memor
         "TKT004_TIKTOK_ADS_AD",
     }
     assert memory_result.growth > 0
+    many = memory_result.many  # the run-wide worst case's run, here on the tiny world
+    assert many is not None and (many.status, many.errors) == (200, 0)
+    assert many.rows == 2 * 7 * 2 and many.peak_worker_rss > 0
 
 
 def test_report_table_json_and_chart(
@@ -157,7 +167,8 @@ def test_report_table_json_and_chart(
     rows = report.table_rows(results)
     # The concurrent run idle and beside a CPU-bound process, the one-worker baseline.
     assert [row["scenario"].split(":")[0] for row in rows[:4]] == ["rate", "rate", "rate", "cpu"]
-    assert len(rows) == 7
+    assert len(rows) == 8
+    assert rows[-1]["scenario"] == "/run 2 accounts just under the row bound, default width, 2 d"
     table = report.render_table(rows)
     assert "CPU µs/row" in table and "peak RSS MiB" in table
     assert all(row["target"].endswith(("PASS", "MISS")) for row in rows if row.get("target"))
@@ -168,6 +179,7 @@ def test_report_table_json_and_chart(
     assert data["rate"]["concurrent_cpu_busy"]["requests"] == data["rate"]["concurrent"]["requests"]
     assert data["cpu"]["us_per_row"] > 0
     assert data["memory"]["large"]["peak_worker_rss_mib"] > 0
+    assert data["memory"]["many"]["rows"] == 2 * 7 * 2
     chart = report.write_rate_chart(rate_result, tmp_path / "rate.png")
     assert chart.read_bytes().startswith(b"\x89PNG")
 
