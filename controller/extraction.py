@@ -189,6 +189,10 @@ class _Chunk:
     held: int = 0  # metric values in ``parts``
     slot: _Slot | None = None  # None: read in one request per page, it holds nothing
     rereads: int = 0  # times these days were read again after they changed while paged
+    # rows of the run's open budget this chunk took (``_may_page``); 0: none (yet)
+    admitted: int = 0
+    # (group, scope, origins, total_page) of page 1s answered while it waits for the budget
+    paused: list[tuple[int, Scope, Origins, int]] | None = None
 
     def announced(self) -> int:
         """The rows the largest metric group announced so far (its scopes and origins summed)."""
@@ -244,12 +248,19 @@ class Extraction:
         self._max_open = workers
         self._max_windows = open_windows or max(2, -(-workers * PAGE_SIZE // row_bound))
         self._open = self._windows = 0  # slots taken
+        # Open chunks are under the bound each, but 24 of them would hold 24 bounds: past
+        # page 1, they together read at most as many announced rows as the windows slots
+        # may hold; the others wait with their page 1s (``_may_page``, ``_resume``).
+        self._open_budget = self._max_windows * row_bound
+        self._admitted_rows = 0
+        self._paused: deque[tuple[_Item, _Chunk]] = deque()
         # chunks waiting for a slot, in the order their page 1s would have been queued
         self._waiting_chunks: deque[tuple[_Item, date, date]] = deque()
         self._waiting_windows: deque[tuple[_Item, date, date, date]] = deque()
         self._admitting = self._readmit = False
-        # the most rows the chunks of this run hold at once (``peak_held`` ÷ the width)
-        self.held_bound = (self._max_open + self._max_windows) * row_bound
+        # the most rows the chunks of this run hold at once (``peak_held`` ÷ the width): the
+        # windows, the open chunks admitted past page 1, and the page 1s of those waiting
+        self.held_bound = 2 * self._max_windows * row_bound + self._max_open * PAGE_SIZE
         self._start, self._end = start, end
         self._sink = sink
         self._workers = workers
@@ -703,10 +714,75 @@ class Extraction:
             self.peak_held = max(self.peak_held, self._held)
 
     def _drop_parts(self, chunk: _Chunk) -> None:
+        """``chunk`` holds nothing more: its share of the open budget goes to a waiting one."""
         with self._lock:
             chunk.parts = [[] for _ in chunk.parts]
             self._held -= chunk.held
             chunk.held = 0
+            released, chunk.admitted = chunk.admitted, 0
+            self._admitted_rows -= released
+        if released:
+            self._resume()
+
+    def _may_page(
+        self, item: _Item, chunk: _Chunk, follow: tuple[int, Scope, Origins, int]
+    ) -> bool:
+        """Whether an open chunk's pages after page 1 (``follow``: which request, how many
+        pages) may be asked for now: while the chunks admitted so far announce at most
+        ``_open_budget`` rows (or none is admitted). Otherwise the chunk waits, holding its
+        page 1s and a count on itself and its item, until ``_resume`` admits it.
+
+        Each open chunk is under the row bound, yet 24 of them just under it (24 mid-size
+        accounts) would hold 24 bounds at once; a wait costs no request and no thread.
+        Windows hold their own slots' bound, and one page is all a one-page chunk holds.
+        """
+        _, _, _, total_page = follow
+        if total_page < 2 or chunk.slot is None or chunk.slot.windows or chunk.rest_end is None:
+            return True
+        with self._lock:
+            announced = chunk.announced()
+            if chunk.admitted:  # another page 1 of it: its share follows what it announced
+                self._admitted_rows += announced - chunk.admitted
+                chunk.admitted = announced
+                return True
+            budget_left = self._open_budget - self._admitted_rows
+            if chunk.paused is None and (not self._admitted_rows or announced <= budget_left):
+                chunk.admitted = announced
+                self._admitted_rows += announced
+                return True
+            if chunk.paused is None:
+                chunk.paused = []
+                chunk.pending += 1  # released by ``_resume``
+                item.pending += 1
+                self._outstanding += 1
+                self._paused.append((item, chunk))
+            chunk.paused.append(follow)
+            return False
+
+    def _resume(self) -> None:
+        """Admit waiting chunks, oldest first, while the open budget has room (one at least
+        when none is admitted), and ask for their pages; a waiting chunk whose item failed
+        or that is read otherwise now only gives its counts back."""
+        while True:
+            with self._lock:
+                if not self._paused:
+                    return
+                item, chunk = self._paused[0]
+                gone = chunk.replaced or item.result.status != "running"
+                if not gone:
+                    announced = chunk.announced()
+                    if self._admitted_rows and announced > self._open_budget - self._admitted_rows:
+                        return
+                    chunk.admitted = max(announced, 1)
+                    self._admitted_rows += chunk.admitted
+                self._paused.popleft()
+                follows, chunk.paused = chunk.paused or [], None
+            if not gone:
+                for group, scope, origins, total_page in follows:
+                    for next_page in range(2, total_page + 1):
+                        self._submit(item, chunk, group, next_page, scope, origins)
+            self._release_chunk(item, chunk)
+            self._task_done(item)
 
     def _fetch(
         self, item: _Item, chunk: _Chunk, group: int, page: int, scope: Scope, origins: Origins
@@ -738,7 +814,7 @@ class Extraction:
             self._on_request_done(len(result.rows))
         if page == 1 and not whole and self._over_bound(item, chunk):
             return
-        if page == 1:
+        if page == 1 and self._may_page(item, chunk, (group, scope, origins, result.total_page)):
             for next_page in range(2, result.total_page + 1):
                 self._submit(item, chunk, group, next_page, scope, origins)
         if not len(result.rows):

@@ -230,7 +230,7 @@ def test_what_a_run_holds_does_not_grow_with_its_chunks(wide_sim, wide_world, da
     assert_sparse_truth(spec, got, expected)
     assert result.rows == len(expected)
     width = sum(len(group) for group in spec.metric_groups())
-    assert extraction.held_bound == (8 + 2) * bound  # run-wide: no number of chunks in it
+    assert extraction.held_bound == 2 * 2 * bound + 8 * 1000  # run-wide: no number of chunks
     # Chunks over the bound hold nothing until a windows slot is theirs: 2 windows at most.
     assert 1000 * 50 < extraction.peak_held <= 2 * bound * width
 
@@ -305,3 +305,42 @@ def test_windows_that_changed_while_paged_are_read_again_in_their_slot(
     assert result.rows == len(expected) > 4 * bound
     width = sum(len(group) for group in spec.metric_groups())
     assert extraction.peak_held <= 2 * bound * width
+
+
+def test_many_chunks_just_under_the_bound_share_the_open_budget():
+    # 8 accounts whose 30-day chunk each announces ~4,400 rows, under the bound of 5,000:
+    # none is read in windows, yet 8 open chunks could hold ~35,000 full-width rows at once.
+    # Past page 1 they share the open budget (one windows slot's worth here: 5,000 announced
+    # rows, so one chunk at a time); the others wait with their page 1s, and every row loads.
+    world = World(
+        seed=23,
+        advertisers=8,
+        campaigns_per_advertiser=3,
+        adgroups_per_campaign=5,
+        ads_per_adgroup=14,
+    )
+    spec, start, end, bound = REPORTS["ad"], date(2025, 4, 1), date(2025, 4, 30), 5000
+    expected = {a: truth_rows(world, spec, a, start, end) for a in world.advertiser_ids}
+    assert all(2 * 1000 < len(rows) <= bound for rows in expected.values())
+    with SimulatorServer(world, qps=1000, qpm=60000) as server:
+        extraction, tables = _extract(
+            server,
+            [(a, spec) for a in world.advertiser_ids],
+            bound,
+            start,
+            end,
+            open_windows=1,
+            deadline=time.monotonic() + 120,
+        )
+        calls = report_calls(server)
+    assert {r.status for r in extraction.results} == {"success"}
+    for advertiser, rows in expected.items():
+        got = by_key(spec, tables[advertiser].drop_columns(["_extracted_at"]).to_pylist())
+        assert got == by_key(spec, rows)
+    # One admitted chunk at a time: the pages after page 1 come account after account.
+    follow_ups = [c["advertiser_id"] for c in calls if c["page"] != "1"]
+    blocks = [a for i, a in enumerate(follow_ups) if i == 0 or a != follow_ups[i - 1]]
+    assert sorted(blocks) == sorted(world.advertiser_ids)
+    width = sum(len(group) for group in spec.metric_groups())
+    assert extraction.held_bound == 2 * bound + 8 * 1000
+    assert extraction.peak_held <= (bound + 8 * 1000) * width
