@@ -22,7 +22,9 @@ ahead of new chunks' once a slot frees. A budget of slots rather than only a pri
 every page 1 still runs before the last windows, so priority alone would leave a window
 of every chunk open at the end. Waiting is a queue, never a sleeping thread, and a chunk
 with a slot never waits for anything, so every slot comes back and nothing deadlocks.
-``held_bound`` is the run-wide figure, and ``peak_held`` what was held.
+Open chunks under the bound also share a budget past page 1 (``_may_page``): together they
+read at most the windows slots' rows, so 24 accounts just under the bound do not hold 24
+bounds. ``held_bound`` is the run-wide figure, and ``peak_held`` what was held.
 
 One item's failure never stops the others; its result carries the error, and the rows it
 had already handed over are flagged by the failed status so the writer can leave them out.
