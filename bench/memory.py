@@ -326,33 +326,25 @@ def run(
             ("jobs", list(REPORT_TYPES), size.jobs_days),
         ]
         _measure(plan, size.world, sim, bigquery, env, log_dir, runs, progress)
-        if size.wide_world is not None:
-            wide = stack.enter_context(
+
+        def measure_on(name: str, world: WorldSize, plan: list[tuple[str, list[str], int]]) -> None:
+            """``plan``'s runs against a simulator process of ``world`` of their own."""
+            own = stack.enter_context(
                 Simulator(
-                    log_dir / "simulator-memory-wide.log",
-                    size.wide_world,
-                    qps=size.qps,
-                    qpm=size.qpm,
+                    log_dir / f"simulator-memory-{name}.log", world, qps=size.qps, qpm=size.qpm
                 )
             )
+            own_env = {**env, "TIKTOK_API_BASE_URL": own.base_url}
+            _measure(plan, world, own, bigquery, own_env, log_dir, runs, progress)
+
+        if size.wide_world is not None:
             wide_days = list(size.wide_days)
             if size.wide_million_days:
                 wide_days.append(size.wide_million_days)
             wide_plan = [(f"wide{days}", ["ad"], days) for days in dict.fromkeys(wide_days)]
-            wide_env = {**env, "TIKTOK_API_BASE_URL": wide.base_url}
-            _measure(wide_plan, size.wide_world, wide, bigquery, wide_env, log_dir, runs, progress)
+            measure_on("wide", size.wide_world, wide_plan)
         if size.many_world is not None:
-            many = stack.enter_context(
-                Simulator(
-                    log_dir / "simulator-memory-many.log",
-                    size.many_world,
-                    qps=size.qps,
-                    qpm=size.qpm,
-                )
-            )
-            many_plan = [(f"many{size.many_days}", ["ad"], size.many_days)]
-            many_env = {**env, "TIKTOK_API_BASE_URL": many.base_url}
-            _measure(many_plan, size.many_world, many, bigquery, many_env, log_dir, runs, progress)
+            measure_on("many", size.many_world, [(f"many{size.many_days}", ["ad"], size.many_days)])
     return MemoryResult(
         small=runs["small"],
         large=runs["large"],
