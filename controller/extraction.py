@@ -747,10 +747,7 @@ class Extraction:
                 self._admitted_rows += announced - chunk.admitted
                 chunk.admitted = announced
                 return True
-            budget_left = self._open_budget - self._admitted_rows
-            if chunk.paused is None and (not self._admitted_rows or announced <= budget_left):
-                chunk.admitted = announced
-                self._admitted_rows += announced
+            if chunk.paused is None and self._take_budget(chunk):
                 return True
             if chunk.paused is None:
                 chunk.paused = []
@@ -760,6 +757,16 @@ class Extraction:
                 self._paused.append((item, chunk))
             chunk.paused.append(follow)
             return False
+
+    def _take_budget(self, chunk: _Chunk) -> bool:
+        """Admit ``chunk`` when what it announced fits the open budget (or nothing is
+        admitted); the caller holds the lock."""
+        announced = max(chunk.announced(), 1)
+        if self._admitted_rows and announced > self._open_budget - self._admitted_rows:
+            return False
+        chunk.admitted = announced
+        self._admitted_rows += announced
+        return True
 
     def _resume(self) -> None:
         """Admit waiting chunks, oldest first, while the open budget has room (one at least
@@ -771,12 +778,8 @@ class Extraction:
                     return
                 item, chunk = self._paused[0]
                 gone = chunk.replaced or item.result.status != "running"
-                if not gone:
-                    announced = chunk.announced()
-                    if self._admitted_rows and announced > self._open_budget - self._admitted_rows:
-                        return
-                    chunk.admitted = max(announced, 1)
-                    self._admitted_rows += chunk.admitted
+                if not gone and not self._take_budget(chunk):
+                    return
                 self._paused.popleft()
                 follows, chunk.paused = chunk.paused or [], None
             if not gone:
